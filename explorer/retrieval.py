@@ -1,0 +1,171 @@
+"""Bi-encoder stage: embed texts separately, index them in FAISS, search by cosine.
+
+Embeddings are L2-normalised, so inner product in an exact FAISS index *is* cosine
+similarity. A corpus is encoded once per (model, precision, content) and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from .batching import length_sorted_batches
+from .models import LoadedModel, cache_dir
+
+ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def encode_texts(
+    model: LoadedModel,
+    texts: Sequence[str],
+    precision: str = "fp32",
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises."""
+    if not texts:
+        return np.zeros((0, model.module.config.hidden_size), dtype=np.float32)
+    tokenizer, module = model.tokenizer, model.module_for(precision)
+    encoded = tokenizer(list(texts), truncation=True, max_length=model.max_length)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    output = np.empty((len(texts), module.config.hidden_size), dtype=np.float32)
+    done = 0
+    with torch.inference_mode():
+        for batch in length_sorted_batches(lengths, batch_size):
+            features = tokenizer.pad(
+                {key: [encoded[key][i] for i in batch] for key in encoded.keys()}, return_tensors="pt"
+            )
+            hidden = module(**features).last_hidden_state.float()
+            pooled = _pool(hidden, features["attention_mask"], model.pooling)
+            if model.normalize:
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            output[batch] = pooled.numpy()
+            done += len(batch)
+            if progress:
+                progress(done, len(texts))
+    return output
+
+
+def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int = 32) -> faiss.Index:
+    """An exact inner-product index, or an HNSW one (approximate, faster at large sizes)."""
+    dim = embeddings.shape[1]
+    if kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_neighbors, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 64
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+    return index
+
+
+def search(index: faiss.Index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, positions) for each query row, best first."""
+    k = min(k, index.ntotal)
+    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+    return scores, positions
+
+
+@dataclass
+class CorpusIndex:
+    """A corpus's embeddings and their FAISS index, for one model and precision."""
+
+    embeddings: np.ndarray
+    index: faiss.Index
+
+
+class EmbeddingCache:
+    """Bounded LRU of corpus indexes in memory, with optional .npy files on disk.
+
+    Bounded by total embedding bytes so a public app cannot grow without end.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, CorpusIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> CorpusIndex | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple, entry: CorpusIndex) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(entry.embeddings.nbytes for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+EMBEDDING_CACHE = EmbeddingCache(int(os.environ.get("EXPLORER_EMBEDDING_CACHE_MB", "512")) * 1024 * 1024)
+
+
+def _disk_path(model: LoadedModel, precision: str, fingerprint: str) -> Path:
+    slug = model.id.replace("/", "--")
+    return cache_dir() / "embeddings" / f"{slug}-{precision}-{fingerprint[:24]}.npy"
+
+
+def corpus_index(
+    model: LoadedModel,
+    texts: Sequence[str],
+    fingerprint: str,
+    precision: str,
+    persist: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[CorpusIndex, bool]:
+    """The corpus's index, and whether it came from a cache (memory or disk) rather than encoding."""
+    key = (model.id, precision, fingerprint)
+    cached = EMBEDDING_CACHE.get(key)
+    if cached is not None:
+        return cached, True
+    path = _disk_path(model, precision, fingerprint)
+    embeddings = None
+    if persist and path.is_file():
+        try:
+            embeddings = np.load(path)
+            if embeddings.shape[0] != len(texts):
+                embeddings = None
+        except (OSError, ValueError):
+            embeddings = None
+    from_disk = embeddings is not None
+    if embeddings is None:
+        embeddings = encode_texts(model, texts, precision=precision, progress=progress)
+        if persist:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(temporary, embeddings)
+            os.replace(temporary, path)
+    entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings))
+    EMBEDDING_CACHE.put(key, entry)
+    return entry, from_disk
