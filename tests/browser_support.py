@@ -1,0 +1,49 @@
+"""Debian's Chromium driven by Playwright: the one way tests open a real browser.
+
+A missing browser fails the test (CI installs it); it is never downloaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("Debian's chromium is not installed: apt-get install -y chromium")
+    return path
+
+
+@contextmanager
+def browser_page(offline: bool = False, viewport=(1400, 1000)):
+    """A fresh page; with `offline`, every request that leaves loopback is refused."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            if offline:
+                def only_loopback(route):
+                    url = route.request.url
+                    local = url.startswith(("http://127.0.0.1", "http://localhost", "data:", "about:", "blob:"))
+                    route.continue_() if local else route.abort()
+
+                context.route("**/*", only_loopback)
+            page = context.new_page()
+            yield page
+        finally:
+            browser.close()
