@@ -212,6 +212,34 @@ def _load_failure(model_id: str, kind: Kind, error: Exception) -> ExplorerError:
 
 
 _load_lock = threading.Lock()
+_hub_probe: dict[str, float | bool] = {}
+
+
+def hub_reachable(timeout: float = 3.0, remember_s: float = 60.0) -> bool:
+    """Can the model hub be reached? One quick TCP connect, remembered for a minute.
+
+    Without this check the hub client retries a missing network for ~25 s before failing,
+    which would freeze the app for a user who typed a hub id on an offline machine.
+    """
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    now = time.monotonic()
+    if now - float(_hub_probe.get("at", -1e9)) < remember_s:
+        return bool(_hub_probe["ok"])
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _hub_probe.update(at=now, ok=ok)
+    return ok
 
 
 def load_model(
@@ -228,6 +256,13 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     from transformers.utils import logging as transformers_logging
+
+    if not Path(source).is_dir() and not hub_reachable():
+        what = "bi-encoder" if kind == "bi" else "cross-encoder"
+        raise ExplorerError(
+            f"Cannot load {what} {model_id!r}: there is no network connection to the model hub. "
+            f"Models available offline: {offline_models_text(kind)}."
+        )
 
     transformers_logging.disable_progress_bar()  # no "Loading weights" bars on every load
     try:
