@@ -1,0 +1,60 @@
+"""The bi-encoder contrast: query and document never meet until the final cosine.
+
+Each text goes through the bi-encoder in its own pass. The matrix compares their
+contextual token vectors (cosine), next to the one pooled sentence cosine the retriever
+actually uses. Nothing in either pass can see the other text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models import DEFAULT_BI_ENCODER, LoadedModel, load_model
+from .retrieval import encode_texts
+
+
+@dataclass
+class TokenSimilarity:
+    query_tokens: list[str]
+    doc_tokens: list[str]
+    similarity: np.ndarray  # (query tokens, doc tokens) cosine of contextual token vectors
+    pooled_cosine: float  # cosine of the two sentence embeddings, as used for retrieval
+    model_name: str
+
+
+def _token_vectors(model: LoadedModel, text: str) -> tuple[list[str], torch.Tensor]:
+    """One pass over one text: its tokens (specials included) and L2-normalised token vectors."""
+    encoded = model.tokenizer(text, truncation=True, max_length=model.max_length, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model.module(**encoded).last_hidden_state[0].float()
+    tokens = model.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
+    return tokens, torch.nn.functional.normalize(hidden, dim=-1)
+
+
+def bi_encoder_token_similarity(
+    query: str, document: str, bi_encoder: str | LoadedModel = DEFAULT_BI_ENCODER, include_special: bool = False
+) -> TokenSimilarity:
+    """Cosine between the bi-encoder's query-token and document-token vectors, from two separate passes."""
+    model = bi_encoder if isinstance(bi_encoder, LoadedModel) else load_model(bi_encoder, "bi")
+    query_tokens, query_vectors = _token_vectors(model, query)
+    doc_tokens, doc_vectors = _token_vectors(model, document)
+    similarity = (query_vectors @ doc_vectors.T).numpy()
+    if not include_special:
+        special = set(model.tokenizer.all_special_tokens)
+        keep_q = [i for i, t in enumerate(query_tokens) if t not in special]
+        keep_d = [j for j, t in enumerate(doc_tokens) if t not in special]
+        similarity = similarity[np.ix_(keep_q, keep_d)]
+        query_tokens = [query_tokens[i] for i in keep_q]
+        doc_tokens = [doc_tokens[j] for j in keep_d]
+    pooled = encode_texts(model, [query, document], precision="fp32")
+    pooled = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return TokenSimilarity(
+        query_tokens=query_tokens,
+        doc_tokens=doc_tokens,
+        similarity=similarity.astype(np.float32),
+        pooled_cosine=float(pooled[0] @ pooled[1]),
+        model_name=model.name,
+    )
