@@ -1,0 +1,122 @@
+"""The named `compare` endpoint, called with gradio_client against the app on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERY = "how do plants make their food?"
+DOCUMENTS = [
+    "Photosynthesis converts light energy into chemical energy stored in glucose, using chlorophyll.",
+    "Power plants make electricity by burning coal or gas.",
+    "Plants make a good gift: they brighten a room and are easy to look after.",
+    "Carbon dioxide enters a leaf through stomata, and water comes up from the roots.",
+    "Cooking food at home with fresh vegetables is healthy and cheap.",
+    "The Calvin cycle fixes carbon into sugars inside the chloroplast.",
+    "Food plants such as wheat and rice feed most of the world's people.",
+    "Many restaurants grow their own herbs to make fresh food for customers.",
+]
+OUTPUT_NAMES = [
+    "summary", "bi_list", "cross_list", "timings", "scatter", "slope",
+    "projection_md", "projection_plot", "downloads", "json", "inspect_pick",
+]  # the order of the endpoint's outputs (run_comparison's, less the session state clients never see)
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "plants.txt"
+    path.write_text("\n".join(DOCUMENTS) + "\n", encoding="utf-8")
+    return path
+
+
+def _comparison_json(outputs) -> dict:
+    """The comparison dict among the endpoint's outputs (the only one with both rankings)."""
+    found = [o for o in outputs if isinstance(o, dict) and "bi_encoder" in o and "cross_encoder" in o]
+    assert len(found) == 1, outputs
+    return found[0]
+
+
+def _cli_json(corpus: Path, *flags: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "explorer", "compare", "--query", QUERY, "--corpus", str(corpus), "--json", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+    )
+    return json.loads(completed.stdout)
+
+
+def _ids(hits) -> list[str]:
+    return [hit["id"] for hit in hits]
+
+
+def test_compare_endpoint_is_named_in_the_api(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    assert "/compare" in info["named_endpoints"]
+    names = [p["parameter_name"] for p in info["named_endpoints"]["/compare"]["parameters"]]
+    assert names[:3] == ["query", "corpus_source", "corpus_text"]
+
+
+def test_upload_ranking_equals_the_command_line(client, corpus_file):
+    from gradio_client import handle_file
+
+    outputs = client.predict(
+        query=QUERY, corpus_source="Upload", corpus_file=handle_file(str(corpus_file)),
+        top_k=5, precision="fp32", api_name="/compare",
+    )
+    app = _comparison_json(outputs)
+    cli = _cli_json(corpus_file, "--top-k", "5", "--precision", "fp32")
+    assert _ids(app["bi_encoder"]) == _ids(cli["bi_encoder"])
+    assert _ids(app["cross_encoder"]) == _ids(cli["cross_encoder"])
+    for ours, theirs in zip(app["cross_encoder"], cli["cross_encoder"]):
+        assert ours["score"] == pytest.approx(theirs["score"], abs=1e-4)
+        assert ours["move"] == theirs["move"]
+    assert app["precision"] == {"bi_encoder": "fp32 on cpu", "cross_encoder": "fp32 on cpu"}
+    # The cross-encoder puts the photosynthesis sentence first whatever the bi-encoder did.
+    assert app["cross_encoder"][0]["id"] == "1"
+
+
+def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_file):
+    outputs = client.predict(
+        query=QUERY, corpus_source="Paste", corpus_text="\n".join(DOCUMENTS),
+        top_k=3, score_all=True, api_name="/compare",
+    )
+    app = _comparison_json(outputs)
+    cli = _cli_json(corpus_file, "--top-k", "3", "--all")
+    assert _ids(app["bi_encoder"]) == _ids(cli["bi_encoder"])
+    assert _ids(app["cross_encoder_full"]) == _ids(cli["cross_encoder_full"])
+    assert len(app["cross_encoder_full"]) == len(DOCUMENTS)
+    # The cross list on the page is the cross-encoder's top-3 over the whole corpus, with NEW badges
+    # exactly for the ones the bi-encoder's top-3 missed.
+    cross_html = outputs[OUTPUT_NAMES.index("cross_list")]
+    new_ids = [h["id"] for h in app["cross_encoder_full"][:3] if not h["in_bi_top_k"]]
+    assert cross_html.count("move-new'") == len(new_ids)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"query": "   "}, "The query is empty"),
+        ({"corpus_text": "\n\n"}, "The corpus is empty"),
+        ({"bi_encoder": "../../etc/passwd"}, "is not a model id"),
+        ({"bi_encoder": "/tmp"}, "is not a model id"),
+        ({"corpus_source": "Built-in", "builtin_corpus": "../corpora"}, "Unknown built-in corpus"),
+    ],
+)
+def test_bad_input_is_an_error_with_the_explorer_message(client, overrides, message):
+    from gradio_client.exceptions import AppError
+
+    arguments = dict(query=QUERY, corpus_source="Paste", corpus_text="\n".join(DOCUMENTS), top_k=3)
+    arguments.update(overrides)
+    with pytest.raises(AppError, match=message):
+        client.predict(**arguments, api_name="/compare")
