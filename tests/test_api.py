@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from explorer.teaching_examples import EXAMPLES, FEW_SHARED_WORDS
+
 ROOT = Path(__file__).resolve().parent.parent
-QUERY = "how do plants make their food?"
-DOCUMENTS = [
-    "Photosynthesis converts light energy into chemical energy stored in glucose, using chlorophyll.",
-    "Power plants make electricity by burning coal or gas.",
-    "Plants make a good gift: they brighten a room and are easy to look after.",
-    "Carbon dioxide enters a leaf through stomata, and water comes up from the roots.",
-    "Cooking food at home with fresh vegetables is healthy and cheap.",
-    "The Calvin cycle fixes carbon into sugars inside the chloroplast.",
-    "Food plants such as wheat and rice feed most of the world's people.",
-    "Many restaurants grow their own herbs to make fresh food for customers.",
-]
+QUERY, _, _ = EXAMPLES[1]  # the teaching example whose answer shares few words with the question
+DOCUMENTS = FEW_SHARED_WORDS.split("\n")
 OUTPUT_NAMES = [
     "summary", "bi_list", "cross_list", "timings", "scatter", "slope",
     "projection_md", "projection_plot", "downloads", "json", "inspect_pick",
@@ -72,18 +65,20 @@ def test_upload_ranking_equals_the_command_line(client, corpus_file):
 
     outputs = client.predict(
         query=QUERY, corpus_source="Upload", corpus_file=handle_file(str(corpus_file)),
-        top_k=5, precision="fp32", api_name="/compare",
+        top_k=4, precision="fp32", api_name="/compare",
     )
     app = _comparison_json(outputs)
-    cli = _cli_json(corpus_file, "--top-k", "5", "--precision", "fp32")
+    cli = _cli_json(corpus_file, "--top-k", "4", "--precision", "fp32")
     assert _ids(app["bi_encoder"]) == _ids(cli["bi_encoder"])
     assert _ids(app["cross_encoder"]) == _ids(cli["cross_encoder"])
     for ours, theirs in zip(app["cross_encoder"], cli["cross_encoder"]):
         assert ours["score"] == pytest.approx(theirs["score"], abs=1e-4)
         assert ours["move"] == theirs["move"]
     assert app["precision"] == {"bi_encoder": "fp32 on cpu", "cross_encoder": "fp32 on cpu"}
-    # The cross-encoder puts the photosynthesis sentence first whatever the bi-encoder did.
-    assert app["cross_encoder"][0]["id"] == "1"
+    # What the example teaches: the answer shares few words with the question, so the
+    # bi-encoder does not put it first, and the cross-encoder does.
+    assert app["bi_encoder"][0]["id"] != "1"
+    assert app["cross_encoder"][0]["id"] == "1" and app["cross_encoder"][0]["move"] > 0
 
 
 def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_file):
@@ -110,7 +105,7 @@ def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_fil
         ({"corpus_text": "\n\n"}, "The corpus is empty"),
         ({"bi_encoder": "../../etc/passwd"}, "is not a model id"),
         ({"bi_encoder": "/tmp"}, "is not a model id"),
-        ({"corpus_source": "Built-in", "builtin_corpus": "../corpora"}, "Unknown built-in corpus"),
+        ({"corpus_source": "Built-in", "builtin_corpus": "../corpora"}, "not in the list of choices|Unknown built-in corpus"),
     ],
 )
 def test_bad_input_is_an_error_with_the_explorer_message(client, overrides, message):

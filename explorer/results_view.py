@@ -1,0 +1,118 @@
+"""HTML for the two ranked lists and the run summary. Every piece of user text is escaped here.
+
+Rows carry `data-doc-id` and `data-rank` so tests (and people with dev tools) can read
+the order the page shows.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from .compare import Comparison, CrossHit
+from .plots import displayed_cross_hits
+
+MAX_TEXT_CHARS = 600  # long documents are cut in the list; the full text is in the downloads
+
+
+def _text(text: str, title: str = "") -> str:
+    shown = text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS].rstrip() + " …"
+    heading = f"<span class='doc-title'>{escape(title)}</span> " if title else ""
+    return f"<div class='doc-text'>{heading}{escape(shown)}</div>"
+
+
+def move_badge(hit: CrossHit) -> str:
+    """Arrow and count of places moved: ▲ 3 (up), ▼ 2 (down), = (same), NEW (outside bi top-k)."""
+    if not hit.in_bi_top_k:
+        return f"<span class='move move-new' title='bi-encoder rank {hit.bi_rank}: outside its top-k'>NEW · was #{hit.bi_rank}</span>"
+    if hit.move > 0:
+        return f"<span class='move move-up' title='up {hit.move} from bi-encoder rank {hit.bi_rank}'>▲ {hit.move}</span>"
+    if hit.move < 0:
+        return f"<span class='move move-down' title='down {-hit.move} from bi-encoder rank {hit.bi_rank}'>▼ {-hit.move}</span>"
+    return "<span class='move move-same' title='same rank as the bi-encoder'>=</span>"
+
+
+def _row_class(hit: CrossHit) -> str:
+    if not hit.in_bi_top_k:
+        return "moved-new"
+    return "moved-up" if hit.move > 0 else "moved-down" if hit.move < 0 else "moved-same"
+
+
+def _header(title: str, model: str, precision: str, score_name: str) -> str:
+    return (
+        f"<div class='list-header'><div class='list-title'>{escape(title)}</div>"
+        f"<div class='list-meta'>{escape(model)} · <span class='precision'>{escape(precision)}</span>"
+        f" · score: {escape(score_name)}</div></div>"
+    )
+
+
+def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
+    """The bi-encoder's top-k by cosine, each row saying where the cross-encoder put it."""
+    titles = titles or {}
+    cross_rank = {h.id: h.rank for h in (result.cross_encoder_full or result.cross_encoder)}
+    rows = []
+    for hit in result.bi_encoder:
+        after = cross_rank.get(hit.id)
+        fate = (
+            f"<span class='fate fate-out'>cross #{after}: out of top-{result.top_k}</span>"
+            if after and after > result.top_k
+            else f"<span class='fate'>→ cross #{after}</span>"
+        )
+        bar = max(0.0, min(1.0, hit.score)) * 100
+        rows.append(
+            f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
+            f"<span class='rank'>{hit.rank}</span>"
+            f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
+            f"<span class='score' title='cosine similarity'>{hit.score:.3f} cosine</span>{fate}</div>"
+            f"<div class='score-bar'><div style='width:{bar:.0f}%'></div></div>"
+            f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
+        )
+    header = _header(
+        "Bi-encoder (retrieve)", result.models["bi_encoder"], result.precision["bi_encoder"], "cosine similarity"
+    )
+    return f"<div class='ranked-list bi-list'>{header}<ol>{''.join(rows)}</ol></div>"
+
+
+def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
+    """The cross-encoder's top-k by logit (with sigmoid probability) and each row's rank move."""
+    titles = titles or {}
+    scope = "whole corpus scored" if result.cross_encoder_full is not None else f"re-ranks the bi-encoder's top-{result.top_k}"
+    rows = []
+    for hit in displayed_cross_hits(result):
+        rows.append(
+            f"<li class='hit {_row_class(hit)}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
+            f"<span class='rank'>{hit.rank}</span>"
+            f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
+            f"<span class='score' title='cross-encoder logit'>{hit.score:.2f} logit</span>"
+            f"<span class='prob' title='sigmoid of the logit'>p = {hit.probability:.3f}</span>"
+            f"{move_badge(hit)}</div>"
+            f"<div class='score-bar prob-bar'><div style='width:{hit.probability * 100:.0f}%'></div></div>"
+            f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
+        )
+    header = _header(
+        f"Cross-encoder ({scope})",
+        result.models["cross_encoder"],
+        result.precision["cross_encoder"],
+        "logit, sigmoid probability p",
+    )
+    return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
+
+
+def summary_html(result: Comparison) -> str:
+    """One line on what ran (corpus, models, precision and device), what changed, and any notes."""
+    shown = displayed_cross_hits(result)
+    moved = sum(1 for h in shown if h.move != 0 and h.in_bi_top_k)
+    new = sum(1 for h in shown if not h.in_bi_top_k)
+    same_top = result.bi_encoder[0].id == shown[0].id
+    facts = [
+        f"<b>{result.corpus_size:,}</b> documents in {escape(result.corpus_name)}",
+        f"top-k <b>{result.top_k}</b>",
+        f"<b>{moved}</b> of {len(shown)} moved",
+        "same top result" if same_top else "<b>top result changed</b>",
+        f"{result.timings_ms.get('total', 0):,.0f} ms in all",
+        "corpus embeddings cached" if result.corpus_embeddings_cached else "corpus encoded now",
+    ]
+    if result.cross_encoder_full is not None:
+        facts.insert(3, f"<b>{new}</b> new from outside the bi-encoder's top-k")
+    chips = "".join(f"<span class='chip'>{fact}</span>" for fact in facts)
+    notes = "".join(f"<div class='note'>⚠ {escape(note)}</div>" for note in result.notes)
+    return f"<div class='summary'>{chips}{notes}</div>"

@@ -1,0 +1,310 @@
+"""The Gradio app: a Compare tab (bi-encoder vs cross-encoder), plus Inspect and Evaluate tabs.
+
+The callbacks only turn inputs into a `Corpus`, call `compare()` and hand its result to
+`results_view`, `plots` and `export`. Errors a user can cause arrive as `ExplorerError`
+and are shown with `gr.Error`, which leaves every output as it was.
+"""
+
+from __future__ import annotations
+
+import glob
+import html
+import importlib.util
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import gradio as gr
+
+from . import plots, results_view
+from .compare import Comparison, compare
+from .corpus import MAX_CORPUS_BYTES, Corpus, corpus_from_text, read_corpus, read_corpus_bytes
+from .errors import ExplorerError
+from .export import write_downloads
+from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from .teaching_examples import EXAMPLES, EXPLANATION
+
+ROOT = Path(__file__).resolve().parent.parent
+CSS_PATH = ROOT / "assets" / "style.css"
+CORPORA_DIR = ROOT / "corpora"
+SOURCES = ["Paste", "Upload", "Built-in"]
+PRECISIONS = [("auto (bf16 where the CPU has it)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
+DEFAULT_PROJECTION_N = 10_000
+# Last measured cost of embedding one document, per (bi-encoder, precision): a cached corpus
+# measures none, and the projection still needs one.
+_EMBED_MS: dict[tuple[str, str], float] = {}
+
+
+def _has_module(name: str) -> bool:
+    return importlib.util.find_spec(f"explorer.{name}") is not None
+
+
+# ---- corpus choice -------------------------------------------------------------------------
+
+
+def builtin_corpus_choices() -> list[tuple[str, str]]:
+    """(title, name) of each shipped corpus: explorer.builtin_corpora's sets, else corpora/*/corpus.jsonl."""
+    if _has_module("builtin_corpora"):
+        from .builtin_corpora import list_sets
+
+        return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
+    return [(Path(p).parent.name,) * 2 for p in sorted(glob.glob(str(CORPORA_DIR / "*" / "corpus.jsonl")))]
+
+
+def load_builtin_corpus(name: str) -> Corpus:
+    names = [value for _, value in builtin_corpus_choices()]
+    if name not in names:  # never a path: only names from the list
+        raise ExplorerError(f"Unknown built-in corpus {name!r}; choose one of: {', '.join(names) or 'none shipped'}.")
+    if _has_module("builtin_corpora"):
+        from .builtin_corpora import load_set
+
+        return load_set(name).corpus
+    return read_corpus(CORPORA_DIR / name / "corpus.jsonl")
+
+
+def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str | None) -> Corpus:
+    """The corpus the user meant: pasted lines, an uploaded file, or a shipped corpus by name."""
+    if source == "Upload":
+        if not upload:
+            raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
+        path = Path(upload)
+        if path.stat().st_size > MAX_CORPUS_BYTES:
+            raise ExplorerError(f"{path.name} is larger than the {MAX_CORPUS_BYTES / 1e6:.0f} MB limit.")
+        return read_corpus_bytes(path.read_bytes(), path.name)
+    if source == "Built-in":
+        return load_builtin_corpus(builtin or "")
+    if not (text or "").strip():
+        raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
+    return corpus_from_text(text)
+
+
+# ---- the comparison callback -----------------------------------------------------------------
+
+
+def _projection(costs: dict, n) -> tuple[str, object]:
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        n = DEFAULT_PROJECTION_N
+    n = max(2, min(n, 10**9))
+    unit = plots.UnitCosts(**costs)
+    return plots.projection_markdown(unit, n), plots.projection_figure(unit, n)
+
+
+def _inspect_choices(result: Comparison) -> list[tuple[str, str]]:
+    choices = []
+    for hit in plots.displayed_cross_hits(result):
+        short = " ".join(hit.text.split())
+        short = short if len(short) <= 70 else short[:70] + "…"
+        choices.append((f"#{hit.rank} [{hit.id}] {short}", hit.id))
+    return choices
+
+
+def run_comparison(
+    query: str,
+    corpus_source: str = "Paste",
+    corpus_text: str = "",
+    corpus_file: str | None = None,
+    builtin_corpus: str | None = None,
+    top_k: float = 10,
+    bi_encoder: str = DEFAULT_BI_ENCODER,
+    cross_encoder: str = DEFAULT_CROSS_ENCODER,
+    score_all: bool = False,
+    precision: str = "auto",
+    projection_n: float = DEFAULT_PROJECTION_N,
+    progress=gr.Progress(),
+):
+    """Compare both rankings; returns the page's outputs, the comparison JSON among them."""
+    try:
+        corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        result = compare(
+            query,
+            corpus,
+            top_k=int(top_k or 10),
+            bi_encoder=(bi_encoder or "").strip(),
+            cross_encoder=(cross_encoder or "").strip(),
+            score_all=bool(score_all),
+            precision=precision or "auto",
+            progress=lambda fraction, message: progress(fraction, desc=message),
+        )
+    except ExplorerError as error:
+        raise gr.Error(str(error), title="Cannot compare") from None
+    key = (result.models["bi_encoder"], result.precision["bi_encoder"])
+    if not result.corpus_embeddings_cached:
+        _EMBED_MS[key] = result.timings_ms["corpus_encoding"] / result.corpus_size
+    costs = asdict(plots.unit_costs(result, _EMBED_MS.get(key)))
+    titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
+    projection_md, projection_fig = _projection(costs, projection_n)
+    csv_path, json_path = write_downloads(result)
+    data = result.to_dict()
+    state = {"query": result.query, "texts": {d.id: d.text for d in corpus.documents}, "costs": costs}
+    choices = _inspect_choices(result)
+    return (
+        results_view.summary_html(result),
+        results_view.bi_encoder_list(result, titles),
+        results_view.cross_encoder_list(result, titles),
+        plots.timings_figure(result),
+        plots.scatter_figure(result),
+        plots.slope_figure(result),
+        projection_md,
+        projection_fig,
+        [csv_path, json_path],
+        data,
+        state,
+        gr.update(choices=choices, value=choices[0][1] if choices else None),
+    )
+
+
+def update_projection(state: dict | None, n):
+    if not state:
+        return gr.update(), gr.update()
+    return _projection(state["costs"], n)
+
+
+# ---- layout ----------------------------------------------------------------------------------
+
+
+def _model_dropdown(kind: str, label: str) -> gr.Dropdown:
+    choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == kind]
+    return gr.Dropdown(
+        choices=choices,
+        value=choices[0][1],
+        label=label,
+        allow_custom_value=True,
+        info="Offline models first; or type a hub id (needs a network).",
+    )
+
+
+def _header_html() -> str:
+    offline = ", ".join(html.escape(c.label) for c in MODEL_CHOICES if c.offline)
+    return (
+        "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
+        "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
+        "<b>cross-encoder</b> (query and document read together), and see what changed and what it cost.</p>"
+        f"<p class='offline'>Runs offline on: {offline}.</p></div>"
+    )
+
+
+def build_compare_tab() -> dict:
+    """The Compare tab's components, by name, for wiring to the other tabs."""
+    c: dict = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
+            c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
+            c["text"] = gr.Textbox(
+                value="", label="Documents, one per line", lines=8, max_lines=14, elem_id="corpus-text",
+                placeholder="Paste documents here, one per line",
+            )
+            c["file"] = gr.File(
+                label="Corpus file (.txt one per line, .jsonl with id/text, .csv with a text column)",
+                file_types=[".txt", ".jsonl", ".csv"], type="filepath", visible=False, elem_id="corpus-file",
+            )
+            shipped = builtin_corpus_choices()
+            c["builtin"] = gr.Dropdown(
+                shipped, value=shipped[0][1] if shipped else None, label="Built-in corpus", visible=False, elem_id="corpus-builtin"
+            )
+        with gr.Column(scale=2, elem_classes="settings"):
+            c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
+            c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
+            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks")
+            with gr.Row():
+                c["score_all"] = gr.Checkbox(
+                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"
+                )
+            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
+            c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
+    c["source"].change(
+        lambda s: (gr.update(visible=s == "Paste"), gr.update(visible=s == "Upload"), gr.update(visible=s == "Built-in")),
+        c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
+    )
+    c["examples"] = gr.Examples(
+        [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
+        [c["query"], c["source"], c["text"], c["top_k"]],
+        label="Classic differences: click one",
+        api_visibility="private",
+        cache_examples=False,
+    )
+    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
+        gr.Markdown(EXPLANATION)
+
+    c["summary"] = gr.HTML(label="Summary", elem_id="summary")
+    with gr.Row(equal_height=False):
+        c["bi_list"] = gr.HTML(label="Bi-encoder ranking", elem_id="bi-list")
+        c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list")
+    with gr.Row(elem_classes="inspect-row"):
+        c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
+        c["inspect_go"] = gr.Button("Inspect this pair →", scale=1, visible=_has_module("ui_inspect"))
+    with gr.Row(equal_height=False):
+        c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
+        c["scatter"] = gr.Plot(label="Cosine vs logit", elem_id="scatter-plot")
+    with gr.Row(equal_height=False):
+        c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+        with gr.Column():
+            c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents", precision=0, minimum=2)
+            c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
+            c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
+    with gr.Row():
+        c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+        with gr.Accordion("Comparison JSON", open=False):
+            c["json"] = gr.JSON(label="comparison")
+    c["state"] = gr.State(None)
+
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n")]
+    outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
+    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
+    c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
+    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")
+    c["projection_n"].change(
+        update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
+        api_visibility="private",
+    )
+    c["inputs"], c["outputs"] = inputs, outputs
+    return c
+
+
+def _wire_inspect(compare_tab: dict, tabs: gr.Tabs, inspect) -> None:
+    """"Inspect this pair" fills the Inspect tab's query and document and switches to it."""
+
+    def open_pair(state, doc_id):
+        if not state or doc_id not in state["texts"]:
+            raise gr.Error("Run a comparison first, then pick one of its results.")
+        return state["query"], state["texts"][doc_id], gr.Tabs(selected="inspect")
+
+    compare_tab["inspect_go"].click(
+        open_pair, [compare_tab["state"], compare_tab["inspect_pick"]], [inspect.query, inspect.document, tabs],
+        api_visibility="private",
+    ).success(inspect.fn, inspect.inputs, inspect.outputs, api_visibility="private")
+
+
+def build_app() -> gr.Blocks:
+    """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
+    with gr.Blocks(title="Cross-Encoder Explorer") as app:
+        gr.HTML(_header_html())
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                compare_tab = build_compare_tab()
+            if _has_module("ui_inspect"):
+                from .ui_inspect import build_inspect_tab
+
+                with gr.Tab("Inspect a pair", id="inspect"):
+                    inspect = build_inspect_tab()
+                _wire_inspect(compare_tab, tabs, inspect)
+            if _has_module("ui_eval"):
+                from .ui_eval import build_eval_tab
+
+                with gr.Tab("Evaluate", id="evaluate"):
+                    build_eval_tab()
+    return app
+
+
+def launch_options() -> dict:
+    """Settings for `launch()`: our stylesheet, and the upload cap enforced by the server."""
+    return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft()}
+
+
+def warm_up() -> None:
+    """Load both default models and run one tiny comparison, so the first real one is fast."""
+    tiny = corpus_from_text("Paris is the capital of France.\nThe Eiffel Tower is in Paris.")
+    precision = os.environ.get("EXPLORER_WARMUP_PRECISION", "auto")
+    compare("capital of France", tiny, top_k=2, score_all=True, precision=precision)
