@@ -21,14 +21,14 @@ def _text(text: str, title: str = "") -> str:
 
 
 def move_badge(hit: CrossHit) -> str:
-    """Arrow and count of places moved: ▲ 3 (up), ▼ 2 (down), = (same), NEW (outside bi top-k)."""
+    """Arrow and count of places moved: ▲ up 3, ▼ down 2, = same, NEW (outside the bi-encoder's top-k)."""
     if not hit.in_bi_top_k:
         return f"<span class='move move-new' title='bi-encoder rank {hit.bi_rank}: outside its top-k'>NEW · was #{hit.bi_rank}</span>"
     if hit.move > 0:
-        return f"<span class='move move-up' title='up {hit.move} from bi-encoder rank {hit.bi_rank}'>▲ {hit.move}</span>"
+        return f"<span class='move move-up' title='up {hit.move} from bi-encoder rank {hit.bi_rank}'>▲ up {hit.move}</span>"
     if hit.move < 0:
-        return f"<span class='move move-down' title='down {-hit.move} from bi-encoder rank {hit.bi_rank}'>▼ {-hit.move}</span>"
-    return "<span class='move move-same' title='same rank as the bi-encoder'>=</span>"
+        return f"<span class='move move-down' title='down {-hit.move} from bi-encoder rank {hit.bi_rank}'>▼ down {-hit.move}</span>"
+    return "<span class='move move-same' title='same rank as the bi-encoder'>= same</span>"
 
 
 def _row_class(hit: CrossHit) -> str:

@@ -207,7 +207,7 @@ def build_compare_tab() -> dict:
         with gr.Column(scale=2, elem_classes="settings"):
             c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
             c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
-            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks")
+            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
             with gr.Row():
                 c["score_all"] = gr.Checkbox(
                     label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"

@@ -1,0 +1,76 @@
+"""The Compare tab in Debian's Chromium (Playwright), against `python app.py` on loopback.
+
+The page is driven like a person would; the order of both lists on screen must equal
+`compare()` run here on the same input. Requests leaving loopback are refused, so the
+page must work offline. Time to each result is printed (no timed assertions).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from browser_support import browser_page
+
+from explorer.compare import compare
+from explorer.corpus import corpus_from_text
+from explorer.teaching_examples import EXAMPLES
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+QUERY, CORPUS, TOP_K = EXAMPLES[0]  # "python snake": ten documents, two senses
+SECOND_QUERY = "python programming language"
+
+
+def _shown_ids(page, list_id: str) -> list[str]:
+    return page.locator(f"#{list_id} li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
+
+
+def _run_and_wait(page, query: str, expect_cached: bool) -> float:
+    """Type the query, click Compare, and return seconds until both lists show this query's result."""
+    page.locator("#query textarea, #query input").first.fill(query)
+    start = time.perf_counter()
+    page.locator("#run-compare").click()
+    state = "corpus embeddings cached" if expect_cached else "corpus encoded now"
+    page.wait_for_function(
+        "([state, k]) => { const s = document.querySelector('#summary');"
+        " return s && s.innerText.includes(state) && document.querySelectorAll('#cross-list li.hit').length === k; }",
+        arg=[state, TOP_K],
+        timeout=180_000,
+    )
+    return time.perf_counter() - start
+
+
+def test_compare_tab_shows_both_rankings_and_plots(app_url):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with browser_page(offline=True, viewport=(1440, 900)) as page:
+        page.goto(app_url)
+        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        page.locator("#corpus-text textarea").fill(CORPUS)
+        page.locator("#top-k input[type=number]").fill(str(TOP_K))
+        page.locator("#top-k input[type=number]").press("Enter")
+        first_s = _run_and_wait(page, QUERY, expect_cached=False)
+        first_bi, first_cross = _shown_ids(page, "bi-list"), _shown_ids(page, "cross-list")
+
+        # Both plots rendered by plotly.js: the timing bars and one scatter point per scored pair.
+        page.locator("#timing-plot .js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        page.locator("#scatter-plot .js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        assert page.locator("#timing-plot .barlayer .point").count() >= 5  # load, encode, query, search, rerank
+        assert page.locator("#scatter-plot .scatterlayer .point").count() == TOP_K
+        page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+
+        second_s = _run_and_wait(page, SECOND_QUERY, expect_cached=True)
+        second_bi, second_cross = _shown_ids(page, "bi-list"), _shown_ids(page, "cross-list")
+        moved_up = page.locator("#cross-list li.moved-up .move-up").count()
+        page.screenshot(path=str(SCREENSHOTS / "compare-second.png"), full_page=False)
+    print(f"\nfirst comparison after page ready: {first_s:.2f} s; second on the same corpus (cached): {second_s:.2f} s")
+
+    corpus = corpus_from_text(CORPUS)
+    for query, bi_ids, cross_ids in ((QUERY, first_bi, first_cross), (SECOND_QUERY, second_bi, second_cross)):
+        reference = compare(query, corpus, top_k=TOP_K)
+        assert bi_ids == [hit.id for hit in reference.bi_encoder]
+        assert cross_ids == [hit.id for hit in reference.cross_encoder]
+    # The page marks as "moved up" exactly the documents the cross-encoder promoted.
+    assert moved_up == sum(1 for hit in reference.cross_encoder if hit.move > 0)
+    # The snake sense wins the ambiguous query once the cross-encoder reads query and document together.
+    assert first_cross[:2] != first_bi[:2] and "2" in first_cross[:2]
