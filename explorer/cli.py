@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--qrels", required=True)
     evaluate.add_argument("--top-k", type=int, default=20)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--skip-full", action="store_true", help="skip (c), the cross-encoder over the whole corpus (slow on large corpora)"
+    )
     _add_model_flags(evaluate)
 
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
