@@ -1,0 +1,147 @@
+"""The "Inspect a pair" tab: attention, attribution and the bi-encoder contrast for one pair.
+
+Only arranges what `inspect.py`, `attribution.py`, `token_similarity.py`,
+`attention_plots.py` and `bertviz_views.py` compute. The model runs once per "Inspect"
+click; changing layer, head or view redraws from the kept attention weights.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+
+from . import attention_plots as plots
+from .attribution import gradient_attribution, occlusion_attribution
+from .bertviz_views import bertviz_iframe
+from .errors import ExplorerError
+from .inspect import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspect_pair
+from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from .token_similarity import bi_encoder_token_similarity
+
+DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
+LAYERS = ["mean"] + [str(i) for i in range(12)]
+HEADS = ["mean", "max"] + [str(i) for i in range(12)]
+
+
+@dataclass
+class InspectTab:
+    """What the main UI needs: the two text boxes, the button, and the event to chain after a prefill."""
+
+    query: gr.Textbox
+    document: gr.Textbox
+    run: gr.Button
+    fn: object  # the inspect callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
+    inputs: list
+    outputs: list
+
+
+def _views(inspection: PairInspection, layer, head, direction, special, word_level, renormalize):
+    block = cross_attention_matrix(inspection, layer, head, direction, special, word_level, renormalize)
+    grid = plots.head_grid(inspection, block.layer, direction, special, renormalize)
+    return plots.attention_heatmap(block), grid
+
+
+def _summary(inspection: PairInspection, bi_cosine: float) -> str:
+    cut = " The pair was cut to the model's maximum length." if inspection.truncated else ""
+    return (
+        f"**Cross-encoder** {html.escape(inspection.model_name)}: score **{inspection.score:.3f} logit** "
+        f"(sigmoid probability {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
+        f"**{bi_cosine:.3f}**. Input: {len(inspection.tokens)} tokens ({len(inspection.query_index)} query, "
+        f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}\n\n"
+        f"> {ATTENTION_NOTE}"
+    )
+
+
+def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
+    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes."""
+    try:
+        inspection = inspect_pair(query, document, cross_encoder or DEFAULT_CROSS_ENCODER)
+        heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
+        attribution = occlusion_attribution(query, document, cross_encoder or DEFAULT_CROSS_ENCODER)
+        gradients = gradient_attribution(query, document, cross_encoder or DEFAULT_CROSS_ENCODER) if gradient else None
+        similarity = bi_encoder_token_similarity(query, document, DEFAULT_BI_ENCODER)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+    return (
+        inspection,
+        _summary(inspection, similarity.pooled_cosine),
+        heatmap,
+        grid,
+        plots.attribution_html(document, attribution),
+        plots.attribution_bars(attribution, gradients),
+        plots.token_similarity_heatmap(similarity),
+    )
+
+
+def redraw(inspection, layer, head, direction, special, word_level, renormalize):
+    if inspection is None:
+        return gr.skip(), gr.skip()
+    try:
+        return _views(inspection, layer, head, direction, special, word_level, renormalize)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+
+
+def draw_bertviz(inspection):
+    if inspection is None:
+        return "", ""
+    return bertviz_iframe(inspection, "head"), bertviz_iframe(inspection, "model", height_px=900)
+
+
+def build_inspect_tab() -> InspectTab:
+    """Build the tab's components and events inside the caller's open Blocks / Tab."""
+    cross_choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == "cross"]
+    gr.Markdown(
+        "Pick a (query, document) pair, or type one, to see how the cross-encoder's query and document "
+        f"tokens interact inside the model, and which words moved its score.\n\n**{ATTENTION_NOTE}**"
+    )
+    with gr.Row():
+        query = gr.Textbox(label="Query", lines=1, scale=2, elem_id="inspect-query")
+        document = gr.Textbox(label="Document", lines=4, scale=4, elem_id="inspect-document")
+    with gr.Row():
+        cross_encoder = gr.Dropdown(cross_choices, value=DEFAULT_CROSS_ENCODER, label="Cross-encoder",
+                                    allow_custom_value=True, scale=2)
+        layer = gr.Dropdown(LAYERS, value="mean", label="Layer (0-based)", scale=1)
+        head = gr.Dropdown(HEADS, value="mean", label="Head (0-based)", scale=1)
+        direction = gr.Radio(DIRECTIONS, value="query_to_doc", label="Direction", scale=2)
+    with gr.Row():
+        special = gr.Checkbox(False, label="Show [CLS] / [SEP]")
+        word_level = gr.Checkbox(False, label="Words (sum over attended pieces, mean over attending pieces)")
+        renormalize = gr.Checkbox(False, label="Renormalise within the block")
+        gradient = gr.Checkbox(False, label="Also gradient × input")
+    run = gr.Button("Inspect", variant="primary", elem_id="inspect-run")
+
+    state = gr.State(None)
+    summary = gr.Markdown()
+    with gr.Tab("Cross-attention"):
+        heatmap = gr.Plot(label="Cross-attention heatmap")
+        grid = gr.Plot(label="Every head of the layer")
+    with gr.Tab("What moved the score"):
+        attribution_text = gr.HTML()
+        attribution_plot = gr.Plot(label="Occlusion attribution")
+    with gr.Tab("Bi-encoder contrast"):
+        gr.Markdown("The bi-encoder encodes the query and the document in two separate passes; their token "
+                    "vectors can be compared only afterwards. The retriever uses just the one pooled cosine.")
+        similarity_plot = gr.Plot(label="Bi-encoder token cosine")
+    with gr.Tab("bertviz"):
+        gr.Markdown("bertviz's views of the same pair (drawn in your browser, no network). Query = sentence A, "
+                    "document = sentence B. The model view opens on the query → document block.")
+        head_view = gr.HTML(label="bertviz head view")
+        model_view = gr.HTML(label="bertviz model view")
+
+    inputs = [query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient]
+    outputs = [state, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
+    event = run.click(run_inspection, inputs, outputs, api_name="inspect")
+    event.then(draw_bertviz, [state], [head_view, model_view], api_visibility="private")
+    view_controls = [layer, head, direction, special, word_level, renormalize]
+    for control in view_controls:
+        control.change(redraw, [state, *view_controls], [heatmap, grid], api_visibility="private")
+    return InspectTab(query=query, document=document, run=run, fn=run_inspection, inputs=inputs, outputs=outputs)
+
+
+if __name__ == "__main__":  # a look at the tab alone: python -m explorer.ui_inspect
+    with gr.Blocks(title="Inspect a pair") as demo:
+        tab = build_inspect_tab()
+    demo.launch(server_name="127.0.0.1")
