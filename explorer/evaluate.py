@@ -93,6 +93,7 @@ class QueryRow:
     cross_encoder_full: dict[str, float] | None
     change: dict[str, float]  # rerank minus bi_encoder, per measure
     first_relevant_rank: dict[str, int | None]  # 1-based, within the evaluated depth
+    top_ids: dict[str, list[str]]  # each stage's first ten document ids, best first
 
 
 @dataclass
@@ -249,6 +250,7 @@ def evaluate(
                     for stage in STAGES
                     if query.id in rankings[stage]
                 },
+                top_ids={stage: rankings[stage][query.id][:10] for stage in STAGES if query.id in rankings[stage]},
             )
         )
     report(1.0, "Done")
@@ -304,11 +306,25 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
+def _read_cli_corpus(path: str) -> Corpus:
+    """A corpus file, or `builtin:<name>` for a shipped set (python_docs is built on first use)."""
+    from .corpus import read_corpus
+
+    if path.startswith(BUILTIN_PREFIX):
+        from .builtin_corpora import load_set
+
+        return load_set(path[len(BUILTIN_PREFIX):]).corpus
+    return read_corpus(path)
+
+
 def run_cli(args, print_json) -> int:
-    from .corpus import read_corpus, read_qrels, read_queries
+    from .corpus import read_qrels, read_queries
 
     report = evaluate(
-        read_corpus(args.corpus),
+        _read_cli_corpus(args.corpus),
         read_queries(args.queries),
         read_qrels(args.qrels),
         top_k=args.top_k,
