@@ -51,8 +51,8 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def _rate(count: int, ms: float) -> str:
-    return f"{count / (ms / 1000):,.0f}/s" if ms > 0 else "n/a"
+def _rate(count: int, ms: float, unit: str) -> str:
+    return f"{count / (ms / 1000):,.0f} {unit}/s" if ms > 0 else f"n/a {unit}/s"
 
 
 def timings_figure(result: Comparison) -> go.Figure:
@@ -68,11 +68,11 @@ def timings_figure(result: Comparison) -> go.Figure:
             if result.corpus_embeddings_cached:
                 label += " — cached"
             else:
-                note += f" · {_rate(result.corpus_size, ms)} documents"
+                note += f" · {_rate(result.corpus_size, ms, 'documents')}"
         elif name == "rerank":
-            note += f" · {_rate(len(result.cross_encoder), ms)} pairs"
+            note += f" · {_rate(len(result.cross_encoder), ms, 'pairs')}"
         elif name == "rerank_full_corpus":
-            note += f" · {_rate(result.corpus_size, ms)} pairs"
+            note += f" · {_rate(result.corpus_size, ms, 'pairs')}"
         labels.append(label)
         values.append(ms)
         notes.append(note)

@@ -64,3 +64,10 @@ EXAMPLES = [
     ("how do plants make their food?", FEW_SHARED_WORDS, 4),
     ("how many legs does a spider have?", LEXICAL_TRAP, 3),
 ]
+
+# What each example shows, as the button a teacher clicks.
+EXAMPLE_LABELS = [
+    "Ambiguous query: “python snake”",
+    "Answer shares few words with the question",
+    "Lexical-overlap trap: the quiz repeats the question",
+]

@@ -22,13 +22,13 @@ from .corpus import MAX_CORPUS_BYTES, Corpus, corpus_from_text, read_corpus, rea
 from .errors import ExplorerError
 from .export import write_downloads
 from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
-from .teaching_examples import EXAMPLES, EXPLANATION
+from .teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 
 ROOT = Path(__file__).resolve().parent.parent
 CSS_PATH = ROOT / "assets" / "style.css"
 CORPORA_DIR = ROOT / "corpora"
 SOURCES = ["Paste", "Upload", "Built-in"]
-PRECISIONS = [("auto (bf16 where the CPU has it)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
+PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
 # Last measured cost of embedding one document, per (bi-encoder, precision): a cached corpus
 # measures none, and the projection still needs one.
@@ -193,7 +193,7 @@ def build_compare_tab() -> dict:
             c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
             c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
             c["text"] = gr.Textbox(
-                value="", label="Documents, one per line", lines=8, max_lines=14, elem_id="corpus-text",
+                value="", label="Documents, one per line", lines=6, max_lines=12, elem_id="corpus-text",
                 placeholder="Paste documents here, one per line",
             )
             c["file"] = gr.File(
@@ -221,7 +221,8 @@ def build_compare_tab() -> dict:
     c["examples"] = gr.Examples(
         [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
         [c["query"], c["source"], c["text"], c["top_k"]],
-        label="Classic differences: click one",
+        label="Classic differences: click one to run it",
+        example_labels=EXAMPLE_LABELS,
         api_visibility="private",
         cache_examples=False,
     )
@@ -239,15 +240,15 @@ def build_compare_tab() -> dict:
         c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
         c["scatter"] = gr.Plot(label="Cosine vs logit", elem_id="scatter-plot")
     with gr.Row(equal_height=False):
-        c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+        with gr.Column():
+            c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+            c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+            with gr.Accordion("Comparison JSON", open=False):
+                c["json"] = gr.JSON(label="comparison")
         with gr.Column():
             c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents", precision=0, minimum=2)
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
-    with gr.Row():
-        c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
-        with gr.Accordion("Comparison JSON", open=False):
-            c["json"] = gr.JSON(label="comparison")
     c["state"] = gr.State(None)
 
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n")]
@@ -284,6 +285,7 @@ def build_app() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 compare_tab = build_compare_tab()
+            inspect = None
             if _has_module("ui_inspect"):
                 from .ui_inspect import build_inspect_tab
 
@@ -291,10 +293,11 @@ def build_app() -> gr.Blocks:
                     inspect = build_inspect_tab()
                 _wire_inspect(compare_tab, tabs, inspect)
             if _has_module("ui_eval"):
-                from .ui_eval import build_eval_tab
+                from .ui_eval import build_eval_tab, wire_click_through
 
                 with gr.Tab("Evaluate", id="evaluate"):
-                    build_eval_tab()
+                    evaluation = build_eval_tab()
+                wire_click_through(evaluation, tabs, compare_tab, inspect)
     return app
 
 

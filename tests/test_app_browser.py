@@ -63,6 +63,18 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
         second_bi, second_cross = _shown_ids(page, "bi-list"), _shown_ids(page, "cross-list")
         moved_up = page.locator("#cross-list li.moved-up .move-up").count()
         page.screenshot(path=str(SCREENSHOTS / "compare-second.png"), full_page=False)
+
+        # "Inspect this pair" hands the query and the picked (top) document to the Inspect tab.
+        page.get_by_role("button", name="Inspect this pair →").click()
+        inspect_query = page.locator("#inspect-query textarea, #inspect-query input").first
+        inspect_query.wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(
+            "q => { const e = document.querySelector('#inspect-query textarea, #inspect-query input');"
+            " return e && e.value === q; }",
+            arg=SECOND_QUERY,
+            timeout=60_000,
+        )
+        inspected_document = page.locator("#inspect-document textarea").input_value()
     print(f"\nfirst comparison after page ready: {first_s:.2f} s; second on the same corpus (cached): {second_s:.2f} s")
 
     corpus = corpus_from_text(CORPUS)
@@ -70,6 +82,7 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
         reference = compare(query, corpus, top_k=TOP_K)
         assert bi_ids == [hit.id for hit in reference.bi_encoder]
         assert cross_ids == [hit.id for hit in reference.cross_encoder]
+    assert inspected_document == corpus.by_id()[second_cross[0]].text
     # The page marks as "moved up" exactly the documents the cross-encoder promoted.
     assert moved_up == sum(1 for hit in reference.cross_encoder if hit.move > 0)
     # The snake sense wins the ambiguous query once the cross-encoder reads query and document together.

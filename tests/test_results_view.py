@@ -74,6 +74,8 @@ def test_figures_carry_the_comparison_numbers_and_escaped_hover_text(result):
     assert all("%{x}" not in str(trace.hovertemplate) for trace in slope.data)
     timings = timings_figure(result)
     assert list(timings.data[0].x) == [result.timings_ms[name] for name in result.timings_ms if name != "total"]
+    full_rate = len(DOCUMENTS) / (result.timings_ms["rerank_full_corpus"] / 1000)
+    assert f"{full_rate:,.0f} pairs/s" in timings.data[0].text[-1]
 
 
 def test_cost_projection_scales_with_measured_unit_costs(result):
