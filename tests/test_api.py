@@ -105,6 +105,8 @@ def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_fil
         ({"corpus_text": "\n\n"}, "The corpus is empty"),
         ({"bi_encoder": "../../etc/passwd"}, "is not a model id"),
         ({"bi_encoder": "/tmp"}, "is not a model id"),
+        ({"cross_encoder": "cross-encoder/ms-marco-MiniLM-L-6-v2"}, "available offline: cross-encoder/ms-marco-MiniLM-L-12-v2"),
+        ({"cross_encoder": "sentence-transformers/all-MiniLM-L6-v2"}, "is not a cross-encoder"),
         ({"corpus_source": "Built-in", "builtin_corpus": "../corpora"}, "not in the list of choices|Unknown built-in corpus"),
     ],
 )
