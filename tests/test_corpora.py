@@ -74,3 +74,16 @@ def test_split_passages_respects_the_limit_and_keeps_words():
     passages = split_passages(text, limit=100)
     assert all(len(p) <= 100 for p in passages)
     assert " ".join(passages).split() == text.split()
+
+
+def test_python_snake_pet_passage_wins_after_reranking():
+    # The ambiguity set's anchor case: the pet ball python, not the programming tutorial.
+    from explorer.compare import compare
+
+    labelled = load_set("ambiguity")
+    result = compare("python snake", labelled.corpus, top_k=labelled.info.default_top_k, precision="fp32")
+    order = [hit.id for hit in result.cross_encoder]
+    full = compare("python snake", labelled.corpus, top_k=len(labelled.corpus), precision="fp32")
+    full_order = [hit.id for hit in full.cross_encoder]
+    assert order[0] == "python-ball-pet"
+    assert full_order.index("python-ball-pet") < full_order.index("python-tutorial")
