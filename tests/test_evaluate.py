@@ -130,3 +130,44 @@ def test_cli_reports_unusable_labels_as_a_user_error(tmp_path):
     )
     assert result.returncode == 2
     assert "query ids" in result.stderr
+
+
+def test_eval_tab_functions_show_the_report_and_pick_a_query():
+    import gradio as gr
+
+    from explorer import ui_eval
+
+    summary, metrics, figure, per_query, report = ui_eval.run_evaluation(
+        "topic_vs_answer", 3, False, progress=lambda *args, **kwargs: None
+    )
+    assert report["metrics"]["cross_encoder_full"] is None
+    rows = {row[0]: row[1:] for row in metrics["value"]}
+    assert len(rows) == 3 and rows[next(k for k in rows if k.startswith("(b)"))] == [
+        round(report["metrics"]["rerank"][name], 4) for name in ("nDCG@10", "RR@10", "R@3")
+    ]
+    changes = [row[4] for row in per_query["value"]]
+    assert changes == sorted(changes, reverse=True)
+    by_id = {row["query_id"]: row for row in report["per_query"]}
+    bars = figure.data[0]
+    assert [by_id[qid]["change"]["nDCG@10"] for qid in bars.y] == pytest.approx(list(bars.x))
+    assert "topic_vs_answer" in summary
+
+    picked = per_query["value"][-1]
+    event = gr.SelectData(None, {"index": [len(per_query["value"]) - 1, 1], "value": picked[1], "row_value": picked})
+    selection, message = ui_eval.select_query(report, event)
+    row = by_id[picked[0]]
+    texts = {json.loads(line)["id"]: json.loads(line)["text"] for line in (ROOT / "corpora/topic_vs_answer/corpus.jsonl").open()}
+    assert selection["query"] == row["query"] and selection["corpus"] == "topic_vs_answer"
+    assert selection["top_document"] == texts[row["top_ids"]["rerank"][0]]
+    assert picked[0] in message
+
+
+def test_eval_tab_refuses_unknown_corpora_and_oversized_jobs():
+    import gradio as gr
+
+    from explorer import ui_eval
+
+    with pytest.raises(gr.Error, match="Unknown corpus"):
+        ui_eval.run_evaluation("../../etc", 5, False, progress=lambda *a, **k: None)
+    with pytest.raises(gr.Error, match="pairs"):
+        ui_eval.run_evaluation("python_docs", 20, True, progress=lambda *a, **k: None)
