@@ -11,6 +11,7 @@ attribution in `attribution.py` is what measures that.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,8 +124,6 @@ def inspect_pair(
     query: str, document: str, cross_encoder: str | LoadedModel = DEFAULT_CROSS_ENCODER
 ) -> PairInspection:
     """Run one pair through the eager cross-encoder in fp32 and keep all attention weights."""
-    import time
-
     _check_texts(query, document)
     model = cross_encoder_model(cross_encoder)
     encoded = encode_pair(model, query, document)
