@@ -201,9 +201,8 @@ def evaluate(
         for p in order[:top_k] if not score_all else range(len(corpus)):
             pair_query.append(qi)
             pair_doc.append(p)
-    stage = "cross_encoder_scoring"
     scored = timed(
-        stage,
+        "cross_encoder_scoring",
         lambda: score_pairs(
             cross_model, [query_texts[i] for i in pair_query], [texts[p] for p in pair_doc], precision=dtype,
             progress=lambda done, total: report(0.4 + 0.55 * done / total, f"Cross-encoder {done}/{total} pairs"),
