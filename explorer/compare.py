@@ -103,6 +103,19 @@ def check_query(query: str) -> str:
     return query
 
 
+def check_top_k(top_k, corpus_size: int) -> tuple[int, list[str]]:
+    """A whole number in 1..corpus_size; a larger one is clamped, and the returned note says so."""
+    try:
+        top_k = int(top_k)
+    except (TypeError, ValueError):
+        raise ExplorerError(f"top-k must be a whole number, not {top_k!r}.") from None
+    if top_k < 1:
+        raise ExplorerError(f"top-k must be at least 1 (got {top_k}).")
+    if top_k > corpus_size:
+        return corpus_size, [f"top-k {top_k} is larger than the corpus; clamped to {corpus_size} documents."]
+    return top_k, []
+
+
 def compare(
     query: str,
     corpus: Corpus,
@@ -123,16 +136,7 @@ def compare(
     query = check_query(query)
     if len(corpus) == 0:
         raise ExplorerError("The corpus is empty: give at least one document.")
-    try:
-        top_k = int(top_k)
-    except (TypeError, ValueError):
-        raise ExplorerError(f"top-k must be a whole number, not {top_k!r}.") from None
-    if top_k < 1:
-        raise ExplorerError(f"top-k must be at least 1 (got {top_k}).")
-    notes = []
-    if top_k > len(corpus):
-        notes.append(f"top-k {top_k} is larger than the corpus; clamped to {len(corpus)} documents.")
-        top_k = len(corpus)
+    top_k, notes = check_top_k(top_k, len(corpus))
     dtype = resolve_precision(precision)
     report = progress or (lambda fraction, message: None)
     clock = _Stopwatch()

@@ -25,6 +25,7 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, R, nDCG
 
+from .compare import check_top_k
 from .corpus import Corpus, Query
 from .errors import ExplorerError
 from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, Precision, load_model, resolve_precision
@@ -151,16 +152,9 @@ def evaluate(
     progress: StageProgress | None = None,
 ) -> EvalReport:
     """Rank the corpus for every labelled query three ways and score each ranking."""
-    try:
-        top_k = int(top_k)
-    except (TypeError, ValueError):
-        raise ExplorerError(f"top-k must be a whole number, not {top_k!r}.") from None
-    if top_k < 1:
-        raise ExplorerError(f"top-k must be at least 1 (got {top_k}).")
+    top_k, top_k_notes = check_top_k(top_k, len(corpus))
     kept, notes = _labelled_queries(corpus, queries, qrels)
-    if top_k > len(corpus):
-        notes.append(f"top-k {top_k} is larger than the corpus; clamped to {len(corpus)} documents.")
-        top_k = len(corpus)
+    notes.extend(top_k_notes)
     depth = min(len(corpus), max(10, top_k))
     dtype = resolve_precision(precision)
     report = progress or (lambda fraction, message: None)
