@@ -169,8 +169,27 @@ class LoadedModel:
             return self.module
         with self._lock:
             if self._bf16_module is None:
-                self._bf16_module = copy.deepcopy(self.module).to(torch.bfloat16).eval()
+                self._bf16_module = _bf16_copy(self.module)
         return self._bf16_module
+
+
+def _to_float32_inputs(module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+def _bf16_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A bf16 copy whose relevance head (pooler, classifier) stays fp32.
+
+    A bf16 logit near -11 can only be a multiple of 1/16, which would tie most
+    irrelevant pairs; the head is one row per pair, so fp32 costs nothing there.
+    """
+    fast = copy.deepcopy(module).to(torch.bfloat16).eval()
+    base = getattr(fast, getattr(fast, "base_model_prefix", ""), None)
+    for head in (getattr(base, "pooler", None), getattr(fast, "classifier", None)):
+        if isinstance(head, torch.nn.Module):
+            head.float()
+            head.register_forward_pre_hook(_to_float32_inputs)
+    return fast
 
 
 def _read_json(path: Path) -> dict:

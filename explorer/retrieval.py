@@ -17,8 +17,8 @@ import faiss
 import numpy as np
 import torch
 
-from .batching import length_sorted_batches
-from .models import LoadedModel, cache_dir
+from .batching import length_sorted_batches, pad_batch
+from .models import LoadedModel, cache_dir, resolve_precision
 
 ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
 
@@ -40,6 +40,7 @@ def encode_texts(
     """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises."""
     if not texts:
         return np.zeros((0, model.module.config.hidden_size), dtype=np.float32)
+    precision = resolve_precision(precision)  # "auto" picks bf16 only where the CPU has it
     tokenizer, module = model.tokenizer, model.module_for(precision)
     encoded = tokenizer(list(texts), truncation=True, max_length=model.max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -47,9 +48,7 @@ def encode_texts(
     done = 0
     with torch.inference_mode():
         for batch in length_sorted_batches(lengths, batch_size):
-            features = tokenizer.pad(
-                {key: [encoded[key][i] for i in batch] for key in encoded.keys()}, return_tensors="pt"
-            )
+            features = pad_batch(tokenizer, encoded, batch)
             hidden = module(**features).last_hidden_state.float()
             pooled = _pool(hidden, features["attention_mask"], model.pooling)
             if model.normalize:

@@ -1,0 +1,83 @@
+"""The fast path (default "auto" precision, bf16 where the CPU has it) agrees with fp32.
+
+Same weights, realistic passages (30 to 200 words of the Python-documentation corpus).
+The bounds are the ones the benchmark promises; no timing is asserted here.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from explorer.batching import pad_batch
+from explorer.bench import benchmark_queries, realistic_passages
+from explorer.rerank import score_pairs
+from explorer.retrieval import encode_texts
+
+FAST_PRECISIONS = ["auto", "bf16"]  # bf16 is checked even where auto falls back to fp32
+
+
+@pytest.fixture(scope="module")
+def passages() -> list[str]:
+    return random.Random(7).sample(realistic_passages(), 100)
+
+
+@pytest.fixture(scope="module")
+def query() -> str:
+    return benchmark_queries()[0]
+
+
+@pytest.mark.parametrize("precision", FAST_PRECISIONS)
+def test_rerank_fast_path_agrees_with_fp32(cross_model, passages, query, precision):
+    exact = score_pairs(cross_model, [query] * 100, passages, precision="fp32").logits
+    fast = score_pairs(cross_model, [query] * 100, passages, precision=precision).logits
+    assert spearmanr(fast, exact).statistic >= 0.999
+    assert np.abs(fast - exact).max() <= 0.15
+    top_exact = np.argsort(-exact, kind="stable")[:10]
+    top_fast = np.argsort(-fast, kind="stable")[:10]
+    assert top_fast.tolist() == top_exact.tolist()
+
+
+def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
+    """100 pairs with different queries, as the benchmark scores them."""
+    queries = benchmark_queries()
+    qs = [queries[i % len(queries)] for i in range(100)]
+    exact = score_pairs(cross_model, qs, passages, precision="fp32").logits
+    fast = score_pairs(cross_model, qs, passages, precision="bf16").logits
+    assert spearmanr(fast, exact).statistic >= 0.999
+    assert np.abs(fast - exact).max() <= 0.15
+
+
+@pytest.mark.parametrize("precision", FAST_PRECISIONS)
+def test_encoding_fast_path_agrees_with_fp32(bi_model, passages, query, precision):
+    exact = encode_texts(bi_model, passages + [query], precision="fp32")
+    fast = encode_texts(bi_model, passages + [query], precision=precision)
+    cosines = (exact * fast).sum(axis=1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(fast, axis=1))
+    assert cosines.min() >= 0.999
+    # The bi-encoder's own top-10 for the query is the same passages in the same order.
+    top_exact = np.argsort(-(exact[:-1] @ exact[-1]), kind="stable")[:10]
+    top_fast = np.argsort(-(fast[:-1] @ fast[-1]), kind="stable")[:10]
+    assert top_fast.tolist() == top_exact.tolist()
+
+
+def test_pad_batch_equals_the_tokenizers_own_padding(cross_model, passages, query):
+    """Our padding must give exactly the tensors `tokenizer.pad` gives, so fp32 results do not move."""
+    tokenizer = cross_model.tokenizer
+    encoded = tokenizer([query] * 20, passages[:20], truncation=True, max_length=cross_model.max_length)
+    batch = [3, 0, 17, 9, 12]
+    reference = tokenizer.pad({k: [encoded[k][i] for i in batch] for k in encoded.keys()}, return_tensors="pt")
+    ours = pad_batch(tokenizer, encoded, batch)
+    assert set(ours) == set(reference.keys())
+    for key in ours:
+        assert torch.equal(ours[key], reference[key]), key
+
+
+def test_fp32_scores_do_not_depend_on_batching(cross_model, passages, query):
+    """Length-sorted dynamic padding changes nothing in fp32: one pair alone scores the same."""
+    together = score_pairs(cross_model, [query] * 12, passages[:12], precision="fp32").logits
+    alone = np.array([score_pairs(cross_model, [query], [p], precision="fp32").logits[0] for p in passages[:12]])
+    assert np.abs(together - alone).max() <= 1e-4
