@@ -7,9 +7,7 @@ and are shown with `gr.Error`, which leaves every output as it was.
 
 from __future__ import annotations
 
-import glob
 import html
-import importlib.util
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -17,16 +15,23 @@ from pathlib import Path
 import gradio as gr
 
 from . import plots, results_view
+from .builtin_corpora import list_sets, load_set
 from .compare import Comparison, compare
-from .corpus import MAX_CORPUS_BYTES, Corpus, corpus_from_text, read_corpus, read_corpus_bytes
+from .corpus import (
+    MAX_CORPUS_BYTES,
+    Corpus,
+    corpus_from_text,
+    read_corpus_bytes,
+)
 from .errors import ExplorerError
 from .export import write_downloads
 from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
 from .teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
+from .ui_eval import build_eval_tab, wire_click_through
+from .ui_inspect import build_inspect_tab
 
 ROOT = Path(__file__).resolve().parent.parent
 CSS_PATH = ROOT / "assets" / "style.css"
-CORPORA_DIR = ROOT / "corpora"
 SOURCES = ["Paste", "Upload", "Built-in"]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
@@ -35,31 +40,24 @@ DEFAULT_PROJECTION_N = 10_000
 _EMBED_MS: dict[tuple[str, str], float] = {}
 
 
-def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(f"explorer.{name}") is not None
-
-
 # ---- corpus choice -------------------------------------------------------------------------
 
 
 def builtin_corpus_choices() -> list[tuple[str, str]]:
-    """(title, name) of each shipped corpus: explorer.builtin_corpora's sets, else corpora/*/corpus.jsonl."""
-    if _has_module("builtin_corpora"):
-        from .builtin_corpora import list_sets
-
-        return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
-    return [(Path(p).parent.name,) * 2 for p in sorted(glob.glob(str(CORPORA_DIR / "*" / "corpus.jsonl")))]
+    """(title, name) of each shipped corpus."""
+    return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
 
 
 def load_builtin_corpus(name: str) -> Corpus:
     names = [value for _, value in builtin_corpus_choices()]
     if name not in names:  # never a path: only names from the list
         raise ExplorerError(f"Unknown built-in corpus {name!r}; choose one of: {', '.join(names) or 'none shipped'}.")
-    if _has_module("builtin_corpora"):
-        from .builtin_corpora import load_set
+    return load_set(name).corpus
 
-        return load_set(name).corpus
-    return read_corpus(CORPORA_DIR / name / "corpus.jsonl")
+
+def corpus_input_visibility(source: str):
+    """Show only the input for the chosen corpus source (paste box, upload, or built-in picker)."""
+    return tuple(gr.update(visible=source == option) for option in SOURCES)
 
 
 def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str | None) -> Corpus:
@@ -215,7 +213,7 @@ def build_compare_tab() -> dict:
             c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
             c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
     c["source"].change(
-        lambda s: (gr.update(visible=s == "Paste"), gr.update(visible=s == "Upload"), gr.update(visible=s == "Built-in")),
+        corpus_input_visibility,
         c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
     )
     c["examples"] = gr.Examples(
@@ -235,7 +233,7 @@ def build_compare_tab() -> dict:
         c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list")
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
-        c["inspect_go"] = gr.Button("Inspect this pair →", scale=1, visible=_has_module("ui_inspect"))
+        c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)
     with gr.Row(equal_height=False):
         c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
         c["scatter"] = gr.Plot(label="Cosine vs logit", elem_id="scatter-plot")
@@ -285,19 +283,12 @@ def build_app() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 compare_tab = build_compare_tab()
-            inspect = None
-            if _has_module("ui_inspect"):
-                from .ui_inspect import build_inspect_tab
-
-                with gr.Tab("Inspect a pair", id="inspect"):
-                    inspect = build_inspect_tab()
-                _wire_inspect(compare_tab, tabs, inspect)
-            if _has_module("ui_eval"):
-                from .ui_eval import build_eval_tab, wire_click_through
-
-                with gr.Tab("Evaluate", id="evaluate"):
-                    evaluation = build_eval_tab()
-                wire_click_through(evaluation, tabs, compare_tab, inspect)
+            with gr.Tab("Inspect a pair", id="inspect"):
+                inspect = build_inspect_tab()
+            _wire_inspect(compare_tab, tabs, inspect)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluation = build_eval_tab()
+            wire_click_through(evaluation, tabs, compare_tab, inspect)
     return app
 
 

@@ -7,7 +7,6 @@ connects a chosen query to the Compare and Inspect tabs.
 from __future__ import annotations
 
 import html
-import importlib.util
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -156,10 +155,7 @@ def build_eval_tab() -> EvalTab:
     chosen = gr.Markdown("Click a query in the table to open it in the other tabs.", elem_id="eval-chosen")
     with gr.Row():
         open_compare = gr.Button("Compare this query →", elem_id="eval-open-compare")
-        open_inspect = gr.Button(
-            "Inspect query + top re-ranked document →", elem_id="eval-open-inspect",
-            visible=importlib.util.find_spec("explorer.ui_inspect") is not None,
-        )
+        open_inspect = gr.Button("Inspect query + top re-ranked document →", elem_id="eval-open-inspect")
     report_state = gr.State(None)
     selection = gr.State(None)
 
@@ -173,9 +169,9 @@ def build_eval_tab() -> EvalTab:
                    open_inspect, run_event)
 
 
-def wire_click_through(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: dict, inspect_tab=None) -> None:
+def wire_click_through(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: dict, inspect_tab) -> None:
     """Send the picked query to the Compare tab (and run it), or its top pair to the Inspect tab."""
-    from .ui import run_comparison
+    from .ui import corpus_input_visibility, run_comparison
 
     def to_compare(selection):
         if not selection:
@@ -187,13 +183,10 @@ def wire_click_through(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: dict, insp
         [compare_tab["query"], compare_tab["source"], compare_tab["builtin"], compare_tab["top_k"], tabs],
         api_visibility="private",
     ).success(
-        lambda s: (gr.update(visible=s == "Paste"), gr.update(visible=s == "Upload"), gr.update(visible=s == "Built-in")),
+        corpus_input_visibility,
         compare_tab["source"], [compare_tab["text"], compare_tab["file"], compare_tab["builtin"]],
         api_visibility="private",
     ).then(run_comparison, compare_tab["inputs"], compare_tab["outputs"], api_visibility="private")
-    if inspect_tab is None:  # build_eval_tab hides the button when there is no Inspect tab
-        return
-
     def to_inspect(selection):
         if not selection:
             raise gr.Error("Run an evaluation and click a query first.")
