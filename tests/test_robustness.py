@@ -122,3 +122,16 @@ def test_load_twenty_clients_ten_requests_each(app_url):
     assert report.completed == 200 and report.p95_ms is not None
     # Models are shared and caches bounded: memory must level off, not climb with traffic.
     assert report.rss_growth_percent is not None and report.rss_growth_percent < 10
+
+
+def test_upload_over_the_server_cap_is_refused(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    from explorer.corpus import MAX_CORPUS_BYTES
+
+    oversized = ("a line about cats\n" * (MAX_CORPUS_BYTES // 18 + 1000)).encode()
+    # The client checks the cap the server publishes, and the server enforces it too.
+    with pytest.raises((AppError, ValueError), match="exceeds the maximum file size"):
+        client.predict(query="cats", corpus_source="Upload", corpus_file=_upload(tmp_path, "big.txt", oversized),
+                       api_name="/compare")
+    _good_request_still_works(client)
