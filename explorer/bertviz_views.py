@@ -14,16 +14,15 @@ of the full tensor in the browser instead of being sent twice.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import torch
 
 from .inspect import PairInspection
+from .packages import package_dir
 
 View = Literal["head", "model"]
 MAX_TOKENS = 192  # beyond this the views hold tens of MB and the browser crawls
@@ -33,18 +32,15 @@ QUERY_TO_DOC_FILTER = "3"  # bertviz's filters: All, A->A, B->B, A->B, B->A
 _SEGMENT_NAMES = {"Sentence A": "Query", "Sentence B": "Document"}
 
 
-def _package_file(package: str, relative: str) -> str:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"The bertviz views need the Python package {package!r} (see requirements.txt).")
-    return (Path(list(spec.submodule_search_locations)[0]) / relative).read_text(encoding="utf-8")
+def _package_file(module: str, distribution: str, relative: str) -> str:
+    return (package_dir(module, "The bertviz views", distribution) / relative).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
 def _libraries() -> str:
     """d3 v5 and jQuery as inline scripts, read from installed packages (nothing vendored)."""
-    d3 = _package_file("mpld3", "js/d3.v5.min.js")
-    jquery = _package_file("xstatic.pkg.jquery", "data/jquery.min.js")
+    d3 = _package_file("mpld3", "mpld3", "js/d3.v5.min.js")
+    jquery = _package_file("xstatic.pkg.jquery", "xstatic-jquery", "data/jquery.min.js")
     jquery = re.sub(r"//# sourceMappingURL=\S+", "", jquery)  # no request for a map file
     return "\n".join(f"<script>\n{_script_safe(code)}\n</script>" for code in (d3, jquery))
 

