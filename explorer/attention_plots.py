@@ -27,44 +27,57 @@ def escape_labels(labels: list[str]) -> list[str]:
     return [html.escape(label, quote=True) for label in labels]
 
 
+def _layer_text(layer) -> str:
+    return "mean over layers" if layer == "mean" else f"layer {layer}"
+
+
 def _describe(layer, head) -> str:
-    layer_text = "mean over layers" if layer == "mean" else f"layer {layer}"
     head_text = {"mean": "mean over heads", "max": "max over heads"}.get(head, f"head {head}")
-    return f"{layer_text}, {head_text}"
+    return f"{_layer_text(layer)}, {head_text}"
 
 
 def _cell_size(count: int) -> int:
     return max(14, min(28, 900 // max(count, 1)))
 
 
-def attention_heatmap(block: AttentionBlock) -> go.Figure:
-    """Rows attend, columns are attended to; hover gives both tokens and the weight."""
-    rows, cols = escape_labels(block.row_labels), escape_labels(block.col_labels)
-    row_title, col_title = DIRECTION_TITLES[block.direction]
-    if block.word_level:
-        row_title, col_title = row_title.replace("token", "word"), col_title.replace("token", "word")
-    hover = [[f"{r} → {c}" for c in cols] for r in rows]
+def _token_heatmap(
+    values: np.ndarray, row_labels: list[str], col_labels: list[str], value_hover: str, title: str,
+    row_title: str, col_title: str, joiner: str = "→", **colors,
+) -> go.Figure:
+    """One cell per (row, column) token on numeric axes, labelled with the escaped tokens."""
+    rows, cols = escape_labels(row_labels), escape_labels(col_labels)
     figure = go.Figure(
         go.Heatmap(
-            z=block.values,
+            z=values,
             x=list(range(len(cols))),
             y=list(range(len(rows))),
-            text=hover,
-            hovertemplate="%{text}<br>%{z:.4f}<extra></extra>",
-            colorscale="Blues",
-            zmin=0,
-            colorbar={"title": {"text": "weight", "side": "right"}},
+            text=[[f"{r} {joiner} {c}" for c in cols] for r in rows],
+            hovertemplate="%{text}<br>" + value_hover + "<extra></extra>",
+            **colors,
         )
     )
-    merge = " (words: sum over attended pieces, mean over attending pieces)" if block.word_level else ""
     figure.update_layout(
-        title={"text": f"Cross-attention, {_describe(block.layer, block.head)}<br><sup>{block.unit}{merge}</sup>"},
+        title={"text": title},
         xaxis={"title": col_title, "tickvals": list(range(len(cols))), "ticktext": cols, "tickangle": -60},
         yaxis={"title": row_title, "tickvals": list(range(len(rows))), "ticktext": rows, "autorange": "reversed"},
         height=min(1400, 220 + _cell_size(len(rows)) * len(rows)),
         margin={"l": 120, "r": 20, "t": 80, "b": 140},
     )
     return figure
+
+
+def attention_heatmap(block: AttentionBlock) -> go.Figure:
+    """Rows attend, columns are attended to; hover gives both tokens and the weight."""
+    row_title, col_title = DIRECTION_TITLES[block.direction]
+    if block.word_level:
+        row_title, col_title = row_title.replace("token", "word"), col_title.replace("token", "word")
+    merge = " (words: sum over attended pieces, mean over attending pieces)" if block.word_level else ""
+    return _token_heatmap(
+        block.values, block.row_labels, block.col_labels, "%{z:.4f}",
+        f"Cross-attention, {_describe(block.layer, block.head)}<br><sup>{block.unit}{merge}</sup>",
+        row_title, col_title,
+        colorscale="Blues", zmin=0, colorbar={"title": {"text": "weight", "side": "right"}},
+    )
 
 
 def head_grid(
@@ -91,9 +104,8 @@ def head_grid(
     figure.update_xaxes(showticklabels=False)
     figure.update_yaxes(showticklabels=False, autorange="reversed")
     row_title, col_title = DIRECTION_TITLES[direction]
-    layer_text = "mean over layers" if layer == "mean" else f"layer {layer}"
     figure.update_layout(
-        title={"text": f"Every head of {layer_text}: rows = {row_title}, columns = {col_title}"
+        title={"text": f"Every head of {_layer_text(layer)}: rows = {row_title}, columns = {col_title}"
                        f"<br><sup>{blocks[0].unit}; one shared colour scale</sup>"},
         coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": top, "colorbar": {"title": {"text": "weight"}}},
         height=200 * rows + 120,
@@ -159,20 +171,11 @@ def attribution_html(document: str, attribution: Attribution) -> str:
 
 def token_similarity_heatmap(similarity: TokenSimilarity) -> go.Figure:
     """Bi-encoder: cosine of contextual token vectors from two separate passes."""
-    rows, cols = escape_labels(similarity.query_tokens), escape_labels(similarity.doc_tokens)
-    hover = [[f"{r} · {c}" for c in cols] for r in rows]
-    figure = go.Figure(go.Heatmap(
-        z=similarity.similarity, x=list(range(len(cols))), y=list(range(len(rows))), text=hover,
-        hovertemplate="%{text}<br>cosine %{z:.3f}<extra></extra>",
+    return _token_heatmap(
+        similarity.similarity, similarity.query_tokens, similarity.doc_tokens, "cosine %{z:.3f}",
+        f"Bi-encoder token vectors, query and document encoded separately: pooled cosine "
+        f"{similarity.pooled_cosine:.3f}<br><sup>{html.escape(similarity.model_name)}; the texts meet "
+        "only in that one final cosine</sup>",
+        "query token", "document token", joiner="·",
         colorscale="RdBu", reversescale=True, zmid=0, colorbar={"title": {"text": "cosine"}},
-    ))
-    figure.update_layout(
-        title={"text": f"Bi-encoder token vectors, query and document encoded separately: pooled cosine "
-                       f"{similarity.pooled_cosine:.3f}<br><sup>{html.escape(similarity.model_name)}; the texts meet "
-                       "only in that one final cosine</sup>"},
-        xaxis={"title": "document token", "tickvals": list(range(len(cols))), "ticktext": cols, "tickangle": -60},
-        yaxis={"title": "query token", "tickvals": list(range(len(rows))), "ticktext": rows, "autorange": "reversed"},
-        height=min(1400, 220 + _cell_size(len(rows)) * len(rows)),
-        margin={"l": 120, "r": 20, "t": 80, "b": 140},
     )
-    return figure

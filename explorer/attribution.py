@@ -15,7 +15,7 @@ import torch
 
 from .errors import ExplorerError
 from .models import DEFAULT_CROSS_ENCODER, LoadedModel, load_model
-from .rerank import score_pairs
+from .rerank import relevance_logits, score_pairs
 
 
 @dataclass
@@ -50,18 +50,25 @@ def _scoring_model(cross_encoder: str | LoadedModel) -> LoadedModel:
     return load_model(cross_encoder, "cross")
 
 
+def _document_word_tokens(word_ids, sequence_ids, offsets) -> dict[int, tuple[list[int], list[int]]]:
+    """Each document word's token positions and character span [start, end], in word order."""
+    words: dict[int, tuple[list[int], list[int]]] = {}
+    for position, (word, sequence, (start, end)) in enumerate(zip(word_ids, sequence_ids, offsets)):
+        if sequence == 1 and word is not None:
+            positions, span = words.setdefault(word, ([], [start, end]))
+            positions.append(position)
+            span[1] = end
+    return dict(sorted(words.items()))
+
+
 def document_words(model: LoadedModel, query: str, document: str) -> tuple[list[tuple[int, int]], int]:
     """Character spans of the document's words (as the tokenizer splits words) that fit in the input.
 
     Returns the spans and how many words were cut off by the model's maximum length.
     """
     def spans_of(encoding) -> list[tuple[int, int]]:
-        spans: dict[int, list[int]] = {}
-        for word, seq, (start, end) in zip(encoding.word_ids(), encoding.sequence_ids(), encoding["offset_mapping"]):
-            if seq == 1 and word is not None:
-                span = spans.setdefault(word, [start, end])
-                span[1] = end
-        return [tuple(spans[w]) for w in sorted(spans)]
+        words = _document_word_tokens(encoding.word_ids(), encoding.sequence_ids(), encoding["offset_mapping"])
+        return [tuple(span) for _, span in words.values()]
 
     tokenizer = model.tokenizer
     kept = spans_of(tokenizer(query, document, truncation="only_second", max_length=model.max_length,
@@ -105,7 +112,7 @@ def gradient_attribution(
     A first-order estimate of how much each word's embedding adds to the logit (positive:
     pushes the score up); cheaper than occlusion, and only as faithful as a linearisation.
     """
-    from .inspect import encode_pair, logit_from_output
+    from .inspect import encode_pair
 
     model = _scoring_model(cross_encoder)
     encoded = encode_pair(model, query, document)
@@ -115,19 +122,12 @@ def gradient_attribution(
     embeddings = module.get_input_embeddings()(encoded["input_ids"]).detach().requires_grad_(True)
     extra = {k: v for k, v in encoded.items() if k in ("attention_mask", "token_type_ids")}
     with torch.enable_grad():
-        logit = logit_from_output(module(inputs_embeds=embeddings, **extra).logits.float())[0]
+        logit = relevance_logits(module(inputs_embeds=embeddings, **extra).logits.float())[0]
         (gradient,) = torch.autograd.grad(logit, embeddings)
     per_token = (gradient * embeddings).sum(-1)[0].detach().numpy()
-    totals: dict[int, float] = {}
-    spans: dict[int, list[int]] = {}
-    for position, (word, seq) in enumerate(zip(word_ids, sequence_ids)):
-        if seq == 1 and word is not None:
-            totals[word] = totals.get(word, 0.0) + float(per_token[position])
-            span = spans.setdefault(word, list(offsets[position]))
-            span[1] = offsets[position][1]
-    order = sorted(totals)
+    words = _document_word_tokens(word_ids, sequence_ids, offsets).values()
     return GradientAttribution(
-        words=[document[spans[w][0] : spans[w][1]] for w in order],
-        spans=[tuple(spans[w]) for w in order],
-        scores=np.array([totals[w] for w in order], dtype=np.float32),
+        words=[document[start:end] for _, (start, end) in words],
+        spans=[(start, end) for _, (start, end) in words],
+        scores=np.array([per_token[positions].sum() for positions, _ in words], dtype=np.float32),
     )

@@ -6,7 +6,7 @@ CPU saves most of the work that padding to a global maximum would waste.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -39,3 +39,19 @@ def pad_batch(tokenizer, encoded: Mapping[str, Sequence[Sequence[int]]], batch: 
             tensor[row, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
         features[key] = tensor
     return features
+
+
+def padded_batches(
+    tokenizer,
+    encoded: Mapping[str, Sequence[Sequence[int]]],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """(item indices, padded tensors) per length-sorted batch; `progress(done, total)` after each."""
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    done = 0
+    for batch in length_sorted_batches(lengths, batch_size):
+        yield batch, pad_batch(tokenizer, encoded, batch)
+        done += len(batch)
+        if progress:
+            progress(done, len(lengths))

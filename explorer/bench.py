@@ -13,17 +13,13 @@ import os
 import platform
 import random
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MIN_WORDS, MAX_WORDS = 30, 200
 
 
@@ -74,9 +70,10 @@ def realistic_passages() -> list[str]:
 
 def benchmark_queries() -> list[str]:
     """The hand-written queries of the shipped python_docs set (plain questions, 4 to 10 words)."""
+    from .builtin_corpora import get_set
     from .corpus import read_queries
 
-    return [q.text for q in read_queries(REPO_ROOT / "corpora" / "python_docs" / "queries.jsonl")]
+    return [q.text for q in read_queries(get_set("python_docs").queries_path)]
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,11 +127,11 @@ def bench_encode(bi, passages: list[str], repeats: int, count: int = 1000) -> tu
     """`count` passages: ours (auto precision) vs SentenceTransformer.encode (fp32)."""
     from sentence_transformers import SentenceTransformer
 
-    from .models import _offline_bi_encoder_dir, resolve_precision
+    from .models import resolve_precision
     from .retrieval import encode_texts
 
     texts = random.Random(1).sample(passages, min(count, len(passages)))
-    peer = SentenceTransformer(str(_offline_bi_encoder_dir()))
+    peer = SentenceTransformer(bi.source)
     ours_ms = median_ms(lambda: encode_texts(bi, texts, precision="auto"), repeats)
     peer_ms = median_ms(lambda: peer.encode(texts, show_progress_bar=False), repeats)
     fast = encode_texts(bi, texts, precision="auto")
@@ -207,7 +204,7 @@ def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
 
     from .compare import compare
     from .corpus import Corpus, Document
-    from .models import _offline_bi_encoder_dir, offline_cross_encoder_dir
+    from .models import DEFAULT_BI_ENCODER, load_model, offline_cross_encoder_dir
     from .retrieval import build_index, search
 
     texts = random.Random(2).sample(passages, min(1000, len(passages)))
@@ -216,7 +213,7 @@ def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
     ours_ms = median_ms(lambda: compare(query, corpus, top_k=50), repeats)
     last = compare(query, corpus, top_k=50)
 
-    bi_peer = SentenceTransformer(str(_offline_bi_encoder_dir()))
+    bi_peer = SentenceTransformer(load_model(DEFAULT_BI_ENCODER, "bi").source)
     cross_peer = CrossEncoder(str(offline_cross_encoder_dir()))
     index = build_index(bi_peer.encode(texts, show_progress_bar=False))
 
@@ -236,12 +233,6 @@ def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _peak_rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -254,36 +245,14 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 def bench_cold_start(timeout_s: float = 180.0) -> dict:
     """Start `app.py` in a fresh process and time until it answers HTTP on loopback."""
-    app = REPO_ROOT / "app.py"
-    if not app.is_file():
-        return {"error": "app.py not found"}
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, str(app)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    served_s = None
+    from .app_process import running_app
+
     try:
-        while time.perf_counter() - started < timeout_s and child.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    if response.status == 200:
-                        served_s = time.perf_counter() - started
-                        break
-            except OSError:
-                time.sleep(0.1)
-        rss = _peak_rss_mb(child.pid)
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    if served_s is None:
-        return {"error": f"app did not serve within {timeout_s:.0f} s (exit code {child.returncode})"}
-    return {"seconds_until_serving": round(served_s, 2), "app_peak_rss_mb": rss}
+        with running_app(timeout_s=timeout_s) as app:
+            rss = _peak_rss_mb(app.process.pid)
+            return {"seconds_until_serving": round(app.startup_s, 2), "app_peak_rss_mb": rss}
+    except RuntimeError as error:
+        return {"error": str(error)}
 
 
 def run_benchmark(quick: bool = False, progress=print) -> dict:

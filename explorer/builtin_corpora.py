@@ -74,11 +74,16 @@ def get_set(name: str) -> BuiltinSet:
         if info.name == name:
             return info
     known = ", ".join(info.name for info in list_sets())
-    raise ExplorerError(f"No built-in corpus called {name!r}; choose one of: {known}.")
+    # Only names from the list ever reach the disk: a "name" is never a path.
+    raise ExplorerError(f"Unknown corpus {name!r}; choose one of the built-in corpora: {known}.")
 
 
+@lru_cache(maxsize=16)
 def load_set(name: str) -> LabelledSet:
-    """Corpus, queries and relevance labels of one shipped set."""
+    """Corpus, queries and relevance labels of one shipped set, read once per process.
+
+    Callers share the returned objects and must not change them.
+    """
     info = get_set(name)
     if info.generated:
         from .stdlib_corpus import load_python_docs

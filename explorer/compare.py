@@ -54,6 +54,13 @@ class CrossHit:
         """Places gained by re-ranking (positive = moved up)."""
         return self.bi_rank - self.rank
 
+    @property
+    def move_kind(self) -> str:
+        """"new" (outside the bi-encoder's top-k), "up", "down" or "same": what the views colour."""
+        if not self.in_bi_top_k:
+            return "new"
+        return "up" if self.move > 0 else "down" if self.move < 0 else "same"
+
 
 @dataclass
 class Comparison:
@@ -79,7 +86,7 @@ class Comparison:
         return data
 
 
-class _Stopwatch:
+class Stopwatch:
     """Collects per-stage wall times in milliseconds (time.perf_counter)."""
 
     def __init__(self) -> None:
@@ -139,7 +146,7 @@ def compare(
     top_k, notes = check_top_k(top_k, len(corpus))
     dtype = resolve_precision(precision)
     report = progress or (lambda fraction, message: None)
-    clock = _Stopwatch()
+    clock = Stopwatch()
 
     with clock.stage("model_loading"):
         report(0.0, "Loading models")

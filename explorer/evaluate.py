@@ -17,7 +17,6 @@ itself (0, 1, 2), and RR and recall count grade >= 1 as relevant.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -25,7 +24,7 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, R, nDCG
 
-from .compare import check_top_k
+from .compare import Stopwatch, check_top_k
 from .corpus import Corpus, Query
 from .errors import ExplorerError
 from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, Precision, load_model, resolve_precision
@@ -158,34 +157,24 @@ def evaluate(
     depth = min(len(corpus), max(10, top_k))
     dtype = resolve_precision(precision)
     report = progress or (lambda fraction, message: None)
-    timings: dict[str, float] = {}
-
-    def timed(name, work):
-        start = time.perf_counter()
-        value = work()
-        timings[name] = round((time.perf_counter() - start) * 1000.0, 3)
-        return value
+    clock = Stopwatch()
 
     report(0.0, "Loading models")
-    bi_model, cross_model = timed(
-        "model_loading",
-        lambda: (
-            load_model(bi_encoder, "bi", allow_local_path=allow_local_models),
-            load_model(cross_encoder, "cross", allow_local_path=allow_local_models),
-        ),
-    )
-    entry, cached = timed(
-        "corpus_encoding",
-        lambda: corpus_index(
+    with clock.stage("model_loading"):
+        bi_model = load_model(bi_encoder, "bi", allow_local_path=allow_local_models)
+        cross_model = load_model(cross_encoder, "cross", allow_local_path=allow_local_models)
+    with clock.stage("corpus_encoding"):
+        entry, cached = corpus_index(
             bi_model, corpus.texts, corpus.fingerprint, dtype, persist=persist_embeddings,
             progress=lambda done, total: report(0.05 + 0.35 * done / total, f"Encoding corpus {done}/{total}"),
-        ),
-    )
+        )
     if cached:
         notes.append("Corpus embeddings came from the cache.")
     query_texts = [q.text for q in kept]
-    vectors = timed("query_encoding", lambda: encode_texts(bi_model, query_texts, precision=dtype))
-    _, positions = timed("search", lambda: search(entry.index, vectors, depth))
+    with clock.stage("query_encoding"):
+        vectors = encode_texts(bi_model, query_texts, precision=dtype)
+    with clock.stage("search"):
+        _, positions = search(entry.index, vectors, depth)
     bi_orders = [[int(p) for p in row] for row in positions]
     texts = corpus.texts
 
@@ -195,13 +184,11 @@ def evaluate(
         for p in order[:top_k] if not score_all else range(len(corpus)):
             pair_query.append(qi)
             pair_doc.append(p)
-    scored = timed(
-        "cross_encoder_scoring",
-        lambda: score_pairs(
+    with clock.stage("cross_encoder_scoring"):
+        scored = score_pairs(
             cross_model, [query_texts[i] for i in pair_query], [texts[p] for p in pair_doc], precision=dtype,
             progress=lambda done, total: report(0.4 + 0.55 * done / total, f"Cross-encoder {done}/{total} pairs"),
-        ),
-    )
+        )
     logit = {(qi, p): float(s) for qi, p, s in zip(pair_query, pair_doc, scored.logits)}
     if scored.truncated:
         notes.append(
@@ -257,7 +244,7 @@ def evaluate(
         precision=f"{dtype} on cpu",
         metrics=metrics,
         per_query=rows,
-        timings_ms=timings,
+        timings_ms=clock.ms,
         notes=notes,
     )
 

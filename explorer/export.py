@@ -10,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from .compare import Comparison
+from .compare import Comparison, CrossHit
 
 CSV_COLUMNS = [
     "doc_id",
@@ -28,40 +28,26 @@ CSV_COLUMNS = [
 def comparison_rows(result: Comparison) -> list[dict]:
     """Every document either model ranked, bi-encoder order first, then the cross-encoder's extra finds."""
     cross = {h.id: h for h in (result.cross_encoder_full or result.cross_encoder)}
-    rows, seen = [], set()
-    for hit in result.bi_encoder:
-        c = cross.get(hit.id)
-        rows.append(
-            {
-                "doc_id": hit.id,
-                "text": hit.text,
-                "bi_rank": hit.rank,
-                "cosine": round(hit.score, 6),
-                "cross_rank": c.rank if c else "",
-                "cross_logit": round(c.score, 6) if c else "",
-                "cross_sigmoid_probability": round(c.probability, 6) if c else "",
-                "rank_move": c.move if c else "",
-                "in_bi_top_k": True,
-            }
-        )
-        seen.add(hit.id)
-    for c in sorted(cross.values(), key=lambda h: h.rank):
-        if c.id in seen:
-            continue
-        rows.append(
-            {
-                "doc_id": c.id,
-                "text": c.text,
-                "bi_rank": c.bi_rank,
-                "cosine": round(c.bi_score, 6),
-                "cross_rank": c.rank,
-                "cross_logit": round(c.score, 6),
-                "cross_sigmoid_probability": round(c.probability, 6),
-                "rank_move": c.move,
-                "in_bi_top_k": c.in_bi_top_k,
-            }
-        )
+    rows = [_row(hit.id, hit.text, hit.rank, hit.score, True, cross.get(hit.id)) for hit in result.bi_encoder]
+    seen = {hit.id for hit in result.bi_encoder}
+    extra = sorted((c for c in cross.values() if c.id not in seen), key=lambda h: h.rank)
+    rows += [_row(c.id, c.text, c.bi_rank, c.bi_score, c.in_bi_top_k, c) for c in extra]
     return rows
+
+
+def _row(doc_id: str, text: str, bi_rank: int, cosine: float, in_bi_top_k: bool, cross: CrossHit | None) -> dict:
+    """One CSV row; the cross-encoder's columns stay empty for a document it did not score."""
+    return {
+        "doc_id": doc_id,
+        "text": text,
+        "bi_rank": bi_rank,
+        "cosine": round(cosine, 6),
+        "cross_rank": cross.rank if cross else "",
+        "cross_logit": round(cross.score, 6) if cross else "",
+        "cross_sigmoid_probability": round(cross.probability, 6) if cross else "",
+        "rank_move": cross.move if cross else "",
+        "in_bi_top_k": in_bi_top_k,
+    }
 
 
 def write_downloads(result: Comparison) -> tuple[str, str]:

@@ -20,6 +20,7 @@ import torch
 
 from .errors import ExplorerError
 from .models import DEFAULT_CROSS_ENCODER, LoadedModel, load_model
+from .rerank import relevance_logits, sigmoid
 
 Direction = Literal["query_to_doc", "doc_to_query"]
 LayerChoice = int | Literal["mean"]
@@ -113,13 +114,6 @@ def encode_pair(model: LoadedModel, query: str, document: str):
     )
 
 
-def logit_from_output(logits: torch.Tensor) -> torch.Tensor:
-    """One relevance logit per row, the same rule as `rerank.score_pairs`."""
-    if logits.shape[-1] == 1:
-        return logits[..., 0]
-    return logits[..., 1] - logits[..., 0]
-
-
 def inspect_pair(
     query: str, document: str, cross_encoder: str | LoadedModel = DEFAULT_CROSS_ENCODER
 ) -> PairInspection:
@@ -136,7 +130,7 @@ def inspect_pair(
         output = model.module(**features, output_attentions=True)
     attentions = torch.cat(output.attentions, dim=0).float().numpy()  # [layers, heads, seq, seq]
     attention_ms = (time.perf_counter() - started) * 1000.0
-    logit = float(logit_from_output(output.logits.float())[0])
+    logit = float(relevance_logits(output.logits.float())[0])
 
     tokens = model.tokenizer.convert_ids_to_tokens(features["input_ids"][0].tolist())
     # Separators between the texts belong to the query's segment, trailing ones to the document's
@@ -155,7 +149,7 @@ def inspect_pair(
         doc_index=[i for i, s in enumerate(sequence_ids) if s == 1],
         attentions=attentions,
         score=logit,
-        probability=float(1.0 / (1.0 + np.exp(-logit))),
+        probability=float(sigmoid(np.float64(logit))),
         truncated=untruncated > model.max_length,
         attention_ms=attention_ms,
     )

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 
 from .compare import Comparison, CrossHit
 
-UP, DOWN, SAME, NEW = "#16a34a", "#dc2626", "#94a3b8", "#7c3aed"
+MOVE_COLORS = {"up": "#16a34a", "down": "#dc2626", "same": "#94a3b8", "new": "#7c3aed"}  # by CrossHit.move_kind
+MOVE_NAMES = {"up": "moved up", "down": "moved down", "same": "same rank", "new": "not in bi-encoder top-k"}
 STAGE_LABELS = {
     "model_loading": "Load models",
     "corpus_encoding": "Encode corpus (bi-encoder)",
@@ -204,26 +205,15 @@ def displayed_cross_hits(result: Comparison) -> list[CrossHit]:
     return result.cross_encoder
 
 
-def _move_color(hit: CrossHit) -> str:
-    if not hit.in_bi_top_k:
-        return NEW
-    return UP if hit.move > 0 else DOWN if hit.move < 0 else SAME
-
-
 def scatter_figure(result: Comparison) -> go.Figure:
     """Bi-encoder cosine (x) against cross-encoder logit (y), one point per scored document."""
     hits = result.cross_encoder_full if result.cross_encoder_full is not None else result.cross_encoder
-    groups = [
-        ("moved up", lambda h: h.in_bi_top_k and h.move > 0, UP),
-        ("moved down", lambda h: h.in_bi_top_k and h.move < 0, DOWN),
-        ("same rank", lambda h: h.in_bi_top_k and h.move == 0, SAME),
-        ("not in bi-encoder top-k", lambda h: not h.in_bi_top_k, NEW),
-    ]
     figure = go.Figure()
-    for name, belongs, color in groups:
-        members = [h for h in hits if belongs(h)]
+    for kind, name in MOVE_NAMES.items():
+        members = [h for h in hits if h.move_kind == kind]
         if not members:
             continue
+        color = MOVE_COLORS[kind]
         figure.add_trace(
             go.Scatter(
                 x=[h.bi_score for h in members],
@@ -265,7 +255,7 @@ def slope_figure(result: Comparison) -> go.Figure:
     for bi_rank, cross_rank, hit in lines:
         left = bi_rank if bi_rank <= k else outside
         right = cross_rank if cross_rank <= k else outside
-        color = NEW if not hit.in_bi_top_k else UP if left > right else DOWN if left < right else SAME
+        color = MOVE_COLORS[hit.move_kind]
         label = f"[{html.escape(hit.id)}] {hover_text(hit.text, width=60, lines=2)}"
         figure.add_trace(
             go.Scatter(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .batching import length_sorted_batches, pad_batch
+from .batching import padded_batches
 from .models import LoadedModel, resolve_precision
 
 ProgressCallback = Callable[[int, int], None]
@@ -36,9 +36,14 @@ def _tokenize_pairs(model: LoadedModel, queries: Sequence[str], documents: Seque
     )
 
 
-def count_truncated(model: LoadedModel, query: str, documents: Sequence[str]) -> int:
-    lengths = [len(ids) for ids in _tokenize_pairs(model, [query] * len(documents), documents)["input_ids"]]
-    return sum(length >= model.max_length for length in lengths)
+def relevance_logits(raw):
+    """One relevance logit per row of a model's output (numpy or torch): the single logit, or
+    for two-class rerankers the log-odds of "relevant"."""
+    return raw[..., 0] if raw.shape[-1] == 1 else raw[..., 1] - raw[..., 0]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def score_pairs(
@@ -62,24 +67,13 @@ def score_pairs(
     tokenizer, module = model.tokenizer, model.module_for(precision)
     batch_size = batch_size or BATCH_SIZE[precision]
     encoded = _tokenize_pairs(model, queries, documents)
-    lengths = [len(ids) for ids in encoded["input_ids"]]
     raw = np.empty((len(documents), module.config.num_labels), dtype=np.float32)
-    done = 0
     with torch.inference_mode():
-        for batch in length_sorted_batches(lengths, batch_size):
-            features = pad_batch(tokenizer, encoded, batch)
+        for batch, features in padded_batches(tokenizer, encoded, batch_size, progress):
             raw[batch] = module(**features).logits.float().numpy()
-            done += len(batch)
-            if progress:
-                progress(done, len(documents))
-    if raw.shape[1] == 1:
-        logits = raw[:, 0]
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-    else:  # two-class rerankers: score is the log-odds of "relevant"
-        logits = raw[:, 1] - raw[:, 0]
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-    truncated = sum(length >= model.max_length for length in lengths)
-    return PairScores(logits.astype(np.float32), probabilities.astype(np.float32), truncated)
+    logits = relevance_logits(raw).astype(np.float32)
+    truncated = sum(len(ids) >= model.max_length for ids in encoded["input_ids"])
+    return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)
 
 
 def rerank(

@@ -22,19 +22,16 @@ def _text(text: str, title: str = "") -> str:
 
 def move_badge(hit: CrossHit) -> str:
     """Arrow and count of places moved: ▲ up 3, ▼ down 2, = same, NEW (outside the bi-encoder's top-k)."""
-    if not hit.in_bi_top_k:
-        return f"<span class='move move-new' title='bi-encoder rank {hit.bi_rank}: outside its top-k'>NEW · was #{hit.bi_rank}</span>"
-    if hit.move > 0:
-        return f"<span class='move move-up' title='up {hit.move} from bi-encoder rank {hit.bi_rank}'>▲ up {hit.move}</span>"
-    if hit.move < 0:
-        return f"<span class='move move-down' title='down {-hit.move} from bi-encoder rank {hit.bi_rank}'>▼ down {-hit.move}</span>"
-    return "<span class='move move-same' title='same rank as the bi-encoder'>= same</span>"
-
-
-def _row_class(hit: CrossHit) -> str:
-    if not hit.in_bi_top_k:
-        return "moved-new"
-    return "moved-up" if hit.move > 0 else "moved-down" if hit.move < 0 else "moved-same"
+    kind = hit.move_kind
+    if kind == "new":
+        title, text = f"bi-encoder rank {hit.bi_rank}: outside its top-k", f"NEW · was #{hit.bi_rank}"
+    elif kind == "up":
+        title, text = f"up {hit.move} from bi-encoder rank {hit.bi_rank}", f"▲ up {hit.move}"
+    elif kind == "down":
+        title, text = f"down {-hit.move} from bi-encoder rank {hit.bi_rank}", f"▼ down {-hit.move}"
+    else:
+        title, text = "same rank as the bi-encoder", "= same"
+    return f"<span class='move move-{kind}' title='{title}'>{text}</span>"
 
 
 def _header(title: str, model: str, precision: str, score_name: str) -> str:
@@ -79,7 +76,7 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None)
     rows = []
     for hit in displayed_cross_hits(result):
         rows.append(
-            f"<li class='hit {_row_class(hit)}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
+            f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
             f"<span class='rank'>{hit.rank}</span>"
             f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
             f"<span class='score' title='cross-encoder logit'>{hit.score:.2f} logit</span>"
@@ -100,8 +97,8 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None)
 def summary_html(result: Comparison) -> str:
     """One line on what ran (corpus, models, precision and device), what changed, and any notes."""
     shown = displayed_cross_hits(result)
-    moved = sum(1 for h in shown if h.move != 0 and h.in_bi_top_k)
-    new = sum(1 for h in shown if not h.in_bi_top_k)
+    moved = sum(1 for h in shown if h.move_kind in ("up", "down"))
+    new = sum(1 for h in shown if h.move_kind == "new")
     same_top = result.bi_encoder[0].id == shown[0].id
     facts = [
         f"<b>{result.corpus_size:,}</b> documents in {escape(result.corpus_name)}",

@@ -17,17 +17,20 @@ import faiss
 import numpy as np
 import torch
 
-from .batching import length_sorted_batches, pad_batch
+from .batching import padded_batches
 from .models import LoadedModel, cache_dir, resolve_precision
 
 ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    if pooling == "cls":
-        return hidden[:, 0]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+def sentence_embeddings(model: LoadedModel, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pool token vectors (batch, tokens, dim) into sentence vectors the way the model was trained to."""
+    if model.pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1) if model.normalize else pooled
 
 
 def encode_texts(
@@ -43,20 +46,11 @@ def encode_texts(
     precision = resolve_precision(precision)  # "auto" picks bf16 only where the CPU has it
     tokenizer, module = model.tokenizer, model.module_for(precision)
     encoded = tokenizer(list(texts), truncation=True, max_length=model.max_length)
-    lengths = [len(ids) for ids in encoded["input_ids"]]
     output = np.empty((len(texts), module.config.hidden_size), dtype=np.float32)
-    done = 0
     with torch.inference_mode():
-        for batch in length_sorted_batches(lengths, batch_size):
-            features = pad_batch(tokenizer, encoded, batch)
+        for batch, features in padded_batches(tokenizer, encoded, batch_size, progress):
             hidden = module(**features).last_hidden_state.float()
-            pooled = _pool(hidden, features["attention_mask"], model.pooling)
-            if model.normalize:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            output[batch] = pooled.numpy()
-            done += len(batch)
-            if progress:
-                progress(done, len(texts))
+            output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
     return output
 
 

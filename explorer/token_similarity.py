@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .models import DEFAULT_BI_ENCODER, LoadedModel, load_model
-from .retrieval import encode_texts
+from .retrieval import sentence_embeddings
 
 
 @dataclass
@@ -25,13 +25,14 @@ class TokenSimilarity:
     model_name: str
 
 
-def _token_vectors(model: LoadedModel, text: str) -> tuple[list[str], torch.Tensor]:
-    """One pass over one text: its tokens (specials included) and L2-normalised token vectors."""
+def _token_vectors(model: LoadedModel, text: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """One pass over one text: its tokens (specials included), token vectors and sentence vector."""
     encoded = model.tokenizer(text, truncation=True, max_length=model.max_length, return_tensors="pt")
     with torch.inference_mode():
-        hidden = model.module(**encoded).last_hidden_state[0].float()
+        hidden = model.module(**encoded).last_hidden_state.float()
     tokens = model.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
-    return tokens, torch.nn.functional.normalize(hidden, dim=-1)
+    sentence = sentence_embeddings(model, hidden, encoded["attention_mask"])[0]
+    return tokens, hidden[0], sentence
 
 
 def bi_encoder_token_similarity(
@@ -39,9 +40,10 @@ def bi_encoder_token_similarity(
 ) -> TokenSimilarity:
     """Cosine between the bi-encoder's query-token and document-token vectors, from two separate passes."""
     model = bi_encoder if isinstance(bi_encoder, LoadedModel) else load_model(bi_encoder, "bi")
-    query_tokens, query_vectors = _token_vectors(model, query)
-    doc_tokens, doc_vectors = _token_vectors(model, document)
-    similarity = (query_vectors @ doc_vectors.T).numpy()
+    query_tokens, query_hidden, query_sentence = _token_vectors(model, query)
+    doc_tokens, doc_hidden, doc_sentence = _token_vectors(model, document)
+    unit = torch.nn.functional.normalize
+    similarity = (unit(query_hidden, dim=-1) @ unit(doc_hidden, dim=-1).T).numpy()
     if not include_special:
         special = set(model.tokenizer.all_special_tokens)
         keep_q = [i for i, t in enumerate(query_tokens) if t not in special]
@@ -49,12 +51,12 @@ def bi_encoder_token_similarity(
         similarity = similarity[np.ix_(keep_q, keep_d)]
         query_tokens = [query_tokens[i] for i in keep_q]
         doc_tokens = [doc_tokens[j] for j in keep_d]
-    pooled = encode_texts(model, [query, document], precision="fp32")
-    pooled = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    # The retriever's own score: the cosine of the two pooled sentence vectors.
+    pooled_cosine = float(unit(query_sentence, dim=0) @ unit(doc_sentence, dim=0))
     return TokenSimilarity(
         query_tokens=query_tokens,
         doc_tokens=doc_tokens,
         similarity=similarity.astype(np.float32),
-        pooled_cosine=float(pooled[0] @ pooled[1]),
+        pooled_cosine=pooled_cosine,
         model_name=model.name,
     )

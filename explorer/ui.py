@@ -17,12 +17,7 @@ import gradio as gr
 from . import plots, results_view
 from .builtin_corpora import list_sets, load_set
 from .compare import Comparison, compare
-from .corpus import (
-    MAX_CORPUS_BYTES,
-    Corpus,
-    corpus_from_text,
-    read_corpus_bytes,
-)
+from .corpus import MAX_CORPUS_BYTES, Corpus, corpus_from_text, read_corpus
 from .errors import ExplorerError
 from .export import write_downloads
 from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
@@ -48,13 +43,6 @@ def builtin_corpus_choices() -> list[tuple[str, str]]:
     return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
 
 
-def load_builtin_corpus(name: str) -> Corpus:
-    names = [value for _, value in builtin_corpus_choices()]
-    if name not in names:  # never a path: only names from the list
-        raise ExplorerError(f"Unknown built-in corpus {name!r}; choose one of: {', '.join(names) or 'none shipped'}.")
-    return load_set(name).corpus
-
-
 def corpus_input_visibility(source: str):
     """Show only the input for the chosen corpus source (paste box, upload, or built-in picker)."""
     return tuple(gr.update(visible=source == option) for option in SOURCES)
@@ -65,12 +53,9 @@ def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str 
     if source == "Upload":
         if not upload:
             raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
-        path = Path(upload)
-        if path.stat().st_size > MAX_CORPUS_BYTES:
-            raise ExplorerError(f"{path.name} is larger than the {MAX_CORPUS_BYTES / 1e6:.0f} MB limit.")
-        return read_corpus_bytes(path.read_bytes(), path.name)
+        return read_corpus(upload)  # checks the size before reading
     if source == "Built-in":
-        return load_builtin_corpus(builtin or "")
+        return load_set(builtin or "").corpus
     if not (text or "").strip():
         raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
     return corpus_from_text(text)
@@ -118,9 +103,9 @@ def run_comparison(
         result = compare(
             query,
             corpus,
-            top_k=int(top_k or 10),
-            bi_encoder=(bi_encoder or "").strip(),
-            cross_encoder=(cross_encoder or "").strip(),
+            top_k=10 if top_k is None else top_k,
+            bi_encoder=bi_encoder,
+            cross_encoder=cross_encoder,
             score_all=bool(score_all),
             precision=precision or "auto",
             progress=lambda fraction, message: progress(fraction, desc=message),
@@ -135,7 +120,9 @@ def run_comparison(
     projection_md, projection_fig = _projection(costs, projection_n)
     csv_path, json_path = write_downloads(result)
     data = result.to_dict()
-    state = {"query": result.query, "texts": {d.id: d.text for d in corpus.documents}, "costs": costs}
+    # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
+    shown = {hit.id: hit.text for hit in plots.displayed_cross_hits(result)}
+    state = {"query": result.query, "texts": shown, "costs": costs}
     choices = _inspect_choices(result)
     return (
         results_view.summary_html(result),

@@ -82,9 +82,7 @@ def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
 def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, progress=gr.Progress()):
     """Evaluate one shipped corpus; returns summary, metrics table, chart, per-query table, report JSON."""
     try:
-        names = [info.name for info in list_sets()]
-        if corpus_name not in names:  # only names from the list, never a path
-            raise ExplorerError(f"Unknown corpus {corpus_name!r}; choose one of: {', '.join(names)}.")
+        get_set(corpus_name)  # only names from the list, never a path
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k}).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import lru_cache
 
 import gradio as gr
 
@@ -54,18 +55,29 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
     )
 
 
+@lru_cache(maxsize=4)
+def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection:
+    """The last few pairs' attention, kept on the server in a bounded cache.
+
+    A session keeps only the pair's key: the weights of one 512-token pair are ~150 MB,
+    too much to hold once per visitor in gradio's per-session state.
+    """
+    return inspect_pair(query, document, cross_encoder)
+
+
 def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
     """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes."""
+    cross_encoder = cross_encoder or DEFAULT_CROSS_ENCODER
     try:
-        inspection = inspect_pair(query, document, cross_encoder or DEFAULT_CROSS_ENCODER)
+        inspection = _inspection(query, document, cross_encoder)
         heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
-        attribution = occlusion_attribution(query, document, cross_encoder or DEFAULT_CROSS_ENCODER)
-        gradients = gradient_attribution(query, document, cross_encoder or DEFAULT_CROSS_ENCODER) if gradient else None
+        attribution = occlusion_attribution(query, document, cross_encoder)
+        gradients = gradient_attribution(query, document, cross_encoder) if gradient else None
         similarity = bi_encoder_token_similarity(query, document, DEFAULT_BI_ENCODER)
     except ExplorerError as error:
         raise gr.Error(str(error)) from error
     return (
-        inspection,
+        (query, document, cross_encoder),
         _summary(inspection, similarity.pooled_cosine),
         heatmap,
         grid,
@@ -75,18 +87,19 @@ def run_inspection(query, document, cross_encoder, layer, head, direction, speci
     )
 
 
-def redraw(inspection, layer, head, direction, special, word_level, renormalize):
-    if inspection is None:
+def redraw(pair, layer, head, direction, special, word_level, renormalize):
+    if pair is None:
         return gr.skip(), gr.skip()
     try:
-        return _views(inspection, layer, head, direction, special, word_level, renormalize)
+        return _views(_inspection(*pair), layer, head, direction, special, word_level, renormalize)
     except ExplorerError as error:
         raise gr.Error(str(error)) from error
 
 
-def draw_bertviz(inspection):
-    if inspection is None:
+def draw_bertviz(pair):
+    if pair is None:
         return "", ""
+    inspection = _inspection(*pair)
     return bertviz_iframe(inspection, "head"), bertviz_iframe(inspection, "model", height_px=900)
 
 
@@ -113,7 +126,7 @@ def build_inspect_tab() -> InspectTab:
         gradient = gr.Checkbox(False, label="Also gradient × input")
     run = gr.Button("Inspect", variant="primary", elem_id="inspect-run")
 
-    state = gr.State(None)
+    pair = gr.State(None)  # (query, document, cross-encoder) of the last inspection
     summary = gr.Markdown()
     with gr.Tab("Cross-attention"):
         heatmap = gr.Plot(label="Cross-attention heatmap")
@@ -132,12 +145,12 @@ def build_inspect_tab() -> InspectTab:
         model_view = gr.HTML(label="bertviz model view")
 
     inputs = [query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient]
-    outputs = [state, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
+    outputs = [pair, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
     event = run.click(run_inspection, inputs, outputs, api_name="inspect")
-    event.then(draw_bertviz, [state], [head_view, model_view], api_visibility="private")
+    event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
     view_controls = [layer, head, direction, special, word_level, renormalize]
     for control in view_controls:
-        control.change(redraw, [state, *view_controls], [heatmap, grid], api_visibility="private")
+        control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")
     return InspectTab(query=query, document=document, run=run, fn=run_inspection, inputs=inputs, outputs=outputs)
 
 

@@ -32,55 +32,16 @@ def attention_model():
     return load_model(DEFAULT_CROSS_ENCODER, "cross", eager_attention=True)
 
 
-def _free_loopback_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """`python app.py` in a subprocess on 127.0.0.1 and a free port; its URL once it answers."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
+    from explorer.app_process import running_app
 
-    root = Path(__file__).resolve().parent.parent
-    port = _free_loopback_port()
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(
-        os.environ,
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_OFFLINE="1",
-    )
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 600  # model warm-up on a busy 2-core machine
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with code {process.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url}:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
-        yield url
-    finally:
-        process.terminate()
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            # A generous limit: model warm-up on a busy 2-core machine.
+            with running_app(timeout_s=600, extra_env={"HF_HUB_OFFLINE": "1"}, log=log) as app:
+                yield app.url
+        except RuntimeError as error:
+            pytest.fail(f"{error}:\n{log_path.read_text()[-4000:]}")
