@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import torch
 
+from . import packed_bert
 from .errors import ExplorerError
 from .onnx_rebuild import build_cross_encoder_dir, is_complete_build
 from .packages import package_dir
@@ -155,6 +156,7 @@ class LoadedModel:
     normalize: bool = True
     eager_attention: bool = False
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
+    _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def module_for(self, precision: Literal["bf16", "fp32"]) -> torch.nn.Module:
@@ -165,6 +167,19 @@ class LoadedModel:
             if self._bf16_module is None:
                 self._bf16_module = _bf16_copy(self.module)
         return self._bf16_module
+
+    def packed_for(self, precision: Literal["bf16", "fp32"]) -> packed_bert.PackedBert | None:
+        """The padding-free bf16 engine, where the architecture is plain BERT; made once.
+
+        None for fp32, which runs the module's own forward exactly as sentence-transformers
+        does, and for architectures `packed_bert` does not cover (they use `module_for`).
+        """
+        if precision == "fp32" or not packed_bert.supports(self.module):
+            return None
+        with self._lock:
+            if self._bf16_packed is None:
+                self._bf16_packed = packed_bert.PackedBert(self.module, torch.bfloat16)
+        return self._bf16_packed
 
 
 def _to_float32_inputs(module: torch.nn.Module, args: tuple) -> tuple:
