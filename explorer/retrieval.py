@@ -19,6 +19,7 @@ import torch
 
 from .batching import padded_batches
 from .models import LoadedModel, cache_dir, resolve_precision
+from .packed_bert import packed_chunks
 
 ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
 
@@ -40,17 +41,32 @@ def encode_texts(
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises."""
+    """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises.
+
+    bf16 on a BERT encoder runs packed, padding-free chunks (`packed_bert`); everything
+    else runs the module's own forward on length-sorted padded batches of `batch_size`.
+    """
     if not texts:
         return np.zeros((0, model.module.config.hidden_size), dtype=np.float32)
     precision = resolve_precision(precision)  # "auto" picks bf16 only where the CPU has it
-    tokenizer, module = model.tokenizer, model.module_for(precision)
-    encoded = tokenizer(list(texts), truncation=True, max_length=model.max_length)
-    output = np.empty((len(texts), module.config.hidden_size), dtype=np.float32)
+    packed = model.packed_for(precision)
+    encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_length)
+    output = np.empty((len(texts), model.module.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
-        for batch, features in padded_batches(tokenizer, encoded, batch_size, progress):
-            hidden = module(**features).last_hidden_state.float()
-            output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
+        if packed is not None:
+            ids, types = encoded["input_ids"], encoded.get("token_type_ids")
+            for chunk in packed_chunks([len(row) for row in ids], progress=progress):
+                chunk_ids = [ids[i] for i in chunk]
+                states = packed.hidden_states(chunk_ids, None if types is None else [types[i] for i in chunk])
+                # Back to (sequences, tokens, dim) with a mask, so one pooling rule serves both paths.
+                hidden = torch.nn.utils.rnn.pad_sequence(states.float().split([len(row) for row in chunk_ids]), batch_first=True)
+                mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(row)) for row in chunk_ids], batch_first=True)
+                output[chunk] = sentence_embeddings(model, hidden, mask).numpy()
+        else:
+            module = model.module_for(precision)
+            for batch, features in padded_batches(model.tokenizer, encoded, batch_size, progress):
+                hidden = module(**features).last_hidden_state.float()
+                output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
     return output
 
 
@@ -126,7 +142,9 @@ EMBEDDING_CACHE = EmbeddingCache(int(os.environ.get("EXPLORER_EMBEDDING_CACHE_MB
 
 def _disk_path(model: LoadedModel, precision: str, fingerprint: str) -> Path:
     slug = model.id.replace("/", "--")
-    return cache_dir() / "embeddings" / f"{slug}-{precision}-{fingerprint[:24]}.npy"
+    # The packed and padded engines round differently in bf16; files from one are not reused by the other.
+    engine = "-packed" if model.packed_for(resolve_precision(precision)) is not None else ""
+    return cache_dir() / "embeddings" / f"{slug}-{precision}{engine}-{fingerprint[:24]}.npy"
 
 
 def corpus_index(
