@@ -59,7 +59,7 @@ def encode_texts(
                 chunk_ids = [ids[i] for i in chunk]
                 states = packed.hidden_states(chunk_ids, None if types is None else [types[i] for i in chunk])
                 # Back to (sequences, tokens, dim) with a mask, so one pooling rule serves both paths.
-                hidden = torch.nn.utils.rnn.pad_sequence(states.float().split([len(row) for row in chunk_ids]), batch_first=True)
+                hidden = torch.nn.utils.rnn.pad_sequence(states.split([len(row) for row in chunk_ids]), batch_first=True)
                 mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(row)) for row in chunk_ids], batch_first=True)
                 output[chunk] = sentence_embeddings(model, hidden, mask).numpy()
         else:
