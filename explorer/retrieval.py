@@ -78,7 +78,9 @@ def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_neighbors, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128  # recall@10 0.99 vs exact at 100k, still well under 1 ms
+        # Search breadth: at 100k clustered vectors 128 gave recall@10 0.89 to 0.97 against
+        # exact, 512 gives about 0.99 and still searches in under 1 ms; encoding the query costs more.
+        index.hnsw.efSearch = 512
     else:
         raise ValueError(f"unknown index kind {kind!r}")
     index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
