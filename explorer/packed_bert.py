@@ -15,10 +15,12 @@ with no mask at all. More savings, all exact in real arithmetic:
   epilogue instead of another pass over memory (a separate bf16 GELU cost about 6% of a
   re-ranking on the 2-core machine).
 
-Only the matrix products run in the compute dtype (bf16: rounded inputs and weights, fp32
-accumulation). The residual stream, LayerNorms, embeddings, softmax, pooler and classifier
-stay fp32, as under autocast: against an all-bf16 forward that halved the mean difference
-from fp32 logits for about 3% more time, and keeps near-tied passages in fp32's order.
+Only the linear layers run in the compute dtype (bf16: rounded inputs and weights, fp32
+accumulation). The residual stream, LayerNorms, embeddings, pooler and classifier stay
+fp32, as under autocast: against an all-bf16 forward that halved the mean difference from
+fp32 logits for about 3% more time, and keeps near-tied passages in fp32's order.
+Attention is fp32 too: its per-sequence products are small, fp32 ran as fast as bf16 there,
+and fp32 products do not leave a compiled oneDNN kernel behind for every sequence length.
 
 Only plain `BertModel` / `BertForSequenceClassification` encoders are packed (the offline
 models and most of the MS MARCO family); anything else runs its own padded forward. The
@@ -36,6 +38,16 @@ import torch.nn.functional as F
 # Tokens per packed chunk. About 2,000 tokens keeps a chunk's (tokens, 1536) feed-forward
 # activations inside the cache of the 2-core machine; 50 whole pairs in one chunk ran slower.
 TOKENS_PER_CHUNK = 2048
+# oneDNN compiles and keeps a kernel for every distinct row count a linear layer sees, and
+# each costs memory: a server fed varied texts grew by megabytes per request. Chunks are
+# padded with zero rows to a multiple of this, which bounds the distinct counts to a few dozen.
+ROW_BUCKET = 64
+
+
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """`x` with zero rows appended up to a multiple of ROW_BUCKET rows."""
+    missing = -x.shape[0] % ROW_BUCKET
+    return F.pad(x, (0, 0, 0, missing)) if missing else x
 
 
 def _encoder_of(module: torch.nn.Module):
@@ -115,8 +127,9 @@ class _Chunk:
     """Where each sequence of a packed chunk lives, and the index maps attention needs.
 
     Attention wants each sequence's (heads, length, head_size) block contiguous, while the
-    linear layers want token-major rows. `to_heads` gathers the projections of the whole
-    chunk into per-sequence blocks in one copy, `to_tokens` brings the context back in one.
+    linear layers want token-major rows (padded to ROW_BUCKET). `to_heads` gathers the
+    projections of the whole chunk into per-sequence blocks in one copy; `to_tokens` brings
+    the context back in one, sending the padding rows to a zero block kept after the last.
     """
 
     def __init__(self, lengths: list[int], heads: int):
@@ -124,7 +137,7 @@ class _Chunk:
         self.starts = [0]
         for length in lengths[:-1]:
             self.starts.append(self.starts[-1] + length)
-        tokens = sum(lengths)
+        self.tokens = sum(lengths)
         # Block layout row (sequence, head, position) <- token-major row (start + position, head).
         rows = torch.cat(
             [
@@ -132,14 +145,15 @@ class _Chunk:
                 for start, length in zip(self.starts, lengths)
             ]
         )
-        # Projections arrive as (tokens, 3, heads, head_size): query, key, value rows of token t
+        # Projections arrive as (rows, 3, heads, head_size): query, key, value rows of token t
         # and head h are 3 * heads * t + part * heads + h.
         token, head = rows // heads, rows % heads
         self.to_heads = torch.cat([3 * heads * token + part * heads + head for part in range(3)])
-        self.to_tokens = torch.empty_like(rows)
+        padding = -self.tokens % ROW_BUCKET
+        self.to_tokens = torch.empty(rows.numel() + padding * heads, dtype=torch.long)
         self.to_tokens[rows] = torch.arange(rows.numel())
+        self.to_tokens[rows.numel() :] = (rows.numel() + torch.arange(heads)).repeat(padding)
         self.block_offsets = [heads * start for start in self.starts]  # in rows of head_size
-        self.tokens = tokens
 
 
 class PackedBert:
@@ -170,26 +184,25 @@ class PackedBert:
     def _attend(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
         """softmax(q k^T) v per sequence (q already scaled), for packed (tokens, 3 * hidden) projections."""
         width = self.heads * self.head_size
-        blocks = qkv.view(-1, self.head_size).index_select(0, chunk.to_heads).view(3, -1, self.head_size)
-        context = torch.empty(chunk.tokens * self.heads, self.head_size, dtype=qkv.dtype)
+        blocks = qkv.view(-1, self.head_size).index_select(0, chunk.to_heads).float().view(3, -1, self.head_size)
+        context = torch.empty((chunk.tokens + 1) * self.heads, self.head_size)
+        context[chunk.tokens * self.heads :] = 0  # the block padding rows read
         for offset, length in zip(chunk.block_offsets, chunk.lengths):
             rows = slice(offset, offset + self.heads * length)
             queries, keys, values = (blocks[part, rows].view(self.heads, length, self.head_size) for part in range(3))
-            scores = torch.matmul(queries, keys.transpose(1, 2))
-            probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
+            probabilities = torch.softmax(torch.matmul(queries, keys.transpose(1, 2)), dim=-1)
             torch.matmul(probabilities, values, out=context[rows].view(self.heads, length, self.head_size))
         return context.index_select(0, chunk.to_tokens).view(-1, width)
 
     def _attend_first_tokens(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
         """Attention output for the first token of each sequence only: (sequences, hidden)."""
-        projections = qkv.view(-1, 3, self.heads, self.head_size)
-        context = torch.empty(len(chunk.lengths), self.heads, self.head_size, dtype=qkv.dtype)
+        projections = qkv.float().view(-1, 3, self.heads, self.head_size)
+        context = torch.empty(len(chunk.lengths), self.heads, self.head_size)
         for number, (start, length) in enumerate(zip(chunk.starts, chunk.lengths)):
             query = projections[start, 0][:, None, :]  # (heads, 1, head_size)
             keys = projections[start : start + length, 1].transpose(0, 1)
             values = projections[start : start + length, 2].transpose(0, 1)
-            scores = torch.matmul(query, keys.transpose(1, 2))
-            probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
+            probabilities = torch.softmax(torch.matmul(query, keys.transpose(1, 2)), dim=-1)
             context[number] = torch.matmul(probabilities, values)[:, 0]
         return context.view(len(chunk.lengths), -1)
 
@@ -202,18 +215,18 @@ class PackedBert:
         """fp32 last-layer states: (total tokens, hidden) packed in input order, or
         (sequences, hidden) for the first token of each sequence when `cls_only`."""
         chunk = _Chunk([len(row) for row in input_ids], self.heads)
-        hidden = self._embed(input_ids, token_type_ids)
+        hidden = _pad_rows(self._embed(input_ids, token_type_ids))
         for number, layer in enumerate(self.layers):
             qkv = layer.qkv(hidden)
             if cls_only and number == len(self.layers) - 1:
-                context = self._attend_first_tokens(qkv, chunk)
-                hidden = hidden[chunk.starts]
+                context = _pad_rows(self._attend_first_tokens(qkv, chunk))
+                hidden = _pad_rows(hidden[chunk.starts])
             else:
                 context = self._attend(qkv, chunk)
             # BertSelfOutput (dropout is off in eval), then the feed-forward block.
             hidden = layer.attention_norm(layer.attention_output(context).float() + hidden)
             hidden = layer.feed_forward(hidden)
-        return hidden
+        return hidden[: len(input_ids) if cls_only else chunk.tokens]
 
     def classify(
         self, input_ids: Sequence[Sequence[int]], token_type_ids: Sequence[Sequence[int]] | None = None

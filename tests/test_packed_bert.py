@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from explorer.bench import benchmark_queries, realistic_passages
+from explorer import packed_bert
 from explorer.packed_bert import PackedBert, packed_chunks, supports
 
 
@@ -27,7 +28,11 @@ def pairs() -> tuple[list[str], list[str]]:
     return [queries[i % len(queries)] for i in range(len(documents))], documents
 
 
-def test_packed_fp32_logits_equal_the_modules_own(cross_model, pairs):
+@pytest.mark.parametrize("fused_linear", [True, False], ids=["onednn", "plain-torch"])
+def test_packed_fp32_logits_equal_the_modules_own(cross_model, pairs, fused_linear, monkeypatch):
+    """Both ways of running a linear layer: oneDNN's fused primitive, and the plain fallback."""
+    if not fused_linear:
+        monkeypatch.setattr(packed_bert, "_has_onednn_linear", lambda: False)
     queries, documents = pairs
     encoded = cross_model.tokenizer(queries, documents, truncation=True, max_length=cross_model.max_length)
     assert max(len(ids) for ids in encoded["input_ids"]) == cross_model.max_length  # truncation covered
