@@ -40,13 +40,21 @@ import torch.nn.functional as F
 TOKENS_PER_CHUNK = 2048
 # oneDNN compiles and keeps a kernel for every distinct row count a linear layer sees, and
 # each costs memory: a server fed varied texts grew by megabytes per request. Chunks are
-# padded with zero rows to a multiple of this, which bounds the distinct counts to a few dozen.
+# padded with zero rows to a multiple of this (small ones to a power of two), which bounds
+# the distinct counts to a few dozen.
 ROW_BUCKET = 64
 
 
+def _padded_row_count(rows: int) -> int:
+    """A multiple of ROW_BUCKET, or for fewer rows (a lone query) the next power of two."""
+    if rows <= ROW_BUCKET:
+        return 1 << (rows - 1).bit_length()
+    return -(-rows // ROW_BUCKET) * ROW_BUCKET
+
+
 def _pad_rows(x: torch.Tensor) -> torch.Tensor:
-    """`x` with zero rows appended up to a multiple of ROW_BUCKET rows."""
-    missing = -x.shape[0] % ROW_BUCKET
+    """`x` with zero rows appended up to `_padded_row_count` rows."""
+    missing = _padded_row_count(x.shape[0]) - x.shape[0]
     return F.pad(x, (0, 0, 0, missing)) if missing else x
 
 
@@ -149,7 +157,7 @@ class _Chunk:
         # and head h are 3 * heads * t + part * heads + h.
         token, head = rows // heads, rows % heads
         self.to_heads = torch.cat([3 * heads * token + part * heads + head for part in range(3)])
-        padding = -self.tokens % ROW_BUCKET
+        padding = _padded_row_count(self.tokens) - self.tokens
         self.to_tokens = torch.empty(rows.numel() + padding * heads, dtype=torch.long)
         self.to_tokens[rows] = torch.arange(rows.numel())
         self.to_tokens[rows.numel() :] = (rows.numel() + torch.arange(heads)).repeat(padding)

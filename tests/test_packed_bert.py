@@ -64,6 +64,19 @@ def test_packed_fp32_token_states_equal_the_modules_own(bi_model, pairs):
     assert torch.allclose(packed, expected, atol=2e-4, rtol=0), (packed - expected).abs().max()
 
 
+@pytest.mark.parametrize("text", ["python", "how do I read a file line by line", "word " * 70])
+def test_packed_fp32_lone_text_equals_the_modules_own(bi_model, text):
+    """A lone query: few rows, padded to a power of two rather than a multiple of 64."""
+    encoded = bi_model.tokenizer([text], truncation=True, max_length=bi_model.max_length, return_tensors="pt")
+    with torch.inference_mode():
+        reference = bi_model.module(**encoded).last_hidden_state[0]
+        packed = PackedBert(bi_model.module, torch.float32).hidden_states(
+            encoded["input_ids"].tolist(), encoded["token_type_ids"].tolist()
+        )
+    assert packed.shape == reference.shape
+    assert torch.allclose(packed, reference, atol=2e-4, rtol=0), (packed - reference).abs().max()
+
+
 def test_packed_bf16_stays_close_to_fp32(cross_model, pairs):
     queries, documents = pairs
     encoded = cross_model.tokenizer(queries, documents, truncation=True, max_length=cross_model.max_length)
