@@ -76,6 +76,13 @@ def benchmark_queries() -> list[str]:
     return [q.text for q in read_queries(get_set("python_docs").queries_path)]
 
 
+def engine(model) -> str:
+    """Which forward our default settings run: the packed engine, or the model's own on padded batches."""
+    from .models import resolve_precision
+
+    return "packed" if model.packed_for(resolve_precision("auto")) is not None else "padded batches"
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -115,6 +122,7 @@ def bench_rerank(cross, passages: list[str], queries: list[str], repeats: int) -
     return {
         "pairs": 100,
         "ours_precision": resolve_precision("auto"),
+        "ours_engine": engine(cross),
         "ours_pairs_per_s": round(100 / ours_ms * 1000, 1),
         "peer_pairs_per_s": round(100 / peer_ms * 1000, 1),
         "ratio": round(peer_ms / ours_ms, 2),
@@ -139,6 +147,7 @@ def bench_encode(bi, passages: list[str], repeats: int, count: int = 1000) -> tu
     result = {
         "passages": len(texts),
         "ours_precision": resolve_precision("auto"),
+        "ours_engine": engine(bi),
         "ours_passages_per_s": round(len(texts) / ours_ms * 1000, 1),
         "peer_passages_per_s": round(len(texts) / peer_ms * 1000, 1),
         "ratio": round(peer_ms / ours_ms, 2),
