@@ -14,7 +14,7 @@ import torch
 
 from .batching import padded_batches
 from .models import LoadedModel, resolve_precision
-from .packed_bert import packed_chunks
+from .packed_bert import packed_inputs
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -72,10 +72,8 @@ def score_pairs(
     raw = np.empty((len(documents), model.module.config.num_labels), dtype=np.float32)
     with torch.inference_mode():
         if packed is not None:
-            ids, types = encoded["input_ids"], encoded.get("token_type_ids")
-            for chunk in packed_chunks([len(row) for row in ids], progress=progress):
-                chunk_types = None if types is None else [types[i] for i in chunk]
-                raw[chunk] = packed.classify([ids[i] for i in chunk], chunk_types).numpy()
+            for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
+                raw[chunk] = packed.classify(chunk_ids, chunk_types).numpy()
         else:
             module = model.module_for(precision)
             batches = padded_batches(model.tokenizer, encoded, batch_size or BATCH_SIZE[precision], progress)
