@@ -93,3 +93,14 @@ def load_set(name: str) -> LabelledSet:
         corpus = read_corpus(info.corpus_path())
         corpus.name = info.name
     return LabelledSet(info, corpus, read_queries(info.queries_path), read_qrels(info.qrels_path))
+
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def read_corpus_argument(argument: str) -> Corpus:
+    """The command line's --corpus: a corpus file, or `builtin:<name>` for a shipped set
+    (python_docs is built on first use)."""
+    if argument.startswith(BUILTIN_PREFIX):
+        return load_set(argument[len(BUILTIN_PREFIX) :]).corpus
+    return read_corpus(argument)

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="rank a corpus with both models, side by side")
     compare.add_argument("--query", required=True)
-    compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file")
+    compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
     compare.add_argument("--top-k", type=int, default=10)
     compare.add_argument("--all", action="store_true", help="also score the whole corpus with the cross-encoder")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
-    evaluate.add_argument("--corpus", required=True)
+    evaluate.add_argument("--corpus", required=True, help="corpus file, or builtin:NAME for a shipped set")
     evaluate.add_argument("--queries", required=True)
     evaluate.add_argument("--qrels", required=True)
     evaluate.add_argument("--top-k", type=int, default=20)
@@ -114,10 +114,10 @@ def format_comparison(result) -> str:
 
 
 def run_compare(args) -> int:
+    from .builtin_corpora import read_corpus_argument
     from .compare import compare
-    from .corpus import read_corpus
 
-    corpus = read_corpus(args.corpus)
+    corpus = read_corpus_argument(args.corpus)
     result = compare(
         args.query,
         corpus,

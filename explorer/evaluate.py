@@ -286,25 +286,12 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-BUILTIN_PREFIX = "builtin:"
-
-
-def _read_cli_corpus(path: str) -> Corpus:
-    """A corpus file, or `builtin:<name>` for a shipped set (python_docs is built on first use)."""
-    from .corpus import read_corpus
-
-    if path.startswith(BUILTIN_PREFIX):
-        from .builtin_corpora import load_set
-
-        return load_set(path[len(BUILTIN_PREFIX):]).corpus
-    return read_corpus(path)
-
-
 def run_cli(args, print_json) -> int:
+    from .builtin_corpora import read_corpus_argument
     from .corpus import read_qrels, read_queries
 
     report = evaluate(
-        _read_cli_corpus(args.corpus),
+        read_corpus_argument(args.corpus),
         read_queries(args.queries),
         read_qrels(args.qrels),
         top_k=args.top_k,

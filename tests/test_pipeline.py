@@ -137,6 +137,19 @@ def test_cli_compare_json_contract(tmp_path):
     assert all(isinstance(ms, float) for ms in data["timings_ms"].values())
 
 
+def test_cli_compare_reads_a_builtin_set(bi_model, cross_model, capsys):
+    from explorer.builtin_corpora import load_set
+    from explorer.cli import main
+
+    assert main(["compare", "--query", "a drink that is not hot", "--corpus", "builtin:negation", "--top-k", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    negation_ids = {document.id for document in load_set("negation").corpus.documents}
+    assert data["corpus_size"] == len(negation_ids)
+    assert {row["id"] for row in data["cross_encoder"]} <= negation_ids
+    assert main(["compare", "--query", "tea", "--corpus", "builtin:no_such_set"]) == 2
+    assert "no_such_set" in capsys.readouterr().err
+
+
 def test_cli_table_and_errors(tmp_path):
     path = tmp_path / "snakes.txt"
     path.write_text("\n".join(SNAKE_CORPUS) + "\n")
