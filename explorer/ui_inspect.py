@@ -22,8 +22,18 @@ from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
 from .token_similarity import bi_encoder_token_similarity
 
 DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
-LAYERS = ["mean"] + [str(i) for i in range(12)]
-HEADS = ["mean", "max"] + [str(i) for i in range(12)]
+
+
+def layer_choices(num_layers: int) -> list[str]:
+    return ["mean"] + [str(i) for i in range(num_layers)]
+
+
+def head_choices(num_heads: int) -> list[str]:
+    return ["mean", "max"] + [str(i) for i in range(num_heads)]
+
+
+# The default cross-encoder's 12 layers of 12 heads, until a pair is inspected (see fit_choices).
+LAYERS, HEADS = layer_choices(12), head_choices(12)
 
 
 @dataclass
@@ -96,6 +106,22 @@ def redraw(pair, layer, head, direction, special, word_level, renormalize):
         raise gr.Error(str(error)) from error
 
 
+def fitted_choices(inspection: PairInspection, layer: str, head: str) -> tuple[dict, dict]:
+    """Layer and head lists for the inspected model; a choice it lacks goes back to "mean"."""
+    layers, heads = layer_choices(inspection.num_layers), head_choices(inspection.num_heads)
+    return (
+        gr.update(choices=layers, value=layer if layer in layers else "mean"),
+        gr.update(choices=heads, value=head if head in heads else "mean"),
+    )
+
+
+def fit_choices(pair, layer, head):
+    """After an inspection: offer exactly the layers and heads of the model that ran."""
+    if pair is None:
+        return gr.skip(), gr.skip()
+    return fitted_choices(_inspection(*pair), layer, head)
+
+
 def draw_bertviz(pair):
     if pair is None:
         return "", ""
@@ -148,6 +174,7 @@ def build_inspect_tab() -> InspectTab:
     outputs = [pair, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
     event = run.click(run_inspection, inputs, outputs, api_name="inspect")
     event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
+    event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private")
     view_controls = [layer, head, direction, special, word_level, renormalize]
     for control in view_controls:
         control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")

@@ -141,6 +141,21 @@ def test_layer_and_head_out_of_range_are_user_errors(inspection, layer, head):
         cross_attention_matrix(inspection, layer, head)
 
 
+def test_layer_and_head_lists_fit_the_inspected_model(inspection):
+    """A 6-layer, 8-head reranker gets lists of its own size; a choice it lacks goes back to mean."""
+    from dataclasses import replace
+
+    from explorer.ui_inspect import fitted_choices
+
+    seq = len(inspection.tokens)
+    smaller = replace(inspection, attentions=np.zeros((6, 8, seq, seq), dtype=np.float32))
+    layer, head = fitted_choices(smaller, "11", "3")
+    assert layer["choices"] == ["mean", "0", "1", "2", "3", "4", "5"]
+    assert layer["value"] == "mean"
+    assert head["choices"] == ["mean", "max", *map(str, range(8))]
+    assert head["value"] == "3"
+
+
 def test_empty_texts_are_user_errors(attention_model):
     with pytest.raises(ExplorerError):
         inspect_pair("  ", DOC, attention_model)
