@@ -14,7 +14,6 @@ import platform
 import random
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -330,14 +329,3 @@ def format_table(result: dict) -> str:
         f"Peak RSS of this benchmark process (ours and the peers' models): {result['peak_rss_mb']} MB",
     ]
     return "\n".join(lines)
-
-
-def run_cli(args, print_json) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    quiet = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
-    result = run_benchmark(quick=args.quick, progress=quiet)
-    if args.json:
-        print_json(result)
-    else:
-        print(format_table(result))
-    return 0

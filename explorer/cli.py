@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 
@@ -113,14 +114,21 @@ def format_comparison(result) -> str:
     return "\n".join(lines)
 
 
+def _emit(args, data, text) -> None:
+    """One result, as JSON with --json, else as the readable text."""
+    if args.json:
+        _print_json(data)
+    else:
+        print(text())
+
+
 def run_compare(args) -> int:
     from .builtin_corpora import read_corpus_argument
     from .compare import compare
 
-    corpus = read_corpus_argument(args.corpus)
     result = compare(
         args.query,
-        corpus,
+        read_corpus_argument(args.corpus),
         top_k=args.top_k,
         bi_encoder=args.bi_encoder,
         cross_encoder=args.cross_encoder,
@@ -129,35 +137,64 @@ def run_compare(args) -> int:
         persist_embeddings=True,
         allow_local_models=True,
     )
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(format_comparison(result))
+    _emit(args, result.to_dict(), lambda: format_comparison(result))
     return 0
 
 
 def run_inspect(args) -> int:
-    from .inspect import run_cli
+    """Attention block, score and occlusion attribution of one pair."""
+    from .attribution import occlusion_attribution
+    from .inspect import check_layer_head, format_inspection, inspect_pair, inspection_to_dict
 
-    return run_cli(args, _print_json)
+    inspection = inspect_pair(args.query, args.doc, args.cross_encoder)
+    layer, head = check_layer_head(inspection, args.layer, args.head)
+    attribution = occlusion_attribution(args.query, args.doc, args.cross_encoder)
+    _emit(
+        args,
+        inspection_to_dict(inspection, layer, head, attribution),
+        lambda: format_inspection(inspection, layer, head, attribution),
+    )
+    return 0
 
 
 def run_eval(args) -> int:
-    from .evaluate import run_cli
+    from .builtin_corpora import read_corpus_argument
+    from .corpus import read_qrels, read_queries
+    from .evaluate import evaluate, format_report
 
-    return run_cli(args, _print_json)
+    report = evaluate(
+        read_corpus_argument(args.corpus),
+        read_queries(args.queries),
+        read_qrels(args.qrels),
+        top_k=args.top_k,
+        bi_encoder=args.bi_encoder,
+        cross_encoder=args.cross_encoder,
+        precision=args.precision,
+        score_all=not args.skip_full,
+        persist_embeddings=True,
+        allow_local_models=True,
+    )
+    _emit(args, report.to_dict(), lambda: format_report(report))
+    return 0
 
 
 def run_bench(args) -> int:
-    from .bench import run_cli
+    from .bench import format_table, run_benchmark
 
-    return run_cli(args, _print_json)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Progress goes to stderr, and only with the table: --json output stays one object.
+    progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_benchmark(quick=args.quick, progress=progress)
+    _emit(args, result, lambda: format_table(result))
+    return 0
 
 
 def run_loadtest(args) -> int:
-    from .loadtest import run_cli
+    from .loadtest import format_load_report, run_load
 
-    return run_cli(args, _print_json)
+    report = run_load(args.url, args.clients, args.requests, args.timeout)
+    _emit(args, report.to_dict(), lambda: format_load_report(report))
+    return 0 if report.errors == 0 else 1
 
 
 COMMANDS = {

@@ -284,26 +284,3 @@ def format_report(report: EvalReport) -> str:
     lines.append("Timings (ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in report.timings_ms.items()))
     lines.extend(f"Note: {note}" for note in report.notes)
     return "\n".join(lines)
-
-
-def run_cli(args, print_json) -> int:
-    from .builtin_corpora import read_corpus_argument
-    from .corpus import read_qrels, read_queries
-
-    report = evaluate(
-        read_corpus_argument(args.corpus),
-        read_queries(args.queries),
-        read_qrels(args.qrels),
-        top_k=args.top_k,
-        bi_encoder=args.bi_encoder,
-        cross_encoder=args.cross_encoder,
-        precision=args.precision,
-        score_all=not getattr(args, "skip_full", False),
-        persist_embeddings=True,
-        allow_local_models=True,
-    )
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        print(format_report(report))
-    return 0

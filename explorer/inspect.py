@@ -263,7 +263,7 @@ def cross_attention_matrix(
 
 
 def inspection_to_dict(inspection: PairInspection, layer, head, attribution=None) -> dict:
-    """The JSON the command line prints (see `run_cli`)."""
+    """The JSON the command line prints (`python -m explorer inspect --json`)."""
     layer, head = check_layer_head(inspection, layer, head)
     block = cross_attention_matrix(inspection, layer, head, "query_to_doc")
     return {
@@ -288,27 +288,20 @@ def inspection_to_dict(inspection: PairInspection, layer, head, attribution=None
     }
 
 
-def run_cli(args, print_json) -> int:
-    """`python -m explorer inspect`: attention block, score and occlusion attribution of one pair."""
-    from .attribution import occlusion_attribution
-
-    inspection = inspect_pair(args.query, args.doc, args.cross_encoder)
-    layer, head = check_layer_head(inspection, args.layer, args.head)
-    attribution = occlusion_attribution(args.query, args.doc, args.cross_encoder)
-    if args.json:
-        print_json(inspection_to_dict(inspection, layer, head, attribution))
-        return 0
+def format_inspection(inspection: PairInspection, layer, head, attribution) -> str:
+    """What the command line prints without --json: score, top attended words, attribution."""
     block = cross_attention_matrix(inspection, layer, head, "query_to_doc", word_level=True)
-    print(f"Model: {inspection.model_name}")
-    print(f"Score: {inspection.score:.3f} logit (sigmoid probability {inspection.probability:.3f})")
+    lines = [
+        f"Model: {inspection.model_name}",
+        f"Score: {inspection.score:.3f} logit (sigmoid probability {inspection.probability:.3f})",
+    ]
     if inspection.truncated:
-        print("Note: the pair was cut to the model's maximum length.")
-    print(f"\nQuery-to-document attention, layer {layer}, head {head}, words (rows: query, columns: top 5 document words):")
+        lines.append("Note: the pair was cut to the model's maximum length.")
+    lines.append(f"\nQuery-to-document attention, layer {layer}, head {head}, words (rows: query, columns: top 5 document words):")
     for label, row in zip(block.row_labels, block.values):
         top = np.argsort(-row)[:5]
-        print(f"  {label:>16}: " + ", ".join(f"{block.col_labels[j]} {row[j]:.3f}" for j in top))
-    print("\nOcclusion attribution (logit change when the word is removed; negative = the word helped):")
-    for item in sorted(attribution.words, key=lambda w: w.delta):
-        print(f"  {item.delta:+8.3f}  {item.word}")
-    print(f"\n{ATTENTION_NOTE}")
-    return 0
+        lines.append(f"  {label:>16}: " + ", ".join(f"{block.col_labels[j]} {row[j]:.3f}" for j in top))
+    lines.append("\nOcclusion attribution (logit change when the word is removed; negative = the word helped):")
+    lines.extend(f"  {item.delta:+8.3f}  {item.word}" for item in sorted(attribution.words, key=lambda w: w.delta))
+    lines.append(f"\n{ATTENTION_NOTE}")
+    return "\n".join(lines)

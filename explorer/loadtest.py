@@ -189,18 +189,16 @@ def run_load(
     )
 
 
-def run_cli(args, print_json) -> int:
-    report = run_load(args.url, args.clients, args.requests, args.timeout)
-    if args.json:
-        print_json(report.to_dict())
-        return 0 if report.errors == 0 else 1
-    print(f"Load test of {report.url}: {report.clients} clients x {report.requests_per_client} requests")
-    print(f"  completed {report.completed}, errors {report.errors}, wall {report.wall_s} s"
-          + (" (stopped by the time limit)" if report.stopped_by_time_limit else ""))
-    print(f"  latency p50 {report.p50_ms} ms, p95 {report.p95_ms} ms, max {report.max_ms} ms")
-    print(f"  server memory: start {report.server_rss_mb_start} MB, end {report.server_rss_mb_end} MB; "
-          f"first quarter {report.rss_mb_first_quarter} MB, last quarter {report.rss_mb_last_quarter} MB "
-          f"({report.rss_growth_percent}% growth)")
-    for message in report.error_messages:
-        print(f"  error: {message}")
-    return 0 if report.errors == 0 else 1
+def format_load_report(report: LoadReport) -> str:
+    """What `python -m explorer loadtest` prints without --json."""
+    lines = [
+        f"Load test of {report.url}: {report.clients} clients x {report.requests_per_client} requests",
+        f"  completed {report.completed}, errors {report.errors}, wall {report.wall_s} s"
+        + (" (stopped by the time limit)" if report.stopped_by_time_limit else ""),
+        f"  latency p50 {report.p50_ms} ms, p95 {report.p95_ms} ms, max {report.max_ms} ms",
+        f"  server memory: start {report.server_rss_mb_start} MB, end {report.server_rss_mb_end} MB; "
+        f"first quarter {report.rss_mb_first_quarter} MB, last quarter {report.rss_mb_last_quarter} MB "
+        f"({report.rss_growth_percent}% growth)",
+    ]
+    lines.extend(f"  error: {message}" for message in report.error_messages)
+    return "\n".join(lines)

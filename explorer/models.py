@@ -84,6 +84,7 @@ def cache_dir() -> Path:
     return Path(base) / "cross-encoder-explorer"
 
 
+@lru_cache(maxsize=1)  # asked on every encode and re-rank; the CPU does not change
 def bf16_supported() -> bool:
     """True where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX); else bf16 is slower."""
     try:
