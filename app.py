@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from explorer.ui import build_app, launch_options, warm_up  # noqa: E402
+from explorer.ui.app import build_app, launch_options, warm_up  # noqa: E402
 
 demo = build_app()
 

@@ -9,6 +9,6 @@ import os
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")
 os.environ.setdefault("LRU_CACHE_CAPACITY", "256")
 
-from .errors import ExplorerError  # noqa: E402
+from explorer.errors import ExplorerError  # noqa: E402
 
 __all__ = ["ExplorerError"]

@@ -7,6 +7,6 @@ import sys
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from .cli import main  # noqa: E402
+from explorer.cli import main  # noqa: E402
 
 sys.exit(main())

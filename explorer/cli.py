@@ -12,8 +12,8 @@ import os
 import sys
 import textwrap
 
-from .errors import ExplorerError
-from .models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.errors import ExplorerError
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
     compare.add_argument("--top-k", type=int, default=10)
     compare.add_argument("--all", action="store_true", help="also score the whole corpus with the cross-encoder")
+    compare.add_argument(
+        "--first-stage", choices=("bi", "bm25"), default="bi",
+        help="what retrieves the top-k: the bi-encoder (default) or BM25 (bm25s, stemmed English words)",
+    )
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_flags(compare)
 
@@ -85,30 +89,30 @@ def format_comparison(result) -> str:
     lines = [
         f"Query: {result.query}",
         f"Corpus: {result.corpus_name} ({result.corpus_size} documents), top-k {result.top_k}",
-        f"Bi-encoder: {result.models['bi_encoder']} [{result.precision['bi_encoder']}]",
-        f"Cross-encoder: {result.models['cross_encoder']} [{result.precision['cross_encoder']}]",
+        f"First stage: {result.models['first_stage']} [{result.precision['first_stage']}]",
+        f"Cross-encoder: {result.models['reranker']} [{result.precision['reranker']}]",
         "",
-        f"{'#':>3}  {'bi-encoder (cosine)':<44} | {'cross-encoder (logit / prob)':<44} move",
+        f"{'#':>3}  {f'{result.first_stage_label} ({result.first_score_name})':<44} | {'cross-encoder (logit / prob)':<44} move",
     ]
-    for bi, cross in zip(result.bi_encoder, result.cross_encoder):
+    for bi, cross in zip(result.first_stage, result.reranked):
         move = f"+{cross.move}" if cross.move > 0 else ("=" if cross.move == 0 else str(cross.move))
         left = f"{bi.score:6.3f} [{bi.id}] {_shorten(bi.text, 30)}"
         right = f"{cross.score:6.2f} {cross.probability:.2f} [{cross.id}] {_shorten(cross.text, 24)}"
         lines.append(f"{bi.rank:>3}  {left:<44} | {right:<44} {move}")
-    if result.cross_encoder_full is not None:
-        missed = [h for h in result.cross_encoder_full[: result.top_k] if not h.in_bi_top_k]
+    if result.reranked_full is not None:
+        missed = [h for h in result.reranked_full[: result.top_k] if not h.in_candidates]
         lines.append("")
         lines.append(
             f"Whole corpus scored by the cross-encoder: {len(missed)} of its top {result.top_k} "
-            "were not among the bi-encoder's candidates."
+            f"were not among the {result.first_stage_label}'s candidates."
         )
         for hit in missed:
-            lines.append(f"  cross rank {hit.rank}, bi rank {hit.bi_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
+            lines.append(f"  cross rank {hit.rank}, first-stage rank {hit.first_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
     lines.append("")
-    cached = " (cached)" if result.corpus_embeddings_cached else ""
+    cached = " (cached)" if result.corpus_index_cached else ""
     lines.append(
         "Timings (ms): "
-        + ", ".join(f"{name}{cached if name == 'corpus_encoding' else ''} {ms:.1f}" for name, ms in result.timings_ms.items())
+        + ", ".join(f"{name}{cached if name.startswith('corpus_') else ''} {ms:.1f}" for name, ms in result.timings_ms.items())
     )
     lines.extend(f"Note: {note}" for note in result.notes)
     return "\n".join(lines)
@@ -123,8 +127,8 @@ def _emit(args, data, text) -> None:
 
 
 def run_compare(args) -> int:
-    from .builtin_corpora import read_corpus_argument
-    from .compare import compare
+    from explorer.data.builtin_corpora import read_corpus_argument
+    from explorer.pipeline.compare import compare
 
     result = compare(
         args.query,
@@ -136,6 +140,7 @@ def run_compare(args) -> int:
         precision=args.precision,
         persist_embeddings=True,
         allow_local_models=True,
+        first_stage=args.first_stage,
     )
     _emit(args, result.to_dict(), lambda: format_comparison(result))
     return 0
@@ -143,12 +148,15 @@ def run_compare(args) -> int:
 
 def run_inspect(args) -> int:
     """Attention block, score and occlusion attribution of one pair."""
-    from .attribution import occlusion_attribution
-    from .inspect import check_layer_head, format_inspection, inspect_pair, inspection_to_dict
+    from explorer.interpret.attention import check_layer_head, format_inspection, inspect_pair, inspection_to_dict
+    from explorer.interpret.attribution import occlusion_attribution
+    from explorer.interpret.pair import encode_pair, inspection_model
 
-    inspection = inspect_pair(args.query, args.doc, args.cross_encoder)
+    scorer = inspection_model(args.cross_encoder, allow_local_path=True)
+    pair = encode_pair(scorer, args.query, args.doc)
+    inspection = inspect_pair(scorer, pair)
     layer, head = check_layer_head(inspection, args.layer, args.head)
-    attribution = occlusion_attribution(args.query, args.doc, args.cross_encoder)
+    attribution = occlusion_attribution(scorer, pair)
     _emit(
         args,
         inspection_to_dict(inspection, layer, head, attribution),
@@ -158,9 +166,9 @@ def run_inspect(args) -> int:
 
 
 def run_eval(args) -> int:
-    from .builtin_corpora import read_corpus_argument
-    from .corpus import read_qrels, read_queries
-    from .evaluate import evaluate, format_report
+    from explorer.data.builtin_corpora import read_corpus_argument
+    from explorer.data.corpus import read_qrels, read_queries
+    from explorer.pipeline.evaluate import evaluate, format_report
 
     report = evaluate(
         read_corpus_argument(args.corpus),
@@ -179,7 +187,7 @@ def run_eval(args) -> int:
 
 
 def run_bench(args) -> int:
-    from .bench import format_table, run_benchmark
+    from explorer.tools.bench import format_table, run_benchmark
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Progress goes to stderr, and only with the table: --json output stays one object.
@@ -190,7 +198,7 @@ def run_bench(args) -> int:
 
 
 def run_loadtest(args) -> int:
-    from .loadtest import format_load_report, run_load
+    from explorer.tools.loadtest import format_load_report, run_load
 
     report = run_load(args.url, args.clients, args.requests, args.timeout)
     _emit(args, report.to_dict(), lambda: format_load_report(report))

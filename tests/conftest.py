@@ -12,14 +12,16 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 @pytest.fixture(scope="session")
 def bi_model():
-    from explorer.models import DEFAULT_BI_ENCODER, load_model
+    from explorer.engine.catalog import DEFAULT_BI_ENCODER
+    from explorer.engine.loading import load_model
 
     return load_model(DEFAULT_BI_ENCODER, "bi")
 
 
 @pytest.fixture(scope="session")
 def cross_model():
-    from explorer.models import DEFAULT_CROSS_ENCODER, load_model
+    from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+    from explorer.engine.loading import load_model
 
     return load_model(DEFAULT_CROSS_ENCODER, "cross")
 
@@ -27,7 +29,8 @@ def cross_model():
 @pytest.fixture(scope="session")
 def attention_model():
     """The cross-encoder with eager attention, which returns attention weights."""
-    from explorer.models import DEFAULT_CROSS_ENCODER, load_model
+    from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+    from explorer.engine.loading import load_model
 
     return load_model(DEFAULT_CROSS_ENCODER, "cross", eager_attention=True)
 
@@ -35,7 +38,7 @@ def attention_model():
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """`python app.py` in a subprocess on 127.0.0.1 and a free port; its URL once it answers."""
-    from explorer.app_process import running_app
+    from explorer.tools.app_process import running_app
 
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     with log_path.open("wb") as log:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.teaching_examples import EXAMPLES, FEW_SHARED_WORDS
+from explorer.data.teaching_examples import EXAMPLES, FEW_SHARED_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY, _, _ = EXAMPLES[1]  # the teaching example whose answer shares few words with the question

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from browser_support import browser_page
 
-from explorer.compare import compare
-from explorer.corpus import corpus_from_text
-from explorer.teaching_examples import EXAMPLES
+from explorer.pipeline.compare import compare
+from explorer.data.corpus import corpus_from_text
+from explorer.data.teaching_examples import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -80,10 +80,10 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
     corpus = corpus_from_text(CORPUS)
     for query, bi_ids, cross_ids in ((QUERY, first_bi, first_cross), (SECOND_QUERY, second_bi, second_cross)):
         reference = compare(query, corpus, top_k=TOP_K)
-        assert bi_ids == [hit.id for hit in reference.bi_encoder]
-        assert cross_ids == [hit.id for hit in reference.cross_encoder]
+        assert bi_ids == [hit.id for hit in reference.first_stage]
+        assert cross_ids == [hit.id for hit in reference.reranked]
     assert inspected_document == corpus.by_id()[second_cross[0]].text
     # The page marks as "moved up" exactly the documents the cross-encoder promoted.
-    assert moved_up == sum(1 for hit in reference.cross_encoder if hit.move > 0)
+    assert moved_up == sum(1 for hit in reference.reranked if hit.move > 0)
     # The snake sense wins the ambiguous query once the cross-encoder reads query and document together.
     assert first_cross[:2] != first_bi[:2] and "2" in first_cross[:2]

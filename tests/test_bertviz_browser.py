@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from explorer.bertviz_views import bertviz_document, bertviz_iframe, json_for_script
-from explorer.inspect import inspect_pair
+from explorer.views.bertviz_views import bertviz_document, bertviz_iframe, json_for_script
+from explorer.interpret.pair import encode_pair
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.interpret.attention import inspect_pair
 from tests.browser_support import browser_page
 
 QUERY = "what is the capital of France?"
@@ -28,7 +30,7 @@ ALLOWED_URLS = {
 
 @pytest.fixture(scope="module")
 def inspection(attention_model):
-    return inspect_pair(QUERY, DOC, attention_model)
+    return inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, QUERY, DOC))
 
 
 def test_json_for_script_cannot_close_the_script():
@@ -82,6 +84,6 @@ def test_views_render_offline_in_a_sandboxed_iframe(inspection, view):
 
 def test_long_inputs_get_a_message_not_a_frozen_browser(attention_model):
     long_doc = " ".join(["word"] * 300)
-    message = bertviz_iframe(inspect_pair(QUERY, long_doc, attention_model), "model")
+    message = bertviz_iframe(inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, QUERY, long_doc)), "model")
     assert "<iframe" not in message and "tokens" in message
     assert html.escape("at most") in message

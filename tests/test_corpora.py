@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.builtin_corpora import list_sets, load_set
-from explorer.corpus import read_corpus, read_qrels, read_queries
+from explorer.data.builtin_corpora import list_sets, load_set
+from explorer.data.corpus import read_corpus, read_qrels, read_queries
 
 SET_NAMES = [info.name for info in list_sets()]
 TEACHING = [info.name for info in list_sets() if not info.generated]
@@ -57,7 +57,7 @@ def test_python_docs_is_large_and_its_labels_exist():
 
 
 def test_python_docs_build_is_deterministic(tmp_path, monkeypatch):
-    from explorer import stdlib_corpus
+    from explorer.data import python_docs as stdlib_corpus
 
     first = stdlib_corpus.build_documents()
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
@@ -68,7 +68,7 @@ def test_python_docs_build_is_deterministic(tmp_path, monkeypatch):
 
 
 def test_split_passages_respects_the_limit_and_keeps_words():
-    from explorer.stdlib_corpus import split_passages
+    from explorer.data.python_docs import split_passages
 
     text = "First paragraph. It has two sentences.\n\n" + ("word " * 300) + "\n\nLast."
     passages = split_passages(text, limit=100)
@@ -78,12 +78,12 @@ def test_split_passages_respects_the_limit_and_keeps_words():
 
 def test_python_snake_pet_passage_wins_after_reranking():
     # The ambiguity set's anchor case: the pet ball python, not the programming tutorial.
-    from explorer.compare import compare
+    from explorer.pipeline.compare import compare
 
     labelled = load_set("ambiguity")
     result = compare("python snake", labelled.corpus, top_k=labelled.info.default_top_k, precision="fp32")
-    order = [hit.id for hit in result.cross_encoder]
+    order = [hit.id for hit in result.reranked]
     full = compare("python snake", labelled.corpus, top_k=len(labelled.corpus), precision="fp32")
-    full_order = [hit.id for hit in full.cross_encoder]
+    full_order = [hit.id for hit in full.reranked]
     assert order[0] == "python-ball-pet"
     assert full_order.index("python-ball-pet") < full_order.index("python-tutorial")

@@ -8,14 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.corpus import (
-    Corpus,
-    corpus_from_text,
-    read_corpus,
-    read_corpus_bytes,
-    read_qrels,
-    read_queries,
-)
+from explorer.data.corpus import Corpus, corpus_from_text, read_corpus, read_corpus_bytes, read_qrels, read_queries
 from explorer.errors import ExplorerError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.evaluate import mean_metrics, measure_names, rerank_order, score_rankings
+from explorer.pipeline.evaluate import mean_metrics, measure_names, rerank_order, score_rankings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,18 +102,18 @@ def test_cli_json_contract(cli_report):
 
 
 def test_cli_bi_encoder_ranks_agree_with_plain_cosines(cli_report, bi_model):
-    from explorer.corpus import read_corpus, read_qrels, read_queries
-    from explorer.models import resolve_precision
-    from explorer.retrieval import encode_texts
+    from explorer.data.corpus import read_corpus, read_qrels, read_queries
+    from explorer.engine.precision import resolve_precision
+    from explorer.rankers.bi_encoder import BiEncoder
 
     folder = ROOT / "corpora" / "topic_vs_answer"
     corpus = read_corpus(folder / "corpus.jsonl")
     queries = read_queries(folder / "queries.jsonl")
     qrels = read_qrels(folder / "qrels.jsonl")
     precision = resolve_precision("auto")
-    docs = encode_texts(bi_model, corpus.texts, precision=precision)
+    docs = BiEncoder(bi_model, precision).encode(corpus.texts)
     for row, query in zip(cli_report["per_query"], queries):
-        cosines = docs @ encode_texts(bi_model, [query.text], precision=precision)[0]
+        cosines = docs @ BiEncoder(bi_model, precision).encode([query.text])[0]
         order = np.argsort(-cosines, kind="stable")
         relevant = {doc for doc, grade in qrels[query.id].items() if grade > 0}
         first = next(place for place, i in enumerate(order, 1) if corpus.documents[i].id in relevant)
@@ -135,7 +135,7 @@ def test_cli_reports_unusable_labels_as_a_user_error(tmp_path):
 def test_eval_tab_functions_show_the_report_and_pick_a_query():
     import gradio as gr
 
-    from explorer import ui_eval
+    from explorer.ui import eval_tab as ui_eval
 
     summary, metrics, figure, per_query, report = ui_eval.run_evaluation(
         "topic_vs_answer", 3, False, progress=lambda *args, **kwargs: None
@@ -165,7 +165,7 @@ def test_eval_tab_functions_show_the_report_and_pick_a_query():
 def test_eval_tab_refuses_unknown_corpora_and_oversized_jobs():
     import gradio as gr
 
-    from explorer import ui_eval
+    from explorer.ui import eval_tab as ui_eval
 
     with pytest.raises(gr.Error, match="Unknown corpus"):
         ui_eval.run_evaluation("../../etc", 5, False, progress=lambda *a, **k: None)

@@ -13,10 +13,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from explorer.batching import pad_batch
-from explorer.bench import benchmark_queries, realistic_passages
-from explorer.rerank import score_pairs
-from explorer.retrieval import encode_texts
+from explorer.engine.batching import pad_batch
+from explorer.tools.bench import benchmark_queries, realistic_passages
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.rankers.bi_encoder import BiEncoder
 
 FAST_PRECISIONS = ["auto", "bf16"]  # bf16 is checked even where auto falls back to fp32
 
@@ -33,8 +33,8 @@ def query() -> str:
 
 @pytest.mark.parametrize("precision", FAST_PRECISIONS)
 def test_rerank_fast_path_agrees_with_fp32(cross_model, passages, query, precision):
-    exact = score_pairs(cross_model, [query] * 100, passages, precision="fp32").logits
-    fast = score_pairs(cross_model, [query] * 100, passages, precision=precision).logits
+    exact = CrossEncoder(cross_model, "fp32").score([query] * 100, passages).logits
+    fast = CrossEncoder(cross_model, precision).score([query] * 100, passages).logits
     assert spearmanr(fast, exact).statistic >= 0.999
     assert np.abs(fast - exact).max() <= 0.15
     top_exact = np.argsort(-exact, kind="stable")[:10]
@@ -46,8 +46,8 @@ def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
     """100 pairs with different queries, as the benchmark scores them."""
     queries = benchmark_queries()
     qs = [queries[i % len(queries)] for i in range(100)]
-    exact = score_pairs(cross_model, qs, passages, precision="fp32").logits
-    fast = score_pairs(cross_model, qs, passages, precision="bf16").logits
+    exact = CrossEncoder(cross_model, "fp32").score(qs, passages).logits
+    fast = CrossEncoder(cross_model, "bf16").score(qs, passages).logits
     assert spearmanr(fast, exact).statistic >= 0.999
     assert np.abs(fast - exact).max() <= 0.15
     # Unrelated pairs crowd together near -10; their top 10 still keeps fp32's order.
@@ -58,8 +58,8 @@ def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
 
 @pytest.mark.parametrize("precision", FAST_PRECISIONS)
 def test_encoding_fast_path_agrees_with_fp32(bi_model, passages, query, precision):
-    exact = encode_texts(bi_model, passages + [query], precision="fp32")
-    fast = encode_texts(bi_model, passages + [query], precision=precision)
+    exact = BiEncoder(bi_model, "fp32").encode(passages + [query])
+    fast = BiEncoder(bi_model, precision).encode(passages + [query])
     cosines = (exact * fast).sum(axis=1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(fast, axis=1))
     assert cosines.min() >= 0.999
     # The bi-encoder's own top-10 for the query is the same passages in the same order.
@@ -82,6 +82,6 @@ def test_pad_batch_equals_the_tokenizers_own_padding(cross_model, passages, quer
 
 def test_fp32_scores_do_not_depend_on_batching(cross_model, passages, query):
     """Length-sorted dynamic padding changes nothing in fp32: one pair alone scores the same."""
-    together = score_pairs(cross_model, [query] * 12, passages[:12], precision="fp32").logits
-    alone = np.array([score_pairs(cross_model, [query], [p], precision="fp32").logits[0] for p in passages[:12]])
+    together = CrossEncoder(cross_model, "fp32").score([query] * 12, passages[:12]).logits
+    alone = np.array([CrossEncoder(cross_model, "fp32").score([query], [p]).logits[0] for p in passages[:12]])
     assert np.abs(together - alone).max() <= 1e-4

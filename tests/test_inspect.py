@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.attribution import gradient_attribution, occlusion_attribution, remove_span
+from explorer.interpret.attribution import gradient_attribution, occlusion_attribution, remove_span
 from explorer.errors import ExplorerError
-from explorer.inspect import cross_attention_matrix, inspect_pair
-from explorer.rerank import score_pairs
+from explorer.interpret.pair import encode_pair
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.interpret.attention import cross_attention_matrix, inspect_pair
 
 QUERY = "what is the capital of France?"
 DOC = "Paris is the capital of France; the Eiffel Tower stands on the Champ de Mars."
@@ -21,7 +22,7 @@ DOC = "Paris is the capital of France; the Eiffel Tower stands on the Champ de M
 
 @pytest.fixture(scope="module")
 def inspection(attention_model):
-    return inspect_pair(QUERY, DOC, attention_model)
+    return inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, QUERY, DOC))
 
 
 def reference_attentions(model, query, document):
@@ -90,7 +91,7 @@ def test_renormalised_rows_sum_to_one_and_keep_proportions(inspection):
 def test_word_level_merge_matches_the_token_matrix(attention_model):
     document = "The Eiffel Tower overlooks the Champ de Mars in Paris."
     query = "where is the eiffel tower?"
-    inspection = inspect_pair(query, document, attention_model)
+    inspection = inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, query, document))
     tokens = cross_attention_matrix(inspection, 6, 2, "query_to_doc")
     words = cross_attention_matrix(inspection, 6, 2, "query_to_doc", word_level=True)
     # Independent grouping: the tokenizer's own word ids.
@@ -110,27 +111,27 @@ def test_word_level_merge_matches_the_token_matrix(attention_model):
 
 
 def test_score_equals_the_reranking_score(inspection, cross_model):
-    reranked = score_pairs(cross_model, [QUERY], [DOC], precision="fp32").logits[0]
+    reranked = CrossEncoder(cross_model, "fp32").score([QUERY], [DOC]).logits[0]
     assert inspection.score == pytest.approx(float(reranked), abs=1e-4)
 
 
 def test_occlusion_delta_equals_rescoring_the_edited_document(cross_model):
-    attribution = occlusion_attribution(QUERY, DOC, cross_model)
+    attribution = occlusion_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
     assert [w.word for w in attribution.words][:6] == ["Paris", "is", "the", "capital", "of", "France"]
-    full = float(score_pairs(cross_model, [QUERY], [DOC], precision="fp32").logits[0])
+    full = float(CrossEncoder(cross_model, "fp32").score([QUERY], [DOC]).logits[0])
     assert attribution.full_logit == pytest.approx(full, abs=1e-4)
     for word in attribution.words[:4] + attribution.words[-3:]:
         edited = remove_span(DOC, word.start, word.end)
         assert len(edited) == len(DOC) - len(word.word)
-        rescored = float(score_pairs(cross_model, [QUERY], [edited], precision="fp32").logits[0])
+        rescored = float(CrossEncoder(cross_model, "fp32").score([QUERY], [edited]).logits[0])
         assert word.delta == pytest.approx(rescored - full, abs=1e-4)
     capital = next(w for w in attribution.words if w.word == "capital")
     assert capital.delta < -1.0  # removing the answer's key word must cost a lot of logit
 
 
 def test_gradient_attribution_is_per_document_word(cross_model):
-    gradients = gradient_attribution(QUERY, DOC, cross_model)
-    occlusion = occlusion_attribution(QUERY, DOC, cross_model)
+    gradients = gradient_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
+    occlusion = occlusion_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
     assert gradients.words == [w.word for w in occlusion.words]
     assert np.isfinite(gradients.scores).all() and np.abs(gradients.scores).max() > 0
 
@@ -145,7 +146,7 @@ def test_layer_and_head_lists_fit_the_inspected_model(inspection):
     """A 6-layer, 8-head reranker gets lists of its own size; a choice it lacks goes back to mean."""
     from dataclasses import replace
 
-    from explorer.ui_inspect import fitted_choices
+    from explorer.ui.inspect_tab import fitted_choices
 
     seq = len(inspection.tokens)
     smaller = replace(inspection, attentions=np.zeros((6, 8, seq, seq), dtype=np.float32))
@@ -158,9 +159,9 @@ def test_layer_and_head_lists_fit_the_inspected_model(inspection):
 
 def test_empty_texts_are_user_errors(attention_model):
     with pytest.raises(ExplorerError):
-        inspect_pair("  ", DOC, attention_model)
+        inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, "  ", DOC))
     with pytest.raises(ExplorerError):
-        inspect_pair(QUERY, "", attention_model)
+        inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, QUERY, ""))
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
@@ -188,7 +189,7 @@ def test_cli_json_contract(attention_model, cross_model):
     assert words[:4] == ["Paris", "is", "the", "capital"]
     first = data["attribution"][0]
     edited = DOC.replace("Paris", "", 1)
-    rescored = score_pairs(cross_model, [QUERY, QUERY], [edited, DOC], precision="fp32").logits
+    rescored = CrossEncoder(cross_model, "fp32").score([QUERY, QUERY], [edited, DOC]).logits
     assert first["delta"] == pytest.approx(float(rescored[0] - rescored[1]), abs=1e-4)
 
 
@@ -200,10 +201,10 @@ def test_cli_head_mean_and_range_errors():
 
 
 def test_bi_encoder_token_cosines_come_from_two_separate_passes(bi_model):
-    from explorer.retrieval import encode_texts
-    from explorer.token_similarity import bi_encoder_token_similarity
+    from explorer.rankers.bi_encoder import BiEncoder
+    from explorer.interpret.token_similarity import bi_encoder_token_similarity
 
-    first = bi_encoder_token_similarity(QUERY, DOC, bi_model)
+    first = bi_encoder_token_similarity(BiEncoder(bi_model, "fp32"), QUERY, DOC)
 
     def vectors(text):
         features = bi_model.tokenizer(text, return_tensors="pt")
@@ -212,25 +213,25 @@ def test_bi_encoder_token_cosines_come_from_two_separate_passes(bi_model):
         return torch.nn.functional.normalize(hidden, dim=-1).numpy()
 
     np.testing.assert_allclose(first.similarity, vectors(QUERY) @ vectors(DOC).T, atol=1e-5)
-    pooled = encode_texts(bi_model, [QUERY, DOC], precision="fp32")
+    pooled = BiEncoder(bi_model, "fp32").encode([QUERY, DOC])
     assert first.pooled_cosine == pytest.approx(float(pooled[0] @ pooled[1]), abs=1e-5)
     # The query's vectors do not depend on the document: its row pattern against a shared
     # document part is unchanged when the rest of the document changes.
-    other = bi_encoder_token_similarity(QUERY, "Berlin is the capital of Germany.", bi_model)
+    other = bi_encoder_token_similarity(BiEncoder(bi_model, "fp32"), QUERY, "Berlin is the capital of Germany.")
     assert first.query_tokens == other.query_tokens
     q = vectors(QUERY)
     np.testing.assert_allclose(other.similarity, q @ vectors("Berlin is the capital of Germany.").T, atol=1e-5)
 
 
 def test_user_text_is_escaped_in_plots_and_highlighted_text(attention_model, cross_model):
-    from explorer.attention_plots import attention_heatmap, attribution_bars, attribution_html
+    from explorer.views.attention_plots import attention_heatmap, attribution_bars, attribution_html
 
     document = "Paris <img src=x onerror=alert(1)> is the capital & </script> of France."
-    inspection = inspect_pair(QUERY, document, attention_model)
+    inspection = inspect_pair(CrossEncoder(attention_model, "fp32"), encode_pair(attention_model, QUERY, document))
     block = cross_attention_matrix(inspection, 0, 0, word_level=True)
     ticks = attention_heatmap(block).layout.xaxis.ticktext
     assert "&lt;" in ticks and "&amp;" in ticks and not any("<" in t for t in ticks)
-    attribution = occlusion_attribution(QUERY, document, cross_model)
+    attribution = occlusion_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, document))
     text = attribution_html(document, attribution)
     assert "<img" not in text and "</script>" not in text and "&lt;" in text and "&amp;" in text
     assert "onerror" in text  # the words are shown, as text

@@ -9,15 +9,11 @@ import torch
 from scipy.stats import spearmanr
 
 from explorer.errors import ExplorerError
-from explorer.models import (
-    DEFAULT_BI_ENCODER,
-    DEFAULT_CROSS_ENCODER,
-    load_model,
-    offline_cross_encoder_dir,
-)
-from explorer.onnx_rebuild import BUILD_MARKER, RERANKER_ONNX_SHA256, reranker_source_dir, sha256_of
-from explorer.rerank import rerank, score_pairs
-from explorer.retrieval import encode_texts
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.loading import load_model, offline_cross_encoder_dir
+from explorer.engine.onnx_rebuild import BUILD_MARKER, RERANKER_ONNX_SHA256, reranker_source_dir, sha256_of
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.rankers.bi_encoder import BiEncoder
 from pair_sets import QUERY_SETS
 
 ALL_PAIRS = [(query, passage) for query, passages in QUERY_SETS for passage in passages]
@@ -40,7 +36,7 @@ def st_cross_encoder():
 def test_bi_encoder_cosines_equal_sentence_transformers(bi_model, st_bi_encoder):
     queries = [query for query, _ in QUERY_SETS]
     passages = [p for _, ps in QUERY_SETS for p in ps]
-    ours = encode_texts(bi_model, queries, precision="fp32") @ encode_texts(bi_model, passages, precision="fp32").T
+    ours = BiEncoder(bi_model, "fp32").encode(queries) @ BiEncoder(bi_model, "fp32").encode(passages).T
     q = st_bi_encoder.encode(queries, convert_to_numpy=True, normalize_embeddings=True)
     p = st_bi_encoder.encode(passages, convert_to_numpy=True, normalize_embeddings=True)
     reference = q @ p.T
@@ -49,7 +45,7 @@ def test_bi_encoder_cosines_equal_sentence_transformers(bi_model, st_bi_encoder)
 
 
 def test_cross_encoder_logits_equal_sentence_transformers(cross_model, st_cross_encoder):
-    ours = score_pairs(cross_model, [q for q, _ in ALL_PAIRS], [p for _, p in ALL_PAIRS], precision="fp32")
+    ours = CrossEncoder(cross_model, "fp32").score([q for q, _ in ALL_PAIRS], [p for _, p in ALL_PAIRS])
     reference = st_cross_encoder.predict(ALL_PAIRS, batch_size=8)
     np.testing.assert_allclose(ours.logits, reference, atol=1e-3)
     np.testing.assert_allclose(ours.probabilities, 1 / (1 + np.exp(-reference)), atol=1e-4)
@@ -76,7 +72,7 @@ def _onnx_logits(pairs):
 def test_rebuilt_cross_encoder_is_faithful_to_the_onnx_original(cross_model):
     assert len(ALL_PAIRS) >= 30
     original = _onnx_logits(ALL_PAIRS)
-    rebuilt = score_pairs(cross_model, [q for q, _ in ALL_PAIRS], [p for _, p in ALL_PAIRS], precision="fp32").logits
+    rebuilt = CrossEncoder(cross_model, "fp32").score([q for q, _ in ALL_PAIRS], [p for _, p in ALL_PAIRS]).logits
     start = 0
     for query, passages in QUERY_SETS:
         a, b = original[start : start + len(passages)], rebuilt[start : start + len(passages)]
@@ -98,11 +94,9 @@ def test_rebuilt_directory_is_marked_with_the_source_checksum():
 
 
 def test_classic_capital_example_scores(cross_model):
-    scores = rerank(
-        cross_model,
+    scores = CrossEncoder(cross_model, "fp32").score_query(
         "what is the capital of France?",
         ["Paris is the capital of France.", "London is the capital of England.", "The Eiffel Tower is in Paris."],
-        precision="fp32",
     ).logits
     assert scores[0] > 8 and scores[1] < 0 and scores[2] < 0
 
@@ -125,7 +119,7 @@ def test_model_of_the_wrong_kind_is_refused_by_name():
 
 
 def test_unknown_model_without_network_names_it_and_lists_offline_models(monkeypatch):
-    import explorer.models as models
+    import explorer.engine.loading as models
 
     monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
     with pytest.raises(ExplorerError) as caught:

@@ -14,9 +14,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from explorer.bench import benchmark_queries, realistic_passages
-from explorer import packed_bert
-from explorer.packed_bert import PackedBert, packed_chunks, supports
+from explorer.tools.bench import benchmark_queries, realistic_passages
+from explorer.engine import packed_bert
+from explorer.engine.packed_bert import PackedBert, packed_chunks, supports
 
 
 @pytest.fixture(scope="module")

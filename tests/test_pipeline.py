@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from explorer.compare import compare
-from explorer.corpus import Corpus, Document, parse_txt
+from explorer.pipeline.compare import compare
+from explorer.data.corpus import Corpus, Document, parse_txt
 from explorer.errors import ExplorerError
-from explorer.rerank import rerank
-from explorer.retrieval import EMBEDDING_CACHE, build_index, encode_texts, search
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, build_index, search
 from pair_sets import QUERY_SETS
 
 SNAKE_CORPUS = [
@@ -48,27 +48,27 @@ def test_faiss_top_k_equals_brute_force(bi_model):
 def test_pipeline_rankings_equal_direct_computation(passages_corpus, bi_model, cross_model):
     query = "when did the Berlin Wall fall?"
     result = compare(query, passages_corpus, top_k=8, precision="fp32")
-    cosines = encode_texts(bi_model, passages_corpus.texts, "fp32") @ encode_texts(bi_model, [query], "fp32")[0]
+    cosines = BiEncoder(bi_model, "fp32").encode(passages_corpus.texts) @ BiEncoder(bi_model, "fp32").encode([query])[0]
     expected_bi = np.argsort(-cosines, kind="stable")[:8]
-    assert [hit.id for hit in result.bi_encoder] == [str(i) for i in expected_bi]
-    np.testing.assert_allclose([hit.score for hit in result.bi_encoder], cosines[expected_bi], atol=1e-5)
+    assert [hit.id for hit in result.first_stage] == [str(i) for i in expected_bi]
+    np.testing.assert_allclose([hit.score for hit in result.first_stage], cosines[expected_bi], atol=1e-5)
 
-    logits = rerank(cross_model, query, [passages_corpus.texts[i] for i in expected_bi], "fp32").logits
+    logits = CrossEncoder(cross_model, "fp32").score_query(query, [passages_corpus.texts[i] for i in expected_bi]).logits
     expected_cross = [str(expected_bi[i]) for i in np.argsort(-logits, kind="stable")]
-    assert [hit.id for hit in result.cross_encoder] == expected_cross
+    assert [hit.id for hit in result.reranked] == expected_cross
     # The written answer wins after reranking.
-    assert result.cross_encoder[0].text.startswith("The Berlin Wall fell on the night of 9 November 1989")
-    for hit in result.cross_encoder:
-        assert hit.move == hit.bi_rank - hit.rank
+    assert result.reranked[0].text.startswith("The Berlin Wall fell on the night of 9 November 1989")
+    for hit in result.reranked:
+        assert hit.move == hit.first_rank - hit.rank
         assert hit.probability == pytest.approx(1 / (1 + np.exp(-hit.score)), abs=1e-6)
-    assert [hit.rank for hit in result.cross_encoder] == list(range(1, 9))
+    assert [hit.rank for hit in result.reranked] == list(range(1, 9))
 
 
 def test_python_snake_reranks_the_pet_passage_first():
     corpus = Corpus([Document(str(i + 1), t) for i, t in enumerate(SNAKE_CORPUS)], name="snakes")
     result = compare("python snake", corpus, top_k=6, precision="fp32")
-    ranks = {hit.id: hit.rank for hit in result.cross_encoder}
-    assert result.cross_encoder[0].id == "1", [h.text[:40] for h in result.cross_encoder]
+    ranks = {hit.id: hit.rank for hit in result.reranked}
+    assert result.reranked[0].id == "1", [h.text[:40] for h in result.reranked]
     assert ranks["1"] < ranks["2"]
 
 
@@ -76,7 +76,7 @@ def test_second_query_on_same_corpus_reuses_embeddings(passages_corpus):
     EMBEDDING_CACHE.clear()
     first = compare("why is the sky blue", passages_corpus, top_k=3)
     second = compare("symptoms of vitamin D deficiency", passages_corpus, top_k=3)
-    assert not first.corpus_embeddings_cached and second.corpus_embeddings_cached
+    assert not first.corpus_index_cached and second.corpus_index_cached
     for result in (first, second):
         assert set(result.timings_ms) >= {"corpus_encoding", "query_encoding", "search", "rerank", "total"}
         assert all(ms >= 0 for ms in result.timings_ms.values())
@@ -85,19 +85,19 @@ def test_second_query_on_same_corpus_reuses_embeddings(passages_corpus):
 def test_whole_corpus_scoring_shows_what_the_first_stage_missed(passages_corpus, cross_model):
     query = "how to reverse a list in python"
     result = compare(query, passages_corpus, top_k=3, score_all=True, precision="fp32")
-    full = result.cross_encoder_full
+    full = result.reranked_full
     assert len(full) == len(passages_corpus)
     assert sorted(hit.id for hit in full) == sorted(doc.id for doc in passages_corpus.documents)
-    logits = rerank(cross_model, query, passages_corpus.texts, "fp32").logits
+    logits = CrossEncoder(cross_model, "fp32").score_query(query, passages_corpus.texts).logits
     assert [hit.id for hit in full] == [str(i) for i in np.argsort(-logits, kind="stable")]
-    assert {hit.id for hit in full if hit.in_bi_top_k} == {hit.id for hit in result.bi_encoder}
-    assert sorted(hit.bi_rank for hit in full) == list(range(1, len(passages_corpus) + 1))
+    assert {hit.id for hit in full if hit.in_candidates} == {hit.id for hit in result.first_stage}
+    assert sorted(hit.first_rank for hit in full) == list(range(1, len(passages_corpus) + 1))
 
 
 def test_top_k_larger_than_corpus_is_clamped_and_said():
     corpus = parse_txt("one document about cats\nanother about dogs\n")
     result = compare("cats", corpus, top_k=50)
-    assert result.top_k == 2 and len(result.cross_encoder) == 2
+    assert result.top_k == 2 and len(result.reranked) == 2
     assert any("clamped" in note for note in result.notes)
 
 
@@ -138,7 +138,7 @@ def test_cli_compare_json_contract(tmp_path):
 
 
 def test_cli_compare_reads_a_builtin_set(bi_model, cross_model, capsys):
-    from explorer.builtin_corpora import load_set
+    from explorer.data.builtin_corpora import load_set
     from explorer.cli import main
 
     assert main(["compare", "--query", "a drink that is not hot", "--corpus", "builtin:negation", "--top-k", "3", "--json"]) == 0

@@ -9,18 +9,11 @@ from html import unescape
 
 import pytest
 
-from explorer.compare import compare
-from explorer.corpus import corpus_from_text
-from explorer.export import write_downloads
-from explorer.plots import (
-    format_duration,
-    projection_rows,
-    scatter_figure,
-    slope_figure,
-    timings_figure,
-    unit_costs,
-)
-from explorer.results_view import bi_encoder_list, cross_encoder_list, summary_html
+from explorer.pipeline.compare import compare
+from explorer.data.corpus import corpus_from_text
+from explorer.views.export import write_downloads
+from explorer.views.comparison_plots import format_duration, projection_rows, scatter_figure, slope_figure, timings_figure, unit_costs
+from explorer.views.results_html import bi_encoder_list, cross_encoder_list, summary_html
 
 HOSTILE = "<img src=x onerror=alert(1)> cats & <b>dogs</b> ${7*7} %{x}"
 DOCUMENTS = [
@@ -44,8 +37,8 @@ def _row_ids(fragment: str) -> list[str]:
 
 def test_lists_show_each_model_order_and_escape_user_text(result):
     bi, cross = bi_encoder_list(result), cross_encoder_list(result)
-    assert _row_ids(bi) == [hit.id for hit in result.bi_encoder]
-    assert _row_ids(cross) == [hit.id for hit in result.cross_encoder_full[:3]]
+    assert _row_ids(bi) == [hit.id for hit in result.first_stage]
+    assert _row_ids(cross) == [hit.id for hit in result.reranked_full[:3]]
     for fragment in (bi, cross, summary_html(result)):
         assert "<img" not in fragment and "<b>dogs" not in fragment
     everything = compare("why do cats purr?", corpus_from_text("\n".join(DOCUMENTS)), top_k=len(DOCUMENTS))
@@ -56,18 +49,18 @@ def test_lists_show_each_model_order_and_escape_user_text(result):
 
 def test_move_badges_match_rank_moves(result):
     cross = cross_encoder_list(result)
-    shown = result.cross_encoder_full[:3]
-    assert cross.count("move-new'") == sum(not h.in_bi_top_k for h in shown)
-    assert cross.count("move-up'") == sum(h.in_bi_top_k and h.move > 0 for h in shown)
+    shown = result.reranked_full[:3]
+    assert cross.count("move-new'") == sum(not h.in_candidates for h in shown)
+    assert cross.count("move-up'") == sum(h.in_candidates and h.move > 0 for h in shown)
     for hit in shown:
-        if hit.in_bi_top_k and hit.move > 0:
+        if hit.in_candidates and hit.move > 0:
             assert f"▲ up {hit.move}<" in cross
 
 
 def test_figures_carry_the_comparison_numbers_and_escaped_hover_text(result):
     scatter = scatter_figure(result)
     points = {(round(x, 6), round(y, 6)) for trace in scatter.data for x, y in zip(trace.x, trace.y)}
-    assert points == {(round(h.bi_score, 6), round(h.score, 6)) for h in result.cross_encoder_full}
+    assert points == {(round(h.first_score, 6), round(h.score, 6)) for h in result.reranked_full}
     hover = json.dumps([trace.customdata for trace in scatter.data], default=str)
     assert "<img" not in hover and "&lt;img" in hover
     slope = slope_figure(result)
@@ -91,9 +84,9 @@ def test_downloads_hold_every_ranked_document(result, tmp_path):
     csv_path, json_path = write_downloads(result)
     with open(csv_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert {row["doc_id"] for row in rows} == {h.id for h in result.cross_encoder_full}
+    assert {row["doc_id"] for row in rows} == {h.id for h in result.reranked_full}
     by_id = {row["doc_id"]: row for row in rows}
-    for hit in result.cross_encoder_full:
+    for hit in result.reranked_full:
         assert int(by_id[hit.id]["cross_rank"]) == hit.rank and int(by_id[hit.id]["rank_move"]) == hit.move
         assert by_id[hit.id]["text"] == hit.text
     assert json.loads(open(json_path, encoding="utf-8").read()) == json.loads(json.dumps(result.to_dict()))

@@ -88,7 +88,7 @@ def test_bad_upload_is_explained_and_app_keeps_answering(client, tmp_path, case)
 def test_corpus_over_the_document_cap_is_refused(client):
     from gradio_client.exceptions import AppError
 
-    from explorer.corpus import MAX_DOCUMENTS
+    from explorer.data.corpus import MAX_DOCUMENTS
 
     lines = "\n".join(f"document number {i}" for i in range(MAX_DOCUMENTS + 1))
     with pytest.raises(AppError, match=f"limit is {MAX_DOCUMENTS:,}"):
@@ -114,7 +114,7 @@ def test_overlong_documents_are_truncated_and_counted(client):
 
 
 def test_load_twenty_clients_ten_requests_each(app_url):
-    from explorer.loadtest import run_load
+    from explorer.tools.loadtest import run_load
 
     report = run_load(app_url, clients=20, requests_per_client=10, timeout_s=900)
     print(report.to_dict())
@@ -127,7 +127,7 @@ def test_load_twenty_clients_ten_requests_each(app_url):
 def test_upload_over_the_server_cap_is_refused(client, tmp_path):
     from gradio_client.exceptions import AppError
 
-    from explorer.corpus import MAX_CORPUS_BYTES
+    from explorer.data.corpus import MAX_CORPUS_BYTES
 
     oversized = ("a line about cats\n" * (MAX_CORPUS_BYTES // 18 + 1000)).encode()
     # The client checks the cap the server publishes, and the server enforces it too.

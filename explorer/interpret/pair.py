@@ -1,0 +1,96 @@
+"""One (query, document) pair, tokenized once, and the model that every interpretation reads.
+
+Attention, attributions and the token views all take the same `EncodedPair` and the same
+bound model: the eager-attention copy of the cross-encoder in fp32 (SDPA returns no
+attention weights), so the pair is never re-tokenized or the model loaded again per view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+from explorer.engine.loading import LoadedModel, load_model
+from explorer.errors import ExplorerError
+from explorer.rankers.cross_encoder import CrossEncoder
+
+
+def inspection_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False) -> CrossEncoder:
+    """The cross-encoder bound for interpretation: eager attention, fp32 (exact scores)."""
+    return CrossEncoder(load_model(cross_encoder, "cross", eager_attention=True, allow_local_path=allow_local_path), "fp32")
+
+
+@dataclass
+class EncodedPair:
+    """The tokenizer's encoding of one pair, cut to the model's maximum length, with offsets."""
+
+    query: str
+    document: str
+    features: dict[str, torch.Tensor]  # input_ids, attention_mask, token_type_ids: (1, tokens)
+    tokens: list[str]  # special tokens included
+    sequence_ids: list[int | None]  # 0 query, 1 document, None special
+    word_ids: list[int | None]  # word number within its own text
+    offsets: list[tuple[int, int]]  # character span of each token in its own text
+    document_words_total: int  # document words before truncation
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.document_word_tokens()) < self.document_words_total
+
+    def document_word_tokens(self) -> dict[int, tuple[list[int], tuple[int, int]]]:
+        """Each kept document word's token positions and character span, in word order."""
+        return _document_word_tokens(self.word_ids, self.sequence_ids, self.offsets)
+
+    def document_word_spans(self) -> list[tuple[int, int]]:
+        return [span for _, span in self.document_word_tokens().values()]
+
+    @property
+    def words_cut(self) -> int:
+        """Document words past the model's maximum length."""
+        return self.document_words_total - len(self.document_word_tokens())
+
+
+def _document_word_tokens(word_ids, sequence_ids, offsets) -> dict[int, tuple[list[int], tuple[int, int]]]:
+    words: dict[int, tuple[list[int], list[int]]] = {}
+    for position, (word, sequence, (start, end)) in enumerate(zip(word_ids, sequence_ids, offsets)):
+        if sequence == 1 and word is not None:
+            positions, span = words.setdefault(word, ([], [start, end]))
+            positions.append(position)
+            span[1] = end
+    return {word: (positions, (span[0], span[1])) for word, (positions, span) in sorted(words.items())}
+
+
+def check_pair_texts(query: str, document: str) -> None:
+    if not (query or "").strip():
+        raise ExplorerError("The query is empty: type a query to inspect.")
+    if not (document or "").strip():
+        raise ExplorerError("The document is empty: paste or pick a document to inspect.")
+
+
+def encode_pair(model: LoadedModel | CrossEncoder, query: str, document: str) -> EncodedPair:
+    """Tokenize the pair once, cut to the model's maximum length (only the document is cut)."""
+    check_pair_texts(query, document)
+    model = model.model if isinstance(model, CrossEncoder) else model
+    encoded = model.tokenizer(
+        query, document, truncation="only_second", max_length=model.max_length,
+        return_offsets_mapping=True, return_tensors="pt",
+    )
+    sequence_ids = encoded.sequence_ids(0)
+    word_ids = encoded.word_ids(0)
+    offsets = [tuple(o) for o in encoded.pop("offset_mapping")[0].tolist()]
+    # The untruncated encoding only counts the document's words, to say how many were cut.
+    whole = model.tokenizer(query, document, return_offsets_mapping=True)
+    total = len(_document_word_tokens(whole.word_ids(), whole.sequence_ids(), whole["offset_mapping"]))
+    features = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return EncodedPair(
+        query=query,
+        document=document,
+        features=features,
+        tokens=model.tokenizer.convert_ids_to_tokens(features["input_ids"][0].tolist()),
+        sequence_ids=sequence_ids,
+        word_ids=[w if s is not None else None for w, s in zip(word_ids, sequence_ids)],
+        offsets=offsets,
+        document_words_total=total,
+    )

@@ -1,0 +1,136 @@
+"""One query through the pipeline, shown side by side: what the UI, the CLI and the API call.
+
+`compare()` returns a `Comparison` (see `results.py`), which turns into JSON with `to_dict()`.
+"""
+
+from __future__ import annotations
+
+from explorer.data.corpus import Corpus
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.precision import Precision
+from explorer.errors import ExplorerError
+from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
+from explorer.pipeline.stages import (
+    FIRST_STAGE_TIMINGS,
+    Pipeline,
+    StageOutput,
+    StageProgress,
+    Stopwatch,
+    check_query,
+    check_top_k,
+    run_pipeline,
+)
+from explorer.rankers.base import Retriever
+from explorer.rankers.bi_encoder import load_bi_encoder
+from explorer.rankers.bm25 import BM25
+from explorer.rankers.cross_encoder import load_cross_encoder
+
+FIRST_STAGES = ("bi", "bm25")
+_BM25 = BM25()  # one per process: it keeps the corpora's indexes
+
+
+def first_stage_ranker(first_stage: str, bi_encoder: str, precision: Precision, allow_local_models: bool) -> Retriever:
+    """The retriever a first-stage name stands for, bound once."""
+    if first_stage == "bi":
+        return load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models)
+    if first_stage == "bm25":
+        return _BM25
+    raise ExplorerError(f"Unknown first stage {first_stage!r}: use one of {', '.join(FIRST_STAGES)}.")
+
+
+def compare(
+    query: str,
+    corpus: Corpus,
+    top_k: int = 10,
+    bi_encoder: str = DEFAULT_BI_ENCODER,
+    cross_encoder: str = DEFAULT_CROSS_ENCODER,
+    score_all: bool = False,
+    precision: Precision = "auto",
+    persist_embeddings: bool = False,
+    allow_local_models: bool = False,
+    progress: StageProgress | None = None,
+    first_stage: str = "bi",
+) -> Comparison:
+    """Rank `corpus` for `query` with the first stage, re-rank its top-k with the cross-encoder.
+
+    With `score_all`, the cross-encoder also scores every document, to show what the
+    first stage missed. Raises ExplorerError for anything the user can fix.
+    """
+    query = check_query(query)
+    if len(corpus) == 0:
+        raise ExplorerError("The corpus is empty: give at least one document.")
+    top_k, notes = check_top_k(top_k, len(corpus))
+    report = progress or (lambda fraction, message: None)
+    clock = Stopwatch()
+
+    with clock.stage("model_loading"):
+        report(0.0, "Loading models")
+        pipeline = Pipeline(
+            first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models),
+            [load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)],
+        )
+    # The full first-stage order is cheap and gives every re-scored document its first-stage rank.
+    depth = len(corpus) if score_all else top_k
+    run = run_pipeline(
+        pipeline, corpus.texts, corpus.fingerprint, [query], top_k, depth, clock,
+        score_all=score_all, persist=persist_embeddings, progress=report,
+    )
+    reranker = pipeline.rerankers[0]
+    if run.truncated:
+        notes.append(
+            f"{run.truncated} document(s) were longer than the cross-encoder's limit of "
+            f"{reranker.max_length} tokens and were truncated."
+        )
+    clock.ms["total"] = clock.total()
+
+    documents = corpus.documents
+    first = run.first_stage
+    first_rank = {p: rank for rank, p in enumerate(first.positions[0], start=1)}
+    first_score = dict(zip(first.positions[0], first.scores[0]))
+
+    def reranked_hits(output: StageOutput) -> list[RerankedHit]:
+        return [
+            RerankedHit(
+                id=documents[p].id, text=documents[p].text, score=score, probability=probability, rank=rank,
+                first_rank=first_rank[p], first_score=first_score[p], in_candidates=first_rank[p] <= top_k,
+            )
+            for rank, (p, score, probability) in enumerate(
+                zip(output.positions[0], output.scores[0], output.probabilities[0]), start=1
+            )
+        ]
+
+    first_kind = pipeline.first_stage.info.kind
+    _, query_key, search_key = FIRST_STAGE_TIMINGS[first_kind]
+    stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
+    stages += [_stage(output, top_k, documents, clock.ms["rerank"]) for output in run.reranked]
+    return Comparison(
+        query=query,
+        top_k=top_k,
+        corpus_name=corpus.name,
+        corpus_size=len(corpus),
+        first_stage_kind=first_kind,
+        models={"first_stage": pipeline.first_stage.info.name, "reranker": reranker.info.name},
+        precision={"first_stage": pipeline.first_stage.info.runs_on, "reranker": reranker.info.runs_on},
+        first_stage=[
+            FirstStageHit(documents[p].id, documents[p].text, s, rank)
+            for rank, (p, s) in enumerate(zip(first.positions[0][:top_k], first.scores[0][:top_k]), start=1)
+        ],
+        reranked=reranked_hits(run.reranked[0]),
+        reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
+        stages=stages,
+        timings_ms=clock.ms,
+        corpus_index_cached=run.index_cached,
+        notes=notes,
+    )
+
+
+def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:
+    info = output.info
+    return Stage(
+        name=info.name, kind=info.kind, model=info.model_id, score_name=info.score_name, runs_on=info.runs_on,
+        ms=round(ms, 3),
+        ranking=[
+            StageHit(documents[p].id, score, rank)
+            for rank, (p, score) in enumerate(zip(output.positions[0][:top_k], output.scores[0][:top_k]), start=1)
+        ],
+    )

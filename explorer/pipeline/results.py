@@ -1,0 +1,144 @@
+"""What a comparison returns: plain dataclasses that answer their own questions and turn
+into JSON one way (`to_dict`).
+
+A comparison is a first stage (BM25 or a bi-encoder) that ranks the whole corpus, and a
+re-ranker (the cross-encoder) that re-orders the first stage's top-k; every stage is kept
+in `stages`, in the order it ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# |Δ| at or below this counts as "no change" wherever improvements and losses are counted.
+CHANGE_EPSILON = 1e-9
+
+
+@dataclass
+class StageHit:
+    id: str
+    score: float
+    rank: int  # 1-based
+
+
+@dataclass
+class Stage:
+    """One stage's ranking: the first stage's top-k, or one re-ranking of those same k."""
+
+    name: str  # what ran, as shown on screen
+    kind: str  # lexical, bi, hybrid, late, cross
+    model: str  # model id ("bm25" for BM25)
+    score_name: str
+    runs_on: str  # precision and device, e.g. "bf16 on cpu"
+    ms: float  # this stage's own time (for a first stage: query encoding + search)
+    ranking: list[StageHit]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ranking"] = [asdict(hit) for hit in self.ranking]
+        return data
+
+
+@dataclass
+class FirstStageHit:
+    id: str
+    text: str
+    score: float  # the first stage's score (cosine for a bi-encoder, BM25 score for BM25)
+    rank: int  # 1-based
+
+
+@dataclass
+class RerankedHit:
+    id: str
+    text: str
+    score: float  # the re-ranker's score (a cross-encoder's logit)
+    probability: float  # sigmoid(logit)
+    rank: int  # 1-based, by the re-ranker
+    first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
+    first_score: float  # its first-stage score
+    in_candidates: bool  # was it among the first stage's top-k candidates?
+
+    @property
+    def move(self) -> int:
+        """Places gained by re-ranking (positive = moved up)."""
+        return self.first_rank - self.rank
+
+    @property
+    def move_kind(self) -> str:
+        """"new" (outside the first stage's top-k), "up", "down" or "same": what the views colour."""
+        if not self.in_candidates:
+            return "new"
+        return "up" if self.move > 0 else "down" if self.move < 0 else "same"
+
+    def to_dict(self) -> dict:
+        # The JSON keeps the names it has always had (the default first stage is the bi-encoder).
+        return {
+            "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
+            "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
+            "in_bi_top_k": self.in_candidates, "move": self.move,
+        }
+
+
+@dataclass
+class Comparison:
+    query: str
+    top_k: int
+    corpus_name: str
+    corpus_size: int
+    first_stage_kind: str  # "bi" or "lexical"
+    models: dict[str, str]  # "first_stage" and "reranker": display names
+    precision: dict[str, str]  # the same keys: "bf16 on cpu", ...
+    first_stage: list[FirstStageHit]
+    reranked: list[RerankedHit]
+    reranked_full: list[RerankedHit] | None  # the re-ranker over the whole corpus, when asked
+    stages: list[Stage]
+    timings_ms: dict[str, float]
+    corpus_index_cached: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first_stage_label(self) -> str:
+        return "BM25" if self.first_stage_kind == "lexical" else "bi-encoder"
+
+    @property
+    def first_score_name(self) -> str:
+        return self.stages[0].score_name
+
+    def shown_reranked(self) -> list[RerankedHit]:
+        """The re-ranker's top-k: over the whole corpus when it was scored, else the re-ranked candidates."""
+        if self.reranked_full is not None:
+            return self.reranked_full[: self.top_k]
+        return self.reranked
+
+    def scored_hits(self) -> list[RerankedHit]:
+        """Every document the re-ranker scored."""
+        return self.reranked_full if self.reranked_full is not None else self.reranked
+
+    def hit(self, doc_id: str) -> RerankedHit | None:
+        """The re-ranker's hit for one document id, if it scored that document."""
+        return next((h for h in self.scored_hits() if h.id == doc_id), None)
+
+    def missed_by_first_stage(self) -> list[RerankedHit]:
+        """Documents in the re-ranker's whole-corpus top-k that the first stage did not hand it."""
+        if self.reranked_full is None:
+            return []
+        return [h for h in self.reranked_full[: self.top_k] if not h.in_candidates]
+
+    def to_dict(self) -> dict:
+        """The JSON of `compare --json` and the API: one shape, stable keys."""
+        first_key = "bi_encoder" if self.first_stage_kind == "bi" else "first_stage"
+        return {
+            "query": self.query,
+            "top_k": self.top_k,
+            "corpus_name": self.corpus_name,
+            "corpus_size": self.corpus_size,
+            "models": {first_key: self.models["first_stage"], "cross_encoder": self.models["reranker"]},
+            "precision": {first_key: self.precision["first_stage"], "cross_encoder": self.precision["reranker"]},
+            first_key: [asdict(hit) for hit in self.first_stage],
+            "cross_encoder": [hit.to_dict() for hit in self.reranked],
+            "cross_encoder_full": None if self.reranked_full is None else [h.to_dict() for h in self.reranked_full],
+            "stages": [stage.to_dict() for stage in self.stages],
+            "timings_ms": self.timings_ms,
+            "corpus_embeddings_cached": self.corpus_index_cached,
+            "notes": self.notes,
+        }

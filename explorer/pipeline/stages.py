@@ -1,0 +1,195 @@
+"""The one pipeline: a first stage ranks the corpus, re-rankers re-order its top-k, each timed.
+
+`compare` (one query, shown side by side) and `evaluate` (every labelled query, scored)
+both run `run_pipeline`; there is no second copy of this flow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.rankers.base import PairScorer, RankerInfo, Retriever
+
+# (fraction done 0..1, what is happening) for progress bars; UI-agnostic.
+StageProgress = Callable[[float, str], None]
+MAX_QUERY_CHARS = 2000
+
+# Timing keys per first-stage kind: (index the corpus, prepare the query, search).
+FIRST_STAGE_TIMINGS = {
+    "bi": ("corpus_encoding", "query_encoding", "search"),
+    "lexical": ("corpus_indexing", "query_tokenizing", "search"),
+}
+RERANK_TIMING = {"cross": "rerank", "late": "rerank_late"}
+FULL_CORPUS_TIMING = "rerank_full_corpus"
+
+
+class Stopwatch:
+    """Collects per-stage wall times in milliseconds (time.perf_counter)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0, 3)
+
+    def total(self) -> float:
+        return round(sum(ms for name, ms in self.ms.items() if name != "total"), 3)
+
+
+def check_query(query: str) -> str:
+    query = (query or "").strip()
+    if not query:
+        raise ExplorerError("The query is empty: type a question or a few words to search for.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ExplorerError(f"The query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}.")
+    return query
+
+
+def check_top_k(top_k, corpus_size: int) -> tuple[int, list[str]]:
+    """A whole number in 1..corpus_size; a larger one is clamped, and the returned note says so."""
+    try:
+        top_k = int(top_k)
+    except (TypeError, ValueError):
+        raise ExplorerError(f"top-k must be a whole number, not {top_k!r}.") from None
+    if top_k < 1:
+        raise ExplorerError(f"top-k must be at least 1 (got {top_k}).")
+    if top_k > corpus_size:
+        return corpus_size, [f"top-k {top_k} is larger than the corpus; clamped to {corpus_size} documents."]
+    return top_k, []
+
+
+@dataclass
+class Pipeline:
+    """A first stage and the re-rankers that re-order its top-k, all bound once."""
+
+    first_stage: Retriever
+    rerankers: list[PairScorer]
+
+    @property
+    def name(self) -> str:
+        """e.g. "bi+cross", "bm25+cross"."""
+        first = "bm25" if self.first_stage.info.kind == "lexical" else self.first_stage.info.kind
+        return "+".join([first, *(r.info.kind for r in self.rerankers)])
+
+
+@dataclass
+class StageOutput:
+    """One stage's ranking for every query: positions into the corpus and scores, best first."""
+
+    info: RankerInfo
+    positions: list[list[int]]
+    scores: list[list[float]]
+    probabilities: list[list[float]] | None = None
+
+
+@dataclass
+class PipelineRun:
+    first_stage: StageOutput  # `depth` deep for every query
+    reranked: list[StageOutput]  # per re-ranker: the first stage's top-k, re-ordered
+    full_corpus: StageOutput | None  # the last re-ranker over every document, when asked
+    index_cached: bool  # the first stage's corpus index came from a cache
+    truncated: int  # pairs a re-ranker cut to its maximum length
+
+
+def _reorder(candidates: Sequence[int], scores: np.ndarray, probabilities: np.ndarray | None):
+    # Stable: ties keep the first stage's order, so results are reproducible.
+    order = np.argsort(-scores, kind="stable")
+    return (
+        [candidates[i] for i in order],
+        [float(scores[i]) for i in order],
+        None if probabilities is None else [float(probabilities[i]) for i in order],
+    )
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    texts: Sequence[str],
+    fingerprint: str,
+    queries: Sequence[str],
+    top_k: int,
+    depth: int,
+    clock: Stopwatch,
+    score_all: bool = False,
+    share_full_scores: bool = False,
+    persist: bool = False,
+    progress: StageProgress | None = None,
+) -> PipelineRun:
+    """Rank `texts` for every query: first stage to `depth`, re-rankers over its top-`top_k`.
+
+    With `score_all` the last re-ranker also scores every document. With
+    `share_full_scores` the re-ranking takes its candidates' scores from that whole-corpus
+    pass instead of scoring them again (evaluation shares the work; a comparison keeps the
+    two stages apart, so each one's time is its own).
+    """
+    report = progress or (lambda fraction, message: None)
+    first = pipeline.first_stage
+    index_key, query_key, search_key = FIRST_STAGE_TIMINGS[first.info.kind]
+    with clock.stage(index_key):
+        index, cached = first.index_corpus(
+            texts, fingerprint, persist=persist,
+            progress=lambda done, total: report(0.05 + 0.35 * done / total, f"Indexing corpus {done}/{total}"),
+        )
+    with clock.stage(query_key):
+        encoded = first.encode_queries(list(queries))
+    with clock.stage(search_key):
+        scores, positions = first.search(index, encoded, depth)
+    first_output = StageOutput(first.info, [[int(p) for p in row] for row in positions],
+                               [[float(s) for s in row] for row in scores])
+
+    last = pipeline.rerankers[-1] if pipeline.rerankers else None
+    candidates = [row[:top_k] for row in first_output.positions]
+    full_output, full_scores, truncated = None, None, 0
+
+    def score_whole_corpus():
+        # One batch of every (query, document) pair, for the last re-ranker.
+        n = len(texts)
+        with clock.stage(FULL_CORPUS_TIMING):
+            scored = last.score(
+                [q for q in queries for _ in range(n)], [text for _ in queries for text in texts],
+                progress=lambda done, total: report(0.7 + 0.3 * done / total, f"Scoring the whole corpus {done}/{total}"),
+            )
+        rows = [_reorder(range(n), scored.scores[q * n:(q + 1) * n],
+                         None if scored.probabilities is None else scored.probabilities[q * n:(q + 1) * n])
+                for q in range(len(queries))]
+        return scored, StageOutput(last.info, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+    if score_all and last is not None and share_full_scores:
+        full_scores, full_output = score_whole_corpus()
+        truncated = full_scores.truncated
+
+    reranked = []
+    for reranker in pipeline.rerankers:
+        if full_scores is not None and reranker is last:
+            picked = [np.array([q * len(texts) + p for p in row], dtype=np.int64) for q, row in enumerate(candidates)]
+            pieces = [(full_scores.scores[i], None if full_scores.probabilities is None else full_scores.probabilities[i])
+                      for i in picked]
+        else:
+            with clock.stage(RERANK_TIMING[reranker.info.kind]):
+                scored = reranker.score(
+                    [q for q, row in zip(queries, candidates) for _ in row], [texts[p] for row in candidates for p in row],
+                    progress=lambda done, total: report(0.4 + 0.3 * done / total, f"Re-ranking {done}/{total} pairs"),
+                )
+            truncated = max(truncated, scored.truncated)
+            bounds = np.cumsum([0] + [len(row) for row in candidates])
+            pieces = [(scored.scores[a:b], None if scored.probabilities is None else scored.probabilities[a:b])
+                      for a, b in zip(bounds[:-1], bounds[1:])]
+        ordered = [_reorder(row, s, p) for row, (s, p) in zip(candidates, pieces)]
+        reranked.append(StageOutput(reranker.info, [o[0] for o in ordered], [o[1] for o in ordered],
+                                    [o[2] for o in ordered]))
+
+    if score_all and last is not None and full_output is None:
+        full_scores, full_output = score_whole_corpus()
+        truncated = max(truncated, full_scores.truncated)
+    report(1.0, "Done")
+    return PipelineRun(first_output, reranked, full_output, cached, truncated)

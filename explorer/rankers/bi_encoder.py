@@ -1,0 +1,213 @@
+"""Bi-encoder retrieval: embed texts separately, index them in FAISS, search by cosine.
+
+Embeddings are L2-normalised, so inner product in an exact FAISS index *is* cosine
+similarity. A corpus is encoded once per (model, precision, content) and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from explorer.engine.batching import padded_batches
+from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.packed_bert import packed_inputs
+from explorer.engine.precision import Precision, resolve_precision
+from explorer.paths import cache_dir
+from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
+
+
+def sentence_embeddings(model: LoadedModel, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pool token vectors (batch, tokens, dim) into sentence vectors the way the model was trained to."""
+    if model.pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1) if model.normalize else pooled
+
+
+class BiEncoder(Retriever):
+    """A bi-encoder bound to one precision and engine: encodes texts, indexes and searches a corpus.
+
+    bf16 on a BERT encoder runs packed, padding-free chunks (`packed_bert`); everything
+    else runs the module's own forward on length-sorted padded batches. fp32 is the
+    model's own forward, exactly as sentence-transformers runs it.
+    """
+
+    BATCH_SIZE = 32
+
+    def __init__(self, model: LoadedModel, precision: Precision = "auto"):
+        self.model = model
+        self.precision = resolve_precision(precision)
+        self._packed = model.packed_for(self.precision)
+        self._module = None if self._packed is not None else model.module_for(self.precision)
+        self.info = RankerInfo(
+            model_id=model.id,
+            name=model.name,
+            kind="bi",
+            score_name="cosine",
+            precision=self.precision,
+            engine="packed bf16" if self._packed is not None else "padded batches",
+        )
+
+    @property
+    def dimension(self) -> int:
+        return self.model.module.config.hidden_size
+
+    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
+        encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_length)
+        output = np.empty((len(texts), self.dimension), dtype=np.float32)
+        with torch.inference_mode():
+            if self._packed is not None:
+                for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
+                    states = self._packed.hidden_states(chunk_ids, chunk_types)
+                    # Back to (sequences, tokens, dim) with a mask, so one pooling rule serves both paths.
+                    hidden = torch.nn.utils.rnn.pad_sequence(states.split([len(row) for row in chunk_ids]), batch_first=True)
+                    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(row)) for row in chunk_ids], batch_first=True)
+                    output[chunk] = sentence_embeddings(model, hidden, mask).numpy()
+            else:
+                for batch, features in padded_batches(model.tokenizer, encoded, self.BATCH_SIZE, progress):
+                    hidden = self._module(**features).last_hidden_state.float()
+                    output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
+        return output
+
+    def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[CorpusIndex, bool]:
+        return corpus_index(self, texts, fingerprint, persist=persist, progress=progress)
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self.encode(queries)
+
+    def search(self, index: CorpusIndex, encoded_queries: np.ndarray, depth: int):
+        return search(index.index, encoded_queries, depth)
+
+
+def load_bi_encoder(model_id: str, precision: Precision = "auto", allow_local_path: bool = False) -> BiEncoder:
+    """A bi-encoder by model id, bound to a precision (the model's weights load once per process)."""
+    return BiEncoder(load_model(model_id, "bi", allow_local_path=allow_local_path), precision)
+
+
+def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int = 32) -> faiss.Index:
+    """An exact inner-product index, or an HNSW one (approximate, faster at large sizes)."""
+    dim = embeddings.shape[1]
+    if kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_neighbors, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        # Search breadth. On the benchmark's 100k clustered vectors 128 gave recall@10 0.89
+        # against exact and 512 gives 0.92, still searching in under 1 ms (encoding the
+        # query costs more); near-duplicate clusters are what keep it from 0.99.
+        index.hnsw.efSearch = 512
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+    return index
+
+
+def search(index: faiss.Index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, positions) for each query row, best first."""
+    k = min(k, index.ntotal)
+    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+    return scores, positions
+
+
+@dataclass
+class CorpusIndex:
+    """A corpus's embeddings and their FAISS index, for one model and precision."""
+
+    embeddings: np.ndarray
+    index: faiss.Index
+
+
+class EmbeddingCache:
+    """Bounded LRU of corpus indexes in memory, with optional .npy files on disk.
+
+    Bounded by total embedding bytes so a public app cannot grow without end.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, CorpusIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> CorpusIndex | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple, entry: CorpusIndex) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(entry.embeddings.nbytes for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+EMBEDDING_CACHE = EmbeddingCache(int(os.environ.get("EXPLORER_EMBEDDING_CACHE_MB", "512")) * 1024 * 1024)
+
+
+def _disk_path(encoder: BiEncoder, fingerprint: str) -> Path:
+    slug = encoder.model.id.replace("/", "--")
+    # The packed and padded engines round differently in bf16; files from one are not reused by the other.
+    engine = "-packed" if encoder.info.engine == "packed bf16" else ""
+    return cache_dir() / "embeddings" / f"{slug}-{encoder.precision}{engine}-{fingerprint[:24]}.npy"
+
+
+def corpus_index(
+    encoder: BiEncoder,
+    texts: Sequence[str],
+    fingerprint: str,
+    persist: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[CorpusIndex, bool]:
+    """The corpus's index, and whether it came from a cache (memory or disk) rather than encoding."""
+    key = (encoder.model.id, encoder.precision, fingerprint)
+    cached = EMBEDDING_CACHE.get(key)
+    if cached is not None:
+        return cached, True
+    path = _disk_path(encoder, fingerprint)
+    embeddings = None
+    if persist and path.is_file():
+        try:
+            embeddings = np.load(path)
+            if embeddings.shape[0] != len(texts):
+                embeddings = None
+        except (OSError, ValueError):
+            embeddings = None
+    from_disk = embeddings is not None
+    if embeddings is None:
+        embeddings = encoder.encode(texts, progress=progress)
+        if persist:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(temporary, embeddings)
+            os.replace(temporary, path)
+    entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings))
+    EMBEDDING_CACHE.put(key, entry)
+    return entry, from_disk

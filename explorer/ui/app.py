@@ -1,0 +1,98 @@
+"""The app shell: the header, the three tabs, and the wiring between them.
+
+Each tab lays out and wires itself (`compare_tab.py`, `inspect_tab.py`, `eval_tab.py`) and
+hands back one handle; only the click-throughs from one tab to another live here.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import gradio as gr
+
+from explorer.data.corpus import MAX_CORPUS_BYTES, corpus_from_text
+from explorer.engine.catalog import MODEL_CHOICES
+from explorer.pipeline.compare import compare
+from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
+from explorer.ui.eval_tab import EvalTab, build_eval_tab
+from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+
+
+def _header_html() -> str:
+    offline = ", ".join(html.escape(c.label) for c in MODEL_CHOICES if c.offline)
+    return (
+        "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
+        "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
+        "<b>cross-encoder</b> (query and document read together), and see what changed and what it cost.</p>"
+        f"<p class='offline'>Runs offline on: {offline}.</p></div>"
+    )
+
+
+def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, inspect_tab: InspectTab) -> None:
+    """Send the picked query to the Compare tab (and run it), or its top pair to the Inspect tab."""
+    def to_compare(selection):
+        if not selection:
+            raise gr.Error("Run an evaluation and click a query first.")
+        return selection["query"], "Built-in", selection["corpus"], selection["top_k"], gr.Tabs(selected="compare")
+
+    eval_tab.open_compare.click(
+        to_compare, eval_tab.selection,
+        [compare_tab.query, compare_tab.source, compare_tab.builtin, compare_tab.top_k, tabs],
+        api_visibility="private",
+    ).success(
+        corpus_input_visibility,
+        compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
+        api_visibility="private",
+    ).then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private")
+
+    def to_inspect(selection):
+        if not selection:
+            raise gr.Error("Run an evaluation and click a query first.")
+        return selection["query"], selection["top_document"], gr.Tabs(selected="inspect")
+
+    eval_tab.open_inspect.click(
+        to_inspect, eval_tab.selection, [inspect_tab.query, inspect_tab.document, tabs], api_visibility="private"
+    ).success(inspect_tab.fn, inspect_tab.inputs, inspect_tab.outputs, api_visibility="private")
+
+
+def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -> None:
+    """"Inspect this pair" fills the Inspect tab's query and document and switches to it."""
+
+    def open_pair(state, doc_id):
+        if not state or doc_id not in state["texts"]:
+            raise gr.Error("Run a comparison first, then pick one of its results.")
+        return state["query"], state["texts"][doc_id], gr.Tabs(selected="inspect")
+
+    compare_tab.inspect_go.click(
+        open_pair, [compare_tab.state, compare_tab.inspect_pick], [inspect.query, inspect.document, tabs],
+        api_visibility="private",
+    ).success(inspect.fn, inspect.inputs, inspect.outputs, api_visibility="private")
+
+
+def build_app() -> gr.Blocks:
+    """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
+    with gr.Blocks(title="Cross-Encoder Explorer") as app:
+        gr.HTML(_header_html())
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                compare_tab = build_compare_tab()
+            with gr.Tab("Inspect a pair", id="inspect"):
+                inspect = build_inspect_tab()
+            _wire_inspect(compare_tab, tabs, inspect)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluation = build_eval_tab()
+            _wire_evaluate(evaluation, tabs, compare_tab, inspect)
+    return app
+
+
+def launch_options() -> dict:
+    """Settings for `launch()`: our stylesheet, and the upload cap enforced by the server."""
+    return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft()}
+
+
+def warm_up() -> None:
+    """Load both default models and run one tiny comparison, so the first real one is fast."""
+    tiny = corpus_from_text("Paris is the capital of France.\nThe Eiffel Tower is in Paris.")
+    precision = os.environ.get("EXPLORER_WARMUP_PRECISION", "auto")
+    compare("capital of France", tiny, top_k=2, score_all=True, precision=precision)

@@ -1,0 +1,254 @@
+"""The Gradio app: a Compare tab (bi-encoder vs cross-encoder), plus Inspect and Evaluate tabs.
+
+The callbacks only turn inputs into a `Corpus`, call `compare()` and hand its result to
+`results_view`, `plots` and `export`. Errors a user can cause arrive as `ExplorerError`
+and are shown with `gr.Error`, which leaves every output as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import gradio as gr
+
+from explorer.views import comparison_plots as plots, results_html as results_view
+from explorer.data.builtin_corpora import list_sets, load_set
+from explorer.pipeline.compare import Comparison, compare
+from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
+from explorer.errors import ExplorerError
+from explorer.views.export import write_downloads
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
+from explorer.paths import REPO_ROOT
+
+CSS_PATH = REPO_ROOT / "assets" / "style.css"
+SOURCES = ["Paste", "Upload", "Built-in"]
+PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
+DEFAULT_PROJECTION_N = 10_000
+# Last measured cost of embedding one document, per (bi-encoder, precision): a cached corpus
+# measures none, and the projection still needs one.
+_EMBED_MS: dict[tuple[str, str], float] = {}
+
+
+# ---- corpus choice -------------------------------------------------------------------------
+
+
+def builtin_corpus_choices() -> list[tuple[str, str]]:
+    """(title, name) of each shipped corpus."""
+    return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
+
+
+def corpus_input_visibility(source: str):
+    """Show only the input for the chosen corpus source (paste box, upload, or built-in picker)."""
+    return tuple(gr.update(visible=source == option) for option in SOURCES)
+
+
+def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str | None) -> Corpus:
+    """The corpus the user meant: pasted lines, an uploaded file, or a shipped corpus by name."""
+    if source == "Upload":
+        if not upload:
+            raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
+        return read_corpus(upload)  # checks the size before reading
+    if source == "Built-in":
+        return load_set(builtin or "").corpus
+    if not (text or "").strip():
+        raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
+    return corpus_from_text(text)
+
+
+# ---- the comparison callback -----------------------------------------------------------------
+
+
+def _projection(costs: dict, n) -> tuple[str, object]:
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        n = DEFAULT_PROJECTION_N
+    n = max(2, min(n, 10**9))
+    unit = plots.UnitCosts(**costs)
+    return plots.projection_markdown(unit, n), plots.projection_figure(unit, n)
+
+
+def _inspect_choices(result: Comparison) -> list[tuple[str, str]]:
+    choices = []
+    for hit in result.shown_reranked():
+        short = " ".join(hit.text.split())
+        short = short if len(short) <= 70 else short[:70] + "…"
+        choices.append((f"#{hit.rank} [{hit.id}] {short}", hit.id))
+    return choices
+
+
+def run_comparison(
+    query: str,
+    corpus_source: str = "Paste",
+    corpus_text: str = "",
+    corpus_file: str | None = None,
+    builtin_corpus: str | None = None,
+    top_k: float = 10,
+    bi_encoder: str = DEFAULT_BI_ENCODER,
+    cross_encoder: str = DEFAULT_CROSS_ENCODER,
+    score_all: bool = False,
+    precision: str = "auto",
+    projection_n: float = DEFAULT_PROJECTION_N,
+    progress=gr.Progress(),
+):
+    """Compare both rankings; returns the page's outputs, the comparison JSON among them."""
+    try:
+        corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        result = compare(
+            query,
+            corpus,
+            top_k=10 if top_k is None else top_k,
+            bi_encoder=bi_encoder,
+            cross_encoder=cross_encoder,
+            score_all=bool(score_all),
+            precision=precision or "auto",
+            progress=lambda fraction, message: progress(fraction, desc=message),
+        )
+    except ExplorerError as error:
+        raise gr.Error(str(error), title="Cannot compare") from None
+    key = (result.models["first_stage"], result.precision["first_stage"])
+    if not result.corpus_index_cached:
+        _EMBED_MS[key] = result.timings_ms["corpus_encoding"] / result.corpus_size
+    costs = asdict(plots.unit_costs(result, _EMBED_MS.get(key)))
+    titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
+    projection_md, projection_fig = _projection(costs, projection_n)
+    csv_path, json_path = write_downloads(result)
+    data = result.to_dict()
+    # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
+    shown = {hit.id: hit.text for hit in result.shown_reranked()}
+    state = {"query": result.query, "texts": shown, "costs": costs}
+    choices = _inspect_choices(result)
+    return (
+        results_view.summary_html(result),
+        results_view.bi_encoder_list(result, titles),
+        results_view.cross_encoder_list(result, titles),
+        plots.timings_figure(result),
+        plots.scatter_figure(result),
+        plots.slope_figure(result),
+        projection_md,
+        projection_fig,
+        [csv_path, json_path],
+        data,
+        state,
+        gr.update(choices=choices, value=choices[0][1] if choices else None),
+    )
+
+
+def update_projection(state: dict | None, n):
+    if not state:
+        return gr.update(), gr.update()
+    return _projection(state["costs"], n)
+
+
+# ---- layout ----------------------------------------------------------------------------------
+
+
+def _model_dropdown(kind: str, label: str) -> gr.Dropdown:
+    choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == kind]
+    return gr.Dropdown(
+        choices=choices,
+        value=choices[0][1],
+        label=label,
+        allow_custom_value=True,
+        info="Offline models first; or type a hub id (needs a network).",
+    )
+
+
+@dataclass
+class CompareTab:
+    """What the shell wires to the other tabs: the inputs a click-through fills, and the run event."""
+
+    query: gr.Textbox
+    source: gr.Radio
+    text: gr.Textbox
+    file: gr.File
+    builtin: gr.Dropdown
+    top_k: gr.Slider
+    state: gr.State
+    inspect_pick: gr.Dropdown
+    inspect_go: gr.Button
+    fn: object  # the compare callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
+    inputs: list
+    outputs: list
+
+
+def build_compare_tab() -> CompareTab:
+    """Build the tab's components and events inside the caller's open Blocks / Tab."""
+    c: dict = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
+            c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
+            c["text"] = gr.Textbox(
+                value="", label="Documents, one per line", lines=6, max_lines=12, elem_id="corpus-text",
+                placeholder="Paste documents here, one per line",
+            )
+            c["file"] = gr.File(
+                label="Corpus file (.txt one per line, .jsonl with id/text, .csv with a text column)",
+                file_types=[".txt", ".jsonl", ".csv"], type="filepath", visible=False, elem_id="corpus-file",
+            )
+            shipped = builtin_corpus_choices()
+            c["builtin"] = gr.Dropdown(
+                shipped, value=shipped[0][1] if shipped else None, label="Built-in corpus", visible=False, elem_id="corpus-builtin"
+            )
+        with gr.Column(scale=2, elem_classes="settings"):
+            c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
+            c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
+            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
+            with gr.Row():
+                c["score_all"] = gr.Checkbox(
+                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"
+                )
+            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
+            c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
+    c["source"].change(
+        corpus_input_visibility,
+        c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
+    )
+    c["examples"] = gr.Examples(
+        [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
+        [c["query"], c["source"], c["text"], c["top_k"]],
+        label="Classic differences: click one to run it",
+        example_labels=EXAMPLE_LABELS,
+        api_visibility="private",
+        cache_examples=False,
+    )
+    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
+        gr.Markdown(EXPLANATION)
+
+    c["summary"] = gr.HTML(label="Summary", elem_id="summary")
+    with gr.Row(equal_height=False):
+        c["bi_list"] = gr.HTML(label="Bi-encoder ranking", elem_id="bi-list")
+        c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list")
+    with gr.Row(elem_classes="inspect-row"):
+        c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
+        c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)
+    with gr.Row(equal_height=False):
+        c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
+        c["scatter"] = gr.Plot(label="Cosine vs logit", elem_id="scatter-plot")
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+            c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+            with gr.Accordion("Comparison JSON", open=False):
+                c["json"] = gr.JSON(label="comparison")
+        with gr.Column():
+            c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents", precision=0, minimum=2)
+            c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
+            c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
+    c["state"] = gr.State(None)
+
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n")]
+    outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
+    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
+    c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
+    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")
+    c["projection_n"].change(
+        update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
+        api_visibility="private",
+    )
+    return CompareTab(
+        c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
+        c["inspect_go"], run_comparison, inputs, outputs,
+    )

@@ -1,0 +1,196 @@
+"""The "Inspect a pair" tab: attention, attribution and the bi-encoder contrast for one pair.
+
+Only arranges what `inspect.py`, `attribution.py`, `token_similarity.py`,
+`attention_plots.py` and `bertviz_views.py` compute. The model runs once per "Inspect"
+click; changing layer, head or view redraws from the kept attention weights.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from functools import lru_cache
+
+import gradio as gr
+
+from explorer.views import attention_plots as plots
+from explorer.interpret.attribution import gradient_attribution, occlusion_attribution
+from explorer.views.bertviz_views import bertviz_iframe
+from explorer.errors import ExplorerError
+from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspect_pair
+from explorer.interpret.pair import EncodedPair, encode_pair, inspection_model
+from explorer.rankers.bi_encoder import load_bi_encoder
+from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.interpret.token_similarity import bi_encoder_token_similarity
+
+DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
+
+
+def layer_choices(num_layers: int) -> list[str]:
+    return ["mean"] + [str(i) for i in range(num_layers)]
+
+
+def head_choices(num_heads: int) -> list[str]:
+    return ["mean", "max"] + [str(i) for i in range(num_heads)]
+
+
+# The default cross-encoder's 12 layers of 12 heads, until a pair is inspected (see fit_choices).
+LAYERS, HEADS = layer_choices(12), head_choices(12)
+
+
+@dataclass
+class InspectTab:
+    """What the main UI needs: the two text boxes, the button, and the event to chain after a prefill."""
+
+    query: gr.Textbox
+    document: gr.Textbox
+    run: gr.Button
+    fn: object  # the inspect callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
+    inputs: list
+    outputs: list
+
+
+def _views(inspection: PairInspection, layer, head, direction, special, word_level, renormalize):
+    block = cross_attention_matrix(inspection, layer, head, direction, special, word_level, renormalize)
+    grid = plots.head_grid(inspection, block.layer, direction, special, renormalize)
+    return plots.attention_heatmap(block), grid
+
+
+def _summary(inspection: PairInspection, bi_cosine: float) -> str:
+    cut = " The pair was cut to the model's maximum length." if inspection.truncated else ""
+    return (
+        f"**Cross-encoder** {html.escape(inspection.model_name)}: score **{inspection.score:.3f} logit** "
+        f"(sigmoid probability {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
+        f"**{bi_cosine:.3f}**. Input: {len(inspection.tokens)} tokens ({len(inspection.query_index)} query, "
+        f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}\n\n"
+        f"> {ATTENTION_NOTE}"
+    )
+
+
+@lru_cache(maxsize=4)
+def _inspected(query: str, document: str, cross_encoder: str) -> tuple[CrossEncoder, EncodedPair, PairInspection]:
+    """The last few pairs: the bound model, the pair tokenized once, and its attention, kept on the server.
+
+    A session keeps only the pair's key: the weights of one 512-token pair are ~150 MB,
+    too much to hold once per visitor in gradio's per-session state.
+    """
+    scorer = inspection_model(cross_encoder)
+    pair = encode_pair(scorer, query, document)
+    return scorer, pair, inspect_pair(scorer, pair)
+
+
+def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection:
+    return _inspected(query, document, cross_encoder)[2]
+
+
+def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
+    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes."""
+    cross_encoder = cross_encoder or DEFAULT_CROSS_ENCODER
+    try:
+        scorer, encoded, inspection = _inspected(query, document, cross_encoder)
+        heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
+        attribution = occlusion_attribution(scorer, encoded)
+        gradients = gradient_attribution(scorer, encoded) if gradient else None
+        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+    return (
+        (query, document, cross_encoder),
+        _summary(inspection, similarity.pooled_cosine),
+        heatmap,
+        grid,
+        plots.attribution_html(document, attribution),
+        plots.attribution_bars(attribution, gradients),
+        plots.token_similarity_heatmap(similarity),
+    )
+
+
+def redraw(pair, layer, head, direction, special, word_level, renormalize):
+    if pair is None:
+        return gr.skip(), gr.skip()
+    try:
+        return _views(_inspection(*pair), layer, head, direction, special, word_level, renormalize)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+
+
+def fitted_choices(inspection: PairInspection, layer: str, head: str) -> tuple[dict, dict]:
+    """Layer and head lists for the inspected model; a choice it lacks goes back to "mean"."""
+    layers, heads = layer_choices(inspection.num_layers), head_choices(inspection.num_heads)
+    return (
+        gr.update(choices=layers, value=layer if layer in layers else "mean"),
+        gr.update(choices=heads, value=head if head in heads else "mean"),
+    )
+
+
+def fit_choices(pair, layer, head):
+    """After an inspection: offer exactly the layers and heads of the model that ran."""
+    if pair is None:
+        return gr.skip(), gr.skip()
+    return fitted_choices(_inspection(*pair), layer, head)
+
+
+def draw_bertviz(pair):
+    if pair is None:
+        return "", ""
+    inspection = _inspection(*pair)
+    return bertviz_iframe(inspection, "head"), bertviz_iframe(inspection, "model", height_px=900)
+
+
+def build_inspect_tab() -> InspectTab:
+    """Build the tab's components and events inside the caller's open Blocks / Tab."""
+    cross_choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == "cross"]
+    gr.Markdown(
+        "Pick a (query, document) pair, or type one, to see how the cross-encoder's query and document "
+        f"tokens interact inside the model, and which words moved its score.\n\n**{ATTENTION_NOTE}**"
+    )
+    with gr.Row():
+        query = gr.Textbox(label="Query", lines=1, scale=2, elem_id="inspect-query")
+        document = gr.Textbox(label="Document", lines=4, scale=4, elem_id="inspect-document")
+    with gr.Row():
+        cross_encoder = gr.Dropdown(cross_choices, value=DEFAULT_CROSS_ENCODER, label="Cross-encoder",
+                                    allow_custom_value=True, scale=2)
+        layer = gr.Dropdown(LAYERS, value="mean", label="Layer (0-based)", scale=1)
+        head = gr.Dropdown(HEADS, value="mean", label="Head (0-based)", scale=1)
+        direction = gr.Radio(DIRECTIONS, value="query_to_doc", label="Direction", scale=2)
+    with gr.Row():
+        special = gr.Checkbox(False, label="Show [CLS] / [SEP]")
+        word_level = gr.Checkbox(False, label="Words (sum over attended pieces, mean over attending pieces)")
+        renormalize = gr.Checkbox(False, label="Renormalise within the block")
+        gradient = gr.Checkbox(False, label="Also gradient × input")
+    run = gr.Button("Inspect", variant="primary", elem_id="inspect-run")
+
+    pair = gr.State(None)  # (query, document, cross-encoder) of the last inspection
+    summary = gr.Markdown()
+    with gr.Tab("Cross-attention"):
+        heatmap = gr.Plot(label="Cross-attention heatmap")
+        grid = gr.Plot(label="Every head of the layer")
+    with gr.Tab("What moved the score"):
+        attribution_text = gr.HTML()
+        attribution_plot = gr.Plot(label="Occlusion attribution")
+    with gr.Tab("Bi-encoder contrast"):
+        gr.Markdown("The bi-encoder encodes the query and the document in two separate passes; their token "
+                    "vectors can be compared only afterwards. The retriever uses just the one pooled cosine.")
+        similarity_plot = gr.Plot(label="Bi-encoder token cosine")
+    with gr.Tab("bertviz"):
+        gr.Markdown("bertviz's views of the same pair (drawn in your browser, no network). Query = sentence A, "
+                    "document = sentence B. The model view opens on the query → document block.")
+        head_view = gr.HTML(label="bertviz head view")
+        model_view = gr.HTML(label="bertviz model view")
+
+    inputs = [query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient]
+    outputs = [pair, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
+    event = run.click(run_inspection, inputs, outputs, api_name="inspect")
+    event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
+    event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private")
+    view_controls = [layer, head, direction, special, word_level, renormalize]
+    for control in view_controls:
+        control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")
+    return InspectTab(query=query, document=document, run=run, fn=run_inspection, inputs=inputs, outputs=outputs)
+
+
+if __name__ == "__main__":  # a look at the tab alone: python -m explorer.ui_inspect
+    with gr.Blocks(title="Inspect a pair") as demo:
+        tab = build_inspect_tab()
+    demo.launch(server_name="127.0.0.1")

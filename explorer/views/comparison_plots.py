@@ -1,0 +1,280 @@
+"""Plotly figures drawn from a `Comparison`: stage timings, cost projection, score scatter, rank shifts.
+
+Each function takes plain result objects and returns a `plotly.graph_objects.Figure`; no
+gradio here. Document text shown in hover labels is HTML-escaped (plotly renders a subset
+of HTML in labels and decodes the entities back for display).
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from explorer.pipeline.results import Comparison
+
+MOVE_COLORS = {"up": "#16a34a", "down": "#dc2626", "same": "#94a3b8", "new": "#7c3aed"}  # by RerankedHit.move_kind
+MOVE_NAMES = {"up": "moved up", "down": "moved down", "same": "same rank", "new": "not in bi-encoder top-k"}
+STAGE_LABELS = {
+    "model_loading": "Load models",
+    "corpus_encoding": "Encode corpus (bi-encoder)",
+    "query_encoding": "Encode query (bi-encoder)",
+    "search": "FAISS search",
+    "rerank": "Re-rank top-k (cross-encoder)",
+    "rerank_full_corpus": "Score whole corpus (cross-encoder)",
+}
+_LAYOUT = dict(
+    template="plotly_white",
+    margin=dict(l=10, r=20, t=48, b=40),
+    font=dict(family="Inter, system-ui, sans-serif", size=12),
+    hoverlabel=dict(align="left"),
+)
+
+
+def hover_text(text: str, width: int = 70, lines: int = 4) -> str:
+    """User text for a hover label: shortened, wrapped, HTML-escaped."""
+    wrapped = textwrap.wrap(" ".join(text.split()), width=width)
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] += " …"
+    return "<br>".join(html.escape(line) for line in wrapped)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration with a unit a person reads at a glance (ms, s, min, h, days, years)."""
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _rate(count: int, ms: float, unit: str) -> str:
+    return f"{count / (ms / 1000):,.0f} {unit}/s" if ms > 0 else f"n/a {unit}/s"
+
+
+def timings_figure(result: Comparison) -> go.Figure:
+    """Horizontal bars of each stage's wall time (ms), with pairs/s and documents/s."""
+    timings = result.timings_ms
+    stages = [name for name in STAGE_LABELS if name in timings]
+    labels, values, notes, colors = [], [], [], []
+    for name in stages:
+        ms = timings[name]
+        label = STAGE_LABELS[name]
+        note = f"{ms:,.1f} ms"
+        if name == "corpus_encoding":
+            if result.corpus_index_cached:
+                label += " — cached"
+            else:
+                note += f" · {_rate(result.corpus_size, ms, 'documents')}"
+        elif name == "rerank":
+            note += f" · {_rate(len(result.reranked), ms, 'pairs')}"
+        elif name == "rerank_full_corpus":
+            note += f" · {_rate(result.corpus_size, ms, 'pairs')}"
+        labels.append(label)
+        values.append(ms)
+        notes.append(note)
+        colors.append("#f59e0b" if "cross" in label else "#2563eb" if "bi-encoder" in label else "#94a3b8")
+    figure = go.Figure(
+        go.Bar(
+            x=values,
+            y=labels,
+            orientation="h",
+            text=notes,
+            textposition="auto",
+            marker_color=colors,
+            hovertemplate="%{y}<br>%{x:,.1f} ms<extra></extra>",
+        )
+    )
+    precision = result.precision
+    figure.update_layout(
+        **_LAYOUT,
+        title=dict(
+            text=f"Time per stage — total {timings.get('total', sum(values)):,.0f} ms "
+            f"<span style='font-size:11px;color:#64748b'>({html.escape(result.first_stage_label)} {html.escape(precision['first_stage'])}, "
+            f"cross-encoder {html.escape(precision['reranker'])})</span>",
+            font=dict(size=14),
+        ),
+        xaxis_title="wall time (ms, time.perf_counter)",
+        yaxis=dict(autorange="reversed"),
+        height=80 + 42 * len(stages),
+        showlegend=False,
+    )
+    return figure
+
+
+@dataclass
+class UnitCosts:
+    """Measured cost of one item at each stage, in milliseconds."""
+
+    embed_ms: float  # one document through the bi-encoder
+    pair_ms: float  # one (query, document) pair through the cross-encoder
+    query_ms: float  # encoding one query
+    top_k: int
+    embed_measured_on: str  # where embed_ms came from, said next to the projection
+
+
+def unit_costs(result: Comparison, remembered_embed_ms: float | None = None) -> UnitCosts:
+    """Per-item costs from this comparison; a cached corpus falls back to an earlier measurement."""
+    timings = result.timings_ms
+    if "rerank_full_corpus" in timings and result.corpus_size > len(result.reranked):
+        pair_ms = timings["rerank_full_corpus"] / result.corpus_size
+    else:
+        pair_ms = timings["rerank"] / max(1, len(result.reranked))
+    if not result.corpus_index_cached:
+        embed_ms, source = timings["corpus_encoding"] / result.corpus_size, "this corpus"
+    elif remembered_embed_ms:
+        embed_ms, source = remembered_embed_ms, "an earlier encoding (this corpus was cached)"
+    else:  # nothing better: one query's encoding overstates a document's batched cost
+        embed_ms, source = timings["query_encoding"], "the query encoding (an upper bound)"
+    return UnitCosts(embed_ms, pair_ms, timings["query_encoding"], result.top_k, source)
+
+
+def projection_rows(costs: UnitCosts, n: int) -> list[tuple[str, str, float]]:
+    """(task, work, seconds) for N documents, from the measured per-item costs."""
+    pairs_all = n * (n - 1) // 2
+    return [
+        ("Index N documents with the bi-encoder (once)", f"{n:,} embeddings", n * costs.embed_ms / 1000),
+        (
+            "One query: bi-encoder search + re-rank top-k",
+            f"1 embedding + {costs.top_k:,} pairs",
+            (costs.query_ms + costs.top_k * costs.pair_ms) / 1000,
+        ),
+        ("One query: cross-encoder over all N", f"{n:,} pairs", n * costs.pair_ms / 1000),
+        ("Cluster N sentences: bi-encoder", f"{n:,} embeddings", n * costs.embed_ms / 1000),
+        ("Cluster N sentences: cross-encoder on every pair", f"{pairs_all:,} pairs", pairs_all * costs.pair_ms / 1000),
+    ]
+
+
+def projection_markdown(costs: UnitCosts, n: int) -> str:
+    """The answer to "what would this take for N documents?" as a Markdown table."""
+    lines = [
+        f"**What would this take for {n:,} documents?** Projected from measured costs: "
+        f"{costs.embed_ms:.2f} ms per embedding ({costs.embed_measured_on}), "
+        f"{costs.pair_ms:.2f} ms per cross-encoder pair, on this machine.",
+        "",
+        "| task | work | projected time |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {task} | {work} | {format_duration(seconds)} |" for task, work, seconds in projection_rows(costs, n)]
+    return "\n".join(lines)
+
+
+def projection_figure(costs: UnitCosts, n: int) -> go.Figure:
+    """Projected time (log-log) against corpus size for each way of using the two models."""
+    sizes = sorted({int(10 ** (e / 4)) for e in range(4, 25)} | {n})
+    series = [
+        ("bi-encoder: embed N (once)", [s * costs.embed_ms / 1000 for s in sizes], "#2563eb", "solid"),
+        ("search + re-rank top-k (per query)", [(costs.query_ms + costs.top_k * costs.pair_ms) / 1000] * len(sizes), "#16a34a", "dot"),
+        ("cross-encoder: all N (per query)", [s * costs.pair_ms / 1000 for s in sizes], "#f59e0b", "solid"),
+        ("cross-encoder: every pair (clustering)", [s * (s - 1) / 2 * costs.pair_ms / 1000 for s in sizes], "#dc2626", "dash"),
+    ]
+    figure = go.Figure()
+    for name, seconds, color, dash in series:
+        figure.add_trace(
+            go.Scatter(
+                x=sizes,
+                y=[max(value, 1e-4) for value in seconds],
+                name=name,
+                mode="lines",
+                line=dict(color=color, dash=dash, width=2.5),
+                customdata=[format_duration(value) for value in seconds],
+                hovertemplate="N = %{x:,}<br>%{customdata}<extra>" + name + "</extra>",
+            )
+        )
+    figure.add_vline(x=n, line=dict(color="#64748b", dash="dot"), annotation_text=f"N = {n:,}")
+    ticks = [1e-3, 1, 60, 3600, 86400, 365 * 86400]
+    figure.update_layout(
+        **_LAYOUT,
+        title=dict(text="Projected time against corpus size (from measured per-item costs)", font=dict(size=14)),
+        xaxis=dict(type="log", title="N documents"),
+        yaxis=dict(type="log", title="projected wall time", tickvals=ticks, ticktext=["1 ms", "1 s", "1 min", "1 h", "1 day", "1 year"]),
+        legend=dict(orientation="h", y=-0.25),
+        height=380,
+    )
+    return figure
+
+
+def scatter_figure(result: Comparison) -> go.Figure:
+    """Bi-encoder cosine (x) against cross-encoder logit (y), one point per scored document."""
+    hits = result.scored_hits()
+    figure = go.Figure()
+    for kind, name in MOVE_NAMES.items():
+        members = [h for h in hits if h.move_kind == kind]
+        if not members:
+            continue
+        color = MOVE_COLORS[kind]
+        figure.add_trace(
+            go.Scatter(
+                x=[h.first_score for h in members],
+                y=[h.score for h in members],
+                mode="markers",
+                name=name,
+                marker=dict(color=color, size=11, line=dict(width=1, color="white"), opacity=0.9),
+                customdata=[
+                    [html.escape(h.id), hover_text(h.text), h.probability, h.first_rank, h.rank] for h in members
+                ],
+                hovertemplate=(
+                    "<b>[%{customdata[0]}]</b> %{customdata[1]}<br>"
+                    "cosine %{x:.3f} · logit %{y:.2f} · sigmoid probability %{customdata[2]:.3f}<br>"
+                    "bi-encoder #%{customdata[3]} → cross-encoder #%{customdata[4]}<extra></extra>"
+                ),
+            )
+        )
+    figure.update_layout(
+        **_LAYOUT,
+        title=dict(text="Do the two models agree? Bi-encoder cosine vs cross-encoder logit", font=dict(size=14)),
+        xaxis_title="bi-encoder score (cosine similarity)",
+        yaxis_title="cross-encoder score (logit)",
+        legend=dict(orientation="h", y=-0.2),
+        height=400,
+    )
+    return figure
+
+
+def slope_figure(result: Comparison) -> go.Figure:
+    """One line per document from its bi-encoder rank (left) to its cross-encoder rank (right)."""
+    k = result.top_k
+    outside = k + 1.5  # where documents beyond the top-k sit, so one far rank does not squash the rest
+    shown = result.shown_reranked()
+    lines = [(h.first_rank, h.rank, h) for h in shown]
+    if result.reranked_full is not None:  # bi-encoder candidates the cross-encoder pushed out
+        shown_ids = {h.id for h in shown}
+        lines += [(h.first_rank, h.rank, h) for h in result.reranked_full if h.in_candidates and h.id not in shown_ids]
+    figure = go.Figure()
+    for bi_rank, cross_rank, hit in lines:
+        left = bi_rank if bi_rank <= k else outside
+        right = cross_rank if cross_rank <= k else outside
+        color = MOVE_COLORS[hit.move_kind]
+        label = f"[{html.escape(hit.id)}] {hover_text(hit.text, width=60, lines=2)}"
+        figure.add_trace(
+            go.Scatter(
+                x=[0, 1],
+                y=[left, right],
+                mode="lines+markers",
+                line=dict(color=color, width=3 if left != right else 1.5),
+                marker=dict(size=9, color=color),
+                showlegend=False,
+                # User text goes through customdata, never into the template itself.
+                customdata=[[label, bi_rank, cross_rank]] * 2,
+                hovertemplate="%{customdata[0]}<br>bi-encoder #%{customdata[1]} → cross-encoder #%{customdata[2]}<extra></extra>",
+            )
+        )
+        figure.add_annotation(x=0, y=left, text=html.escape(hit.id[:14]), xanchor="right", showarrow=False, xshift=-8, font=dict(size=10))
+    ticks = list(range(1, k + 1)) + ([outside] if result.reranked_full is not None else [])
+    figure.update_layout(
+        **_LAYOUT,
+        title=dict(text="Rank shift: bi-encoder rank → cross-encoder rank", font=dict(size=14)),
+        xaxis=dict(tickvals=[0, 1], ticktext=["bi-encoder rank", "cross-encoder rank"], range=[-0.35, 1.1]),
+        yaxis=dict(
+            autorange="reversed",
+            tickvals=ticks,
+            ticktext=[str(t) for t in range(1, k + 1)] + ([f">{k}"] if result.reranked_full is not None else []),
+            title="rank (1 = best)",
+        ),
+        height=max(320, 60 + 30 * len(ticks)),
+    )
+    return figure

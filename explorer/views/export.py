@@ -1,0 +1,62 @@
+"""Download files for a comparison: CSV (one row per document) and JSON (the whole result).
+
+Files go into a fresh temporary folder per run, never into the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+from explorer.pipeline.results import Comparison, RerankedHit
+
+CSV_COLUMNS = [
+    "doc_id",
+    "text",
+    "bi_rank",
+    "cosine",
+    "cross_rank",
+    "cross_logit",
+    "cross_sigmoid_probability",
+    "rank_move",
+    "in_bi_top_k",
+]
+
+
+def comparison_rows(result: Comparison) -> list[dict]:
+    """Every document either model ranked, bi-encoder order first, then the cross-encoder's extra finds."""
+    cross = {h.id: h for h in (result.reranked_full or result.reranked)}
+    rows = [_row(hit.id, hit.text, hit.rank, hit.score, True, cross.get(hit.id)) for hit in result.first_stage]
+    seen = {hit.id for hit in result.first_stage}
+    extra = sorted((c for c in cross.values() if c.id not in seen), key=lambda h: h.rank)
+    rows += [_row(c.id, c.text, c.first_rank, c.first_score, c.in_candidates, c) for c in extra]
+    return rows
+
+
+def _row(doc_id: str, text: str, bi_rank: int, cosine: float, in_bi_top_k: bool, cross: RerankedHit | None) -> dict:
+    """One CSV row; the cross-encoder's columns stay empty for a document it did not score."""
+    return {
+        "doc_id": doc_id,
+        "text": text,
+        "bi_rank": bi_rank,
+        "cosine": round(cosine, 6),
+        "cross_rank": cross.rank if cross else "",
+        "cross_logit": round(cross.score, 6) if cross else "",
+        "cross_sigmoid_probability": round(cross.probability, 6) if cross else "",
+        "rank_move": cross.move if cross else "",
+        "in_bi_top_k": in_bi_top_k,
+    }
+
+
+def write_downloads(result: Comparison) -> tuple[str, str]:
+    """Write comparison.csv and comparison.json into a new temporary folder; return both paths."""
+    folder = Path(tempfile.mkdtemp(prefix="explorer-results-"))
+    csv_path, json_path = folder / "comparison.csv", folder / "comparison.json"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(comparison_rows(result))
+    json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return str(csv_path), str(json_path)
