@@ -57,6 +57,13 @@ def offline_cross_encoder_dir() -> Path:
     return target
 
 
+def _is_folder(name: str) -> bool:
+    try:
+        return Path(name).expanduser().is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        return False
+
+
 def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) -> str:
     """Turn a model name into what `from_pretrained` takes: a local folder or a hub id."""
     model_id = (model_id or "").strip()
@@ -66,7 +73,7 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
         return str(_offline_bi_encoder_dir())
     if model_id == DEFAULT_CROSS_ENCODER:
         return str(offline_cross_encoder_dir())
-    if allow_local_path and Path(model_id).expanduser().is_dir():
+    if allow_local_path and _is_folder(model_id):
         return str(Path(model_id).expanduser())
     if not HUB_ID.match(model_id) or ".." in model_id:
         hint = " or a local model folder" if allow_local_path else ""

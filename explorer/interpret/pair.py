@@ -11,6 +11,13 @@ from dataclasses import dataclass
 
 import torch
 
+from explorer.budgets import (
+    MAX_INSPECT_DOCUMENT_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TOKENS,
+    check_encodable,
+    is_blank,
+)
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.errors import ExplorerError
@@ -34,10 +41,11 @@ class EncodedPair:
     word_ids: list[int | None]  # word number within its own text
     offsets: list[tuple[int, int]]  # character span of each token in its own text
     document_words_total: int  # document words before truncation
+    document_chars_cut: int = 0  # characters past MAX_INSPECT_DOCUMENT_CHARS, never tokenized
 
     @property
     def truncated(self) -> bool:
-        return len(self.document_word_tokens()) < self.document_words_total
+        return self.document_chars_cut > 0 or len(self.document_word_tokens()) < self.document_words_total
 
     def document_word_tokens(self) -> dict[int, tuple[list[int], tuple[int, int]]]:
         """Each kept document word's token positions and character span, in word order."""
@@ -62,17 +70,31 @@ def _document_word_tokens(word_ids, sequence_ids, offsets) -> dict[int, tuple[li
     return {word: (positions, (span[0], span[1])) for word, (positions, span) in sorted(words.items())}
 
 
-def check_pair_texts(query: str, document: str) -> None:
-    if not (query or "").strip():
+def check_pair_texts(query: str, document: str) -> tuple[str, str]:
+    """The pair as the model will read it; a message for empty, unreadable or oversized text."""
+    query, document = check_encodable(query or "", "query"), check_encodable(document or "", "document")
+    if is_blank(query):
         raise ExplorerError("The query is empty: type a query to inspect.")
-    if not (document or "").strip():
+    if is_blank(document):
         raise ExplorerError("The document is empty: paste or pick a document to inspect.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ExplorerError(f"The query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}.")
+    return query, document
 
 
 def encode_pair(model: LoadedModel | CrossEncoder, query: str, document: str) -> EncodedPair:
     """Tokenize the pair once, cut to the model's maximum length (only the document is cut)."""
-    check_pair_texts(query, document)
+    query, document = check_pair_texts(query, document)
     model = model.model if isinstance(model, CrossEncoder) else model
+    query_tokens = len(model.tokenizer(query, add_special_tokens=False)["input_ids"])
+    if query_tokens > MAX_QUERY_TOKENS:
+        raise ExplorerError(
+            f"The query is {query_tokens:,} tokens long; a pair can hold at most {MAX_QUERY_TOKENS} query tokens "
+            f"(the model reads {model.max_length} tokens in all, and only the document may be cut). Shorten the query."
+        )
+    # Past this the model would not read the text anyway; cutting first bounds the tokenizer's work.
+    chars_cut = max(0, len(document) - MAX_INSPECT_DOCUMENT_CHARS)
+    document = document[:MAX_INSPECT_DOCUMENT_CHARS]
     encoded = model.tokenizer(
         query, document, truncation="only_second", max_length=model.max_length,
         return_offsets_mapping=True, return_tensors="pt",
@@ -93,4 +115,5 @@ def encode_pair(model: LoadedModel | CrossEncoder, query: str, document: str) ->
         word_ids=[w if s is not None else None for w, s in zip(word_ids, sequence_ids)],
         offsets=offsets,
         document_words_total=total,
+        document_chars_cut=chars_cut,
     )

@@ -76,6 +76,7 @@ def compare(
         score_all=score_all, persist=persist_embeddings, progress=report,
     )
     reranker = pipeline.rerankers[0]
+    notes.extend(run.notes)
     if run.truncated:
         notes.append(
             f"{run.truncated} document(s) were longer than the cross-encoder's limit of "

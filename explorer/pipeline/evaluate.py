@@ -173,6 +173,7 @@ def evaluate(
     if run.index_cached:
         notes.append("Corpus embeddings came from the cache.")
     reranker = pipeline.rerankers[0]
+    notes.extend(run.notes)
     if run.truncated:
         notes.append(
             f"{run.truncated} (query, document) pair(s) were longer than the cross-encoder's limit of "

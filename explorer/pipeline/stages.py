@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.budgets import MAX_QUERY_CHARS, check_encodable, check_whole_number, is_blank
 from explorer.errors import ExplorerError
 from explorer.rankers.base import PairScorer, RankerInfo, Retriever
 
 # (fraction done 0..1, what is happening) for progress bars; UI-agnostic.
 StageProgress = Callable[[float, str], None]
-MAX_QUERY_CHARS = 2000
 
 # Timing keys per first-stage kind: (index the corpus, prepare the query, search).
 FIRST_STAGE_TIMINGS = {
@@ -48,8 +48,8 @@ class Stopwatch:
 
 
 def check_query(query: str) -> str:
-    query = (query or "").strip()
-    if not query:
+    query = check_encodable(query or "", "query").strip()
+    if is_blank(query):
         raise ExplorerError("The query is empty: type a question or a few words to search for.")
     if len(query) > MAX_QUERY_CHARS:
         raise ExplorerError(f"The query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}.")
@@ -58,10 +58,7 @@ def check_query(query: str) -> str:
 
 def check_top_k(top_k, corpus_size: int) -> tuple[int, list[str]]:
     """A whole number in 1..corpus_size; a larger one is clamped, and the returned note says so."""
-    try:
-        top_k = int(top_k)
-    except (TypeError, ValueError):
-        raise ExplorerError(f"top-k must be a whole number, not {top_k!r}.") from None
+    top_k = check_whole_number(top_k, "top-k")
     if top_k < 1:
         raise ExplorerError(f"top-k must be at least 1 (got {top_k}).")
     if top_k > corpus_size:
@@ -100,6 +97,7 @@ class PipelineRun:
     full_corpus: StageOutput | None  # the last re-ranker over every document, when asked
     index_cached: bool  # the first stage's corpus index came from a cache
     truncated: int  # pairs a re-ranker cut to its maximum length
+    notes: list[str]  # what the user should be told (a damaged cache file rebuilt, ...)
 
 
 def _reorder(candidates: Sequence[int], scores: np.ndarray, probabilities: np.ndarray | None):
@@ -192,4 +190,8 @@ def run_pipeline(
         full_scores, full_output = score_whole_corpus()
         truncated = max(truncated, full_scores.truncated)
     report(1.0, "Done")
-    return PipelineRun(first_output, reranked, full_output, cached, truncated)
+    notes = []
+    if getattr(index, "cache_note", None):
+        notes.append(index.cache_note)
+        index.cache_note = None  # the user is told once
+    return PipelineRun(first_output, reranked, full_output, cached, truncated, notes)

@@ -6,6 +6,9 @@ similarity. A corpus is encoded once per (model, precision, content) and reused.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +26,8 @@ from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision, resolve_precision
 from explorer.paths import cache_dir
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
+
+LOG = logging.getLogger(__name__)
 
 
 def sentence_embeddings(model: LoadedModel, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -130,6 +135,7 @@ class CorpusIndex:
 
     embeddings: np.ndarray
     index: faiss.Index
+    cache_note: str | None = None  # said once to the user when a damaged cache file was rebuilt
 
 
 class EmbeddingCache:
@@ -192,22 +198,46 @@ def corpus_index(
     if cached is not None:
         return cached, True
     path = _disk_path(encoder, fingerprint)
-    embeddings = None
-    if persist and path.is_file():
-        try:
-            embeddings = np.load(path)
-            if embeddings.shape[0] != len(texts):
-                embeddings = None
-        except (OSError, ValueError):
-            embeddings = None
+    embeddings, note = (_read_checked(path, len(texts)) if persist and path.is_file() else (None, None))
     from_disk = embeddings is not None
     if embeddings is None:
         embeddings = encoder.encode(texts, progress=progress)
         if persist:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(temporary, embeddings)
-            os.replace(temporary, path)
-    entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings))
+            _write_checked(path, embeddings)
+    entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings), cache_note=note)
     EMBEDDING_CACHE.put(key, entry)
     return entry, from_disk
+
+
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_checked(path: Path, embeddings: np.ndarray) -> None:
+    """Write the .npy and its SHA-256 beside it; each lands whole (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(temporary, embeddings)
+    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+    os.replace(temporary, path)
+    checksum_temporary = _checksum_path(path).with_suffix(f".{os.getpid()}.tmp")
+    checksum_temporary.write_text(digest)
+    os.replace(checksum_temporary, _checksum_path(path))
+
+
+def _read_checked(path: Path, count: int) -> tuple[np.ndarray | None, str | None]:
+    """The cached embeddings if their bytes match the recorded SHA-256; else (None, a note saying so)."""
+    try:
+        data = path.read_bytes()
+        expected = _checksum_path(path).read_text().strip()
+    except OSError:
+        expected, data = "", b""
+    if hashlib.sha256(data).hexdigest() == expected:
+        try:
+            embeddings = np.load(io.BytesIO(data))
+            if embeddings.shape[0] == count:
+                return embeddings, None
+        except ValueError:
+            pass
+    LOG.warning("embedding cache file %s failed its checksum; it is rebuilt", path)
+    return None, "A cached embedding file was damaged (its checksum did not match); the corpus was encoded again."

@@ -1,6 +1,7 @@
 """Download files for a comparison: CSV (one row per document) and JSON (the whole result).
 
-Files go into a fresh temporary folder per run, never into the repository.
+Files go into a fresh temporary folder per run, never into the repository. The CSV is safe
+to open in a spreadsheet (no cell starts a formula); the JSON keeps every text exactly.
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ def _row(doc_id: str, text: str, bi_rank: int, cosine: float, in_bi_top_k: bool,
     }
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """Text that would start a formula gets a leading apostrophe, so it opens as text; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_downloads(result: Comparison) -> tuple[str, str]:
     """Write comparison.csv and comparison.json into a new temporary folder; return both paths."""
     folder = Path(tempfile.mkdtemp(prefix="explorer-results-"))
@@ -57,6 +69,6 @@ def write_downloads(result: Comparison) -> tuple[str, str]:
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(comparison_rows(result))
+        writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in comparison_rows(result))
     json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
     return str(csv_path), str(json_path)

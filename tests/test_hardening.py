@@ -1,0 +1,110 @@
+"""Hardening: spreadsheet-safe exports, caches that prove themselves, and messages instead of crashes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+
+from explorer.cli import main
+from explorer.data.corpus import Corpus, Document, corpus_from_text
+from explorer.errors import ExplorerError
+from explorer.interpret.pair import encode_pair
+from explorer.pipeline.compare import compare
+from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, _checksum_path, _disk_path
+from explorer.views.export import write_downloads
+
+FORMULAS = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "=HYPERLINK(\"http://127.0.0.1\")"]
+
+
+def test_csv_export_cells_never_start_a_formula_and_json_stays_exact():
+    corpus = Corpus([Document(id=text, text=f"{text} cats purr") for text in FORMULAS], name="formulas")
+    result = compare("cats", corpus, top_k=3, score_all=True, precision="fp32")
+    csv_path, json_path = write_downloads(result)
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(FORMULAS)
+    for row in rows:
+        for column in ("doc_id", "text"):
+            assert not row[column].startswith(("=", "+", "-", "@")), row
+            assert row[column].lstrip("'") in {text for text in FORMULAS} | {f"{t} cats purr" for t in FORMULAS}
+        float(row["cosine"]), float(row["cross_logit"])  # numbers stay numbers
+    data = json.loads(open(json_path, encoding="utf-8").read())
+    assert {hit["id"] for hit in data["cross_encoder_full"]} == set(FORMULAS)
+
+
+def test_same_size_corrupted_embedding_cache_is_detected_and_rebuilt(bi_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    corpus = corpus_from_text("Cats purr.\nDogs bark.\nThe Berlin Wall fell in 1989.\nPython is a language.")
+    encoder = BiEncoder(bi_model, "fp32")
+    EMBEDDING_CACHE.clear()
+    first, _ = encoder.index_corpus(corpus.texts, corpus.fingerprint, persist=True)
+    path = _disk_path(encoder, corpus.fingerprint)
+    assert path.is_file() and _checksum_path(path).is_file()
+    path.write_bytes(b"\0" * path.stat().st_size)  # same size, zeros: np.load alone would not notice
+    EMBEDDING_CACHE.clear()
+    result = compare("cats", corpus, top_k=2, precision="fp32", persist_embeddings=True)
+    assert any("damaged" in note for note in result.notes)
+    EMBEDDING_CACHE.clear()
+    again, from_disk = encoder.index_corpus(corpus.texts, corpus.fingerprint, persist=True)
+    assert from_disk and again.cache_note is None  # the rebuilt file passes its check
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    EMBEDDING_CACHE.clear()
+
+
+@pytest.mark.parametrize("query", ["\u200b\u200b", " \ufeff ", "\u00ad"])
+def test_invisible_queries_are_empty(query):
+    with pytest.raises(ExplorerError, match="empty"):
+        compare(query, corpus_from_text("a\nb"), top_k=1)
+
+
+def test_lone_surrogate_is_a_message():
+    with pytest.raises(ExplorerError, match="not valid Unicode"):
+        compare("cats \ud800", corpus_from_text("a\nb"), top_k=1)
+
+
+@pytest.mark.parametrize("top_k", [2.5, "two", None, "1e400x"])
+def test_top_k_must_be_a_whole_number(top_k):
+    with pytest.raises(ExplorerError, match="whole number"):
+        compare("cats", corpus_from_text("a\nb\nc"), top_k=top_k)
+
+
+def test_whole_floats_and_numeric_strings_are_accepted():
+    assert compare("cats", corpus_from_text("a\nb\nc"), top_k=2.0, precision="fp32").top_k == 2
+    assert compare("cats", corpus_from_text("a\nb\nc"), top_k="2", precision="fp32").top_k == 2
+
+
+def test_a_query_too_long_for_a_pair_is_a_message_not_a_truncation_error(cross_model):
+    with pytest.raises(ExplorerError, match="query tokens"):
+        encode_pair(cross_model, "word " * 300, "A short document.")
+
+
+def test_a_huge_document_is_cut_before_tokenizing_and_marked(cross_model):
+    pair = encode_pair(cross_model, "cats", "Cats purr. " * 10_000)
+    assert pair.truncated and pair.document_chars_cut > 0 and len(pair.document) <= 5000
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "--query", "cats \ud800", "--corpus", "builtin:negation"],
+        ["compare", "--query", "cats", "--corpus", "builtin:negation", "--cross-encoder", "x" * 500],
+        ["inspect", "--query", "word " * 300, "--doc", "A short document."],
+    ],
+    ids=["lone-surrogate", "model-name-500-chars", "inspect-query-300-tokens"],
+)
+def test_cli_crash_cases_exit_2_with_one_line(argv):
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
