@@ -31,7 +31,7 @@ $(PY):
 
 # Reinstall only when a requirements file is newer than its stamp.
 $(APP_STAMP): requirements.txt | $(PY)
-	@echo "Installing requirements.txt into $(VENV) (first run: a few minutes)"
+	@echo "Installing requirements.txt into $(VENV) (new or changed; the first time takes a few minutes)"
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
