@@ -16,6 +16,10 @@ MAX_QUERY_TOKENS = 128
 # Inspect: the document is cut to this many characters before tokenizing; the model reads
 # at most 512 tokens (about 2,500 characters of English) anyway.
 MAX_INSPECT_DOCUMENT_CHARS = 5000
+# Scoring the whole corpus costs queries x documents cross-encoder pairs: a public app must
+# not start a job of hours, so beyond this the page asks for the command line.
+MAX_WHOLE_CORPUS_PAIRS = 20_000
+MAX_EVAL_TOP_K = 100
 
 # Characters that print as nothing: a query made only of these is empty.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}

@@ -100,7 +100,7 @@ def format_comparison(result) -> str:
         right = f"{cross.score:6.2f} {cross.probability:.2f} [{cross.id}] {_shorten(cross.text, 24)}"
         lines.append(f"{bi.rank:>3}  {left:<44} | {right:<44} {move}")
     if result.reranked_full is not None:
-        missed = [h for h in result.reranked_full[: result.top_k] if not h.in_candidates]
+        missed = result.missed_by_first_stage()
         lines.append("")
         lines.append(
             f"Whole corpus scored by the cross-encoder: {len(missed)} of its top {result.top_k} "

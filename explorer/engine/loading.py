@@ -33,6 +33,7 @@ from explorer.engine.catalog import (
     offline_models_text,
 )
 from explorer.engine.onnx_rebuild import build_cross_encoder_dir, is_complete_build
+from explorer.engine.precision import Precision, resolve_precision
 from explorer.errors import ExplorerError
 from explorer.paths import cache_dir, package_dir
 
@@ -84,6 +85,19 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
     return model_id
 
 
+@dataclass(frozen=True)
+class BoundEngine:
+    """How a model runs at one precision, decided once: the packed engine or a module's padded forward."""
+
+    precision: Literal["bf16", "fp32"]
+    packed: packed_bert.PackedBert | None  # the padding-free bf16 engine, where it applies
+    module: torch.nn.Module | None  # otherwise the module whose own forward runs on padded batches
+
+    @property
+    def name(self) -> str:
+        return "packed bf16" if self.packed is not None else "padded batches"
+
+
 @dataclass
 class LoadedModel:
     """A tokenizer and a torch module, ready for inference, plus what the UI shows of them."""
@@ -101,6 +115,12 @@ class LoadedModel:
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def bind(self, precision: Precision) -> BoundEngine:
+        """Resolve `precision` ("auto" picks bf16 only where the CPU has it) and pick the engine, once."""
+        resolved = resolve_precision(precision)
+        packed = self.packed_for(resolved)
+        return BoundEngine(resolved, packed, None if packed is not None else self.module_for(resolved))
 
     def module_for(self, precision: Literal["bf16", "fp32"]) -> torch.nn.Module:
         """The module in the given precision; the bf16 copy is made once, on first use."""

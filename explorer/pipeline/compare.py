@@ -77,11 +77,6 @@ def compare(
     )
     reranker = pipeline.rerankers[0]
     notes.extend(run.notes)
-    if run.truncated:
-        notes.append(
-            f"{run.truncated} document(s) were longer than the cross-encoder's limit of "
-            f"{reranker.max_length} tokens and were truncated."
-        )
     clock.ms["total"] = clock.total()
 
     documents = corpus.documents

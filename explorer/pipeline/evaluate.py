@@ -174,11 +174,6 @@ def evaluate(
         notes.append("Corpus embeddings came from the cache.")
     reranker = pipeline.rerankers[0]
     notes.extend(run.notes)
-    if run.truncated:
-        notes.append(
-            f"{run.truncated} (query, document) pair(s) were longer than the cross-encoder's limit of "
-            f"{reranker.max_length} tokens and were truncated."
-        )
 
     ids = [doc.id for doc in corpus.documents]
     rankings: dict[str, dict[str, list[str]]] = {stage: {} for stage in STAGES}

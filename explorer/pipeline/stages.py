@@ -27,6 +27,7 @@ FIRST_STAGE_TIMINGS = {
 }
 RERANK_TIMING = {"cross": "rerank", "late": "rerank_late"}
 FULL_CORPUS_TIMING = "rerank_full_corpus"
+RERANKER_NAMES = {"cross": "cross-encoder", "late": "late-interaction model"}
 
 
 class Stopwatch:
@@ -41,7 +42,7 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0, 3)
+            self.ms[name] = round((time.perf_counter() - start) * 1000.0, 3)
 
     def total(self) -> float:
         return round(sum(ms for name, ms in self.ms.items() if name != "total"), 3)
@@ -96,7 +97,6 @@ class PipelineRun:
     reranked: list[StageOutput]  # per re-ranker: the first stage's top-k, re-ordered
     full_corpus: StageOutput | None  # the last re-ranker over every document, when asked
     index_cached: bool  # the first stage's corpus index came from a cache
-    truncated: int  # pairs a re-ranker cut to its maximum length
     notes: list[str]  # what the user should be told (a damaged cache file rebuilt, ...)
 
 
@@ -194,4 +194,10 @@ def run_pipeline(
     if getattr(index, "cache_note", None):
         notes.append(index.cache_note)
         index.cache_note = None  # the user is told once
-    return PipelineRun(first_output, reranked, full_output, cached, truncated, notes)
+    if truncated:
+        what = "document(s)" if len(queries) == 1 else "(query, document) pair(s)"
+        notes.append(
+            f"{truncated} {what} were longer than the {RERANKER_NAMES[last.info.kind]}'s limit of "
+            f"{last.max_length} tokens and were truncated."
+        )
+    return PipelineRun(first_output, reranked, full_output, cached, notes)

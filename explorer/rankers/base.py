@@ -85,6 +85,7 @@ class PairScorer(ABC):
     """Scores (query, document) pairs: the re-ranking stages."""
 
     info: RankerInfo
+    max_length: int  # tokens per pair; longer pairs are cut and counted in `PairScores.truncated`
 
     @abstractmethod
     def score(self, queries: Sequence[str], documents: Sequence[str],

@@ -23,7 +23,7 @@ import torch
 from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
-from explorer.engine.precision import Precision, resolve_precision
+from explorer.engine.precision import Precision
 from explorer.paths import cache_dir
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
@@ -52,17 +52,9 @@ class BiEncoder(Retriever):
 
     def __init__(self, model: LoadedModel, precision: Precision = "auto"):
         self.model = model
-        self.precision = resolve_precision(precision)
-        self._packed = model.packed_for(self.precision)
-        self._module = None if self._packed is not None else model.module_for(self.precision)
-        self.info = RankerInfo(
-            model_id=model.id,
-            name=model.name,
-            kind="bi",
-            score_name="cosine",
-            precision=self.precision,
-            engine="packed bf16" if self._packed is not None else "padded batches",
-        )
+        self.engine = model.bind(precision)
+        self.precision = self.engine.precision
+        self.info = RankerInfo(model.id, model.name, "bi", "cosine", self.precision, engine=self.engine.name)
 
     @property
     def dimension(self) -> int:
@@ -76,16 +68,16 @@ class BiEncoder(Retriever):
         encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_length)
         output = np.empty((len(texts), self.dimension), dtype=np.float32)
         with torch.inference_mode():
-            if self._packed is not None:
+            if self.engine.packed is not None:
                 for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
-                    states = self._packed.hidden_states(chunk_ids, chunk_types)
+                    states = self.engine.packed.hidden_states(chunk_ids, chunk_types)
                     # Back to (sequences, tokens, dim) with a mask, so one pooling rule serves both paths.
                     hidden = torch.nn.utils.rnn.pad_sequence(states.split([len(row) for row in chunk_ids]), batch_first=True)
                     mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(row)) for row in chunk_ids], batch_first=True)
                     output[chunk] = sentence_embeddings(model, hidden, mask).numpy()
             else:
                 for batch, features in padded_batches(model.tokenizer, encoded, self.BATCH_SIZE, progress):
-                    hidden = self._module(**features).last_hidden_state.float()
+                    hidden = self.engine.module(**features).last_hidden_state.float()
                     output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
         return output
 
@@ -181,7 +173,7 @@ EMBEDDING_CACHE = EmbeddingCache(int(os.environ.get("EXPLORER_EMBEDDING_CACHE_MB
 def _disk_path(encoder: BiEncoder, fingerprint: str) -> Path:
     slug = encoder.model.id.replace("/", "--")
     # The packed and padded engines round differently in bf16; files from one are not reused by the other.
-    engine = "-packed" if encoder.info.engine == "packed bf16" else ""
+    engine = "-packed" if encoder.engine.packed is not None else ""
     return cache_dir() / "embeddings" / f"{slug}-{encoder.precision}{engine}-{fingerprint[:24]}.npy"
 
 
@@ -216,10 +208,13 @@ def _checksum_path(path: Path) -> Path:
 def _write_checked(path: Path, embeddings: np.ndarray) -> None:
     """Write the .npy and its SHA-256 beside it; each lands whole (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, embeddings)
+    data = buffer.getvalue()
     temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(temporary, embeddings)
-    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+    temporary.write_bytes(data)
     os.replace(temporary, path)
+    digest = hashlib.sha256(data).hexdigest()
     checksum_temporary = _checksum_path(path).with_suffix(f".{os.getpid()}.tmp")
     checksum_temporary.write_text(digest)
     os.replace(checksum_temporary, _checksum_path(path))

@@ -14,7 +14,7 @@ import torch
 from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
-from explorer.engine.precision import Precision, resolve_precision
+from explorer.engine.precision import Precision
 from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, RankerInfo
 
 # Pairs per padded forward pass. bf16 batches of 8 ran fastest on the 2-core AVX-512
@@ -44,21 +44,13 @@ class CrossEncoder(PairScorer):
 
     def __init__(self, model: LoadedModel, precision: Precision = "auto", batch_size: int | None = None):
         self.model = model
-        self.precision = resolve_precision(precision)
+        self.engine = model.bind(precision)
+        self.precision = self.engine.precision
         self.batch_size = batch_size or BATCH_SIZE[self.precision]
-        self._packed = model.packed_for(self.precision)
-        self._module = None if self._packed is not None else model.module_for(self.precision)
-        self.info = RankerInfo(
-            model_id=model.id,
-            name=model.name,
-            kind="cross",
-            score_name="logit",
-            precision=self.precision,
-            engine="packed bf16" if self._packed is not None else "padded batches",
-        )
+        self.info = RankerInfo(model.id, model.name, "cross", "logit", self.precision, engine=self.engine.name)
 
     @property
-    def max_length(self) -> int:
+    def max_length(self) -> int:  # the tokenizer's and position table's limit
         return self.model.max_length
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
@@ -72,12 +64,12 @@ class CrossEncoder(PairScorer):
         encoded = model.tokenizer(list(queries), list(documents), truncation=True, max_length=model.max_length)
         raw = np.empty((len(documents), model.module.config.num_labels), dtype=np.float32)
         with torch.inference_mode():
-            if self._packed is not None:
+            if self.engine.packed is not None:
                 for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
-                    raw[chunk] = self._packed.classify(chunk_ids, chunk_types).numpy()
+                    raw[chunk] = self.engine.packed.classify(chunk_ids, chunk_types).numpy()
             else:
                 for batch, features in padded_batches(model.tokenizer, encoded, self.batch_size, progress):
-                    raw[batch] = self._module(**features).logits.float().numpy()
+                    raw[batch] = self.engine.module(**features).logits.float().numpy()
         logits = relevance_logits(raw).astype(np.float32)
         truncated = sum(len(ids) >= model.max_length for ids in encoded["input_ids"])
         return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)

@@ -15,13 +15,10 @@ import gradio as gr
 
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
+from explorer.budgets import MAX_EVAL_TOP_K, MAX_WHOLE_CORPUS_PAIRS
 from explorer.errors import ExplorerError
 from explorer.pipeline.evaluate import EvalReport, evaluate
 
-# The whole-corpus cross-encoder stage costs queries x documents pairs: a public app
-# must not start a job of hours, so beyond this the tab asks for the command line.
-MAX_FULL_PAIRS = 20_000
-MAX_TOP_K = 100
 _REPORTS: OrderedDict[tuple, EvalReport] = OrderedDict()  # finished reports, newest last
 _REPORTS_LOCK = threading.Lock()
 
@@ -61,10 +58,10 @@ def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
             return _REPORTS[key]
     labelled = load_set(name)
     pairs = len(labelled.corpus) * len(labelled.queries)
-    if score_all and pairs > MAX_FULL_PAIRS:
+    if score_all and pairs > MAX_WHOLE_CORPUS_PAIRS:
         raise ExplorerError(
             f"Scoring the whole of {name} with the cross-encoder means {pairs:,} (query, document) pairs; "
-            f"the app stops at {MAX_FULL_PAIRS:,}. Untick stage (c), or run `python -m explorer eval` "
+            f"the app stops at {MAX_WHOLE_CORPUS_PAIRS:,}. Untick stage (c), or run `python -m explorer eval` "
             "from the command line."
         )
     report = evaluate(
@@ -84,8 +81,8 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
     try:
         get_set(corpus_name)  # only names from the list, never a path
         top_k = int(top_k or 5)
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ExplorerError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k}).")
+        if not 1 <= top_k <= MAX_EVAL_TOP_K:
+            raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
         report = _report_for(corpus_name, top_k, bool(score_all), progress)
     except ExplorerError as error:
         raise gr.Error(str(error)) from None
@@ -139,7 +136,7 @@ def build_eval_tab() -> EvalTab:
             )
             description = gr.Markdown(_describe(first.name), elem_id="eval-description")
         with gr.Column(scale=2):
-            top_k = gr.Slider(1, MAX_TOP_K, value=first.default_top_k, step=1, elem_id="eval-top-k",
+            top_k = gr.Slider(1, MAX_EVAL_TOP_K, value=first.default_top_k, step=1, elem_id="eval-top-k",
                               label="top-k: bi-encoder candidates the cross-encoder re-ranks")
             score_all = gr.Checkbox(value=True, elem_id="eval-score-all",
                                     label="(c) also score the whole corpus with the cross-encoder (slow on large corpora)")

@@ -28,7 +28,7 @@ CSV_COLUMNS = [
 
 def comparison_rows(result: Comparison) -> list[dict]:
     """Every document either model ranked, bi-encoder order first, then the cross-encoder's extra finds."""
-    cross = {h.id: h for h in (result.reranked_full or result.reranked)}
+    cross = {h.id: h for h in result.scored_hits()}
     rows = [_row(hit.id, hit.text, hit.rank, hit.score, True, cross.get(hit.id)) for hit in result.first_stage]
     seen = {hit.id for hit in result.first_stage}
     extra = sorted((c for c in cross.values() if c.id not in seen), key=lambda h: h.rank)

@@ -44,7 +44,7 @@ def _header(title: str, model: str, precision: str, score_name: str) -> str:
 def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
     """The bi-encoder's top-k by cosine, each row saying where the cross-encoder put it."""
     titles = titles or {}
-    cross_rank = {h.id: h.rank for h in (result.reranked_full or result.reranked)}
+    cross_rank = {h.id: h.rank for h in result.scored_hits()}
     rows = []
     for hit in result.first_stage:
         after = cross_rank.get(hit.id)
