@@ -35,10 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--query", required=True)
     compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
     compare.add_argument("--top-k", type=int, default=10)
-    compare.add_argument("--all", action="store_true", help="also score the whole corpus with the cross-encoder")
+    compare.add_argument("--all", action="store_true", help="also score the whole corpus with the last re-ranker")
     compare.add_argument(
-        "--first-stage", choices=("bi", "bm25"), default="bi",
-        help="what retrieves the top-k: the bi-encoder (default) or BM25 (bm25s, stemmed English words)",
+        "--first-stage", choices=("bi", "bm25", "hybrid"), default="bi",
+        help="what retrieves the top-k: the bi-encoder (default), BM25 (bm25s, stemmed English words), "
+             "or hybrid (both, fused by reciprocal rank fusion, k=60)",
+    )
+    compare.add_argument(
+        "--rerankers", default="cross",
+        help="comma-separated re-rankers of the same top-k, in the order they run: late (MaxSim over the "
+             "answerai-colbert-small-v1 backbone, no projection head), cross (the cross-encoder; default); "
+             "or none",
     )
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_flags(compare)
@@ -84,30 +91,39 @@ def _shorten(text: str, width: int) -> str:
     return textwrap.shorten(" ".join(text.split()), width=width, placeholder="…")
 
 
+RERANKER_LABELS = {"cross": ("Cross-encoder", "cross-encoder (logit / prob)"), "late": ("Late interaction", "late interaction (MaxSim)")}
+
+
 def format_comparison(result) -> str:
-    """A readable side-by-side table of both rankings."""
+    """A readable side-by-side table: the first stage and the last re-ranker (every stage is in --json)."""
     lines = [
         f"Query: {result.query}",
         f"Corpus: {result.corpus_name} ({result.corpus_size} documents), top-k {result.top_k}",
         f"First stage: {result.models['first_stage']} [{result.precision['first_stage']}]",
-        f"Cross-encoder: {result.models['reranker']} [{result.precision['reranker']}]",
-        "",
-        f"{'#':>3}  {f'{result.first_stage_label} ({result.first_score_name})':<44} | {'cross-encoder (logit / prob)':<44} move",
     ]
-    for bi, cross in zip(result.first_stage, result.reranked):
-        move = f"+{cross.move}" if cross.move > 0 else ("=" if cross.move == 0 else str(cross.move))
+    lines += [f"{RERANKER_LABELS[stage.kind][0]}: {stage.name} [{stage.runs_on}]" for stage in result.stages[1:]]
+    kind = result.reranker_kind
+    header = RERANKER_LABELS[kind][1] if kind else ""
+    lines += ["", f"{'#':>3}  {f'{result.first_stage_label} ({result.first_score_name})':<44} | {header:<44} move"]
+    rows = result.reranked or [None] * len(result.first_stage)
+    for bi, cross in zip(result.first_stage, rows):
         left = f"{bi.score:6.3f} [{bi.id}] {_shorten(bi.text, 30)}"
-        right = f"{cross.score:6.2f} {cross.probability:.2f} [{cross.id}] {_shorten(cross.text, 24)}"
+        if cross is None:
+            lines.append(f"{bi.rank:>3}  {left}")
+            continue
+        move = f"+{cross.move}" if cross.move > 0 else ("=" if cross.move == 0 else str(cross.move))
+        probability = f"{cross.probability:.2f}" if cross.probability is not None else "    "
+        right = f"{cross.score:6.2f} {probability} [{cross.id}] {_shorten(cross.text, 24)}"
         lines.append(f"{bi.rank:>3}  {left:<44} | {right:<44} {move}")
     if result.reranked_full is not None:
         missed = result.missed_by_first_stage()
         lines.append("")
         lines.append(
-            f"Whole corpus scored by the cross-encoder: {len(missed)} of its top {result.top_k} "
+            f"Whole corpus scored by the {RERANKER_LABELS[kind][0].lower()}: {len(missed)} of its top {result.top_k} "
             f"were not among the {result.first_stage_label}'s candidates."
         )
         for hit in missed:
-            lines.append(f"  cross rank {hit.rank}, first-stage rank {hit.first_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
+            lines.append(f"  {kind} rank {hit.rank}, first-stage rank {hit.first_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
     lines.append("")
     cached = " (cached)" if result.corpus_index_cached else ""
     lines.append(
@@ -141,6 +157,7 @@ def run_compare(args) -> int:
         persist_embeddings=True,
         allow_local_models=True,
         first_stage=args.first_stage,
+        rerankers=args.rerankers,
     )
     _emit(args, result.to_dict(), lambda: format_comparison(result))
     return 0

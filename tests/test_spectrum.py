@@ -229,3 +229,91 @@ def test_hybrid_equals_rrf_computed_by_hand(bge):
         expected_order = sorted(range(n), key=lambda p: (-by_hand[p], p))
         assert [by_hand[p] for p in positions[0]] == pytest.approx([by_hand[p] for p in expected_order], rel=1e-9)
         assert list(positions[0][:5]) == expected_order[:5] or len({round(by_hand[p], 12) for p in expected_order[:6]}) < 6
+
+
+# --- the pipeline and the command line ---------------------------------------------------------
+
+CORPUS = [
+    "Ball pythons are popular pet snakes.",
+    "Python is a programming language.",
+    "The snake shed its skin.",
+    "Monty Python was a comedy group.",
+    "Cats purr when they are content.",
+    "Pythons are large constricting snakes found in Africa and Asia.",
+    "Snakes smell with their tongues.",
+]
+
+
+def run_cli(*argv: str) -> dict:
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(list(argv)) == 0
+    return json.loads(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spectrum") / "corpus.txt"
+    path.write_text("\n".join(CORPUS) + "\n")
+    return str(path)
+
+
+def test_cli_hybrid_then_late_then_cross(corpus_file):
+    data = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "4",
+                   "--first-stage", "hybrid", "--rerankers", "late,cross", "--precision", "fp32", "--json")
+    stages = data["stages"]
+    assert [s["kind"] for s in stages] == ["hybrid", "late", "cross"]
+    ids = [{hit["id"] for hit in s["ranking"]} for s in stages]
+    assert len(ids[0]) == 4 and ids[0] == ids[1] == ids[2]
+    for stage in stages:
+        assert set(stage) >= {"name", "kind", "model", "ms", "ranking"}
+        assert [hit["rank"] for hit in stage["ranking"]] == [1, 2, 3, 4]
+        scores = [hit["score"] for hit in stage["ranking"]]
+        assert scores == sorted(scores, reverse=True)
+    assert stages[1]["name"] == LATE_NAME and stages[1]["score_name"] == "MaxSim"
+    assert "k=60" in stages[0]["name"]
+    # The hit lists are the last re-ranker's (the cross-encoder's); models name every stage.
+    assert [h["id"] for h in data["cross_encoder"]] == [h["id"] for h in stages[2]["ranking"]]
+    assert set(data["models"]) == {"first_stage", "late_interaction", "cross_encoder"}
+    assert data["timings_ms"]["rerank_late"] >= 0 and data["timings_ms"]["rerank"] >= 0
+
+
+def test_cli_late_only_and_none(corpus_file):
+    late = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "3",
+                   "--rerankers", "late", "--precision", "fp32", "--json")
+    assert [s["kind"] for s in late["stages"]] == ["bi", "late"]
+    assert "cross_encoder" not in late and "cross_encoder" not in late["models"]
+    assert [h["id"] for h in late["late_interaction"]] == [h["id"] for h in late["stages"][1]["ranking"]]
+    assert all(h["probability"] is None for h in late["late_interaction"])
+    none = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "3",
+                   "--first-stage", "bm25", "--rerankers", "none", "--json")
+    assert [s["kind"] for s in none["stages"]] == ["lexical"]
+    assert not {"cross_encoder", "late_interaction", "cross_encoder_full"} & set(none)
+    assert set(none["models"]) == {"first_stage"}
+
+
+def test_cli_default_keys_are_unchanged(corpus_file):
+    data = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "3",
+                   "--precision", "fp32", "--json")
+    assert list(data) == ["query", "top_k", "corpus_name", "corpus_size", "models", "precision", "bi_encoder",
+                          "cross_encoder", "cross_encoder_full", "stages", "timings_ms",
+                          "corpus_embeddings_cached", "notes"]
+    assert list(data["models"]) == list(data["precision"]) == ["bi_encoder", "cross_encoder"]
+    assert [s["kind"] for s in data["stages"]] == ["bi", "cross"]
+    assert set(data["cross_encoder"][0]) == {"id", "text", "score", "probability", "rank", "bi_rank", "bi_score",
+                                             "in_bi_top_k", "move"}
+
+
+def test_cli_bge_bi_encoder_offline(corpus_file, monkeypatch):
+    import explorer.engine.loading as loading
+
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: False)
+    data = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "3",
+                   "--bi-encoder", BGE_SMALL, "--rerankers", "none", "--precision", "fp32", "--json")
+    assert data["stages"][0]["model"] == BGE_SMALL
+    assert "int8-derived offline copy" in data["models"]["bi_encoder"]
+
+
+def test_bad_reranker_list_is_a_message(corpus_file, capsys):
+    assert main(["compare", "--query", "q", "--corpus", corpus_file, "--rerankers", "cross,bm25"]) == 2
+    assert "late, cross" in capsys.readouterr().err

@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from explorer.data.corpus import Corpus
-from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
 from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
 from explorer.pipeline.stages import (
     FIRST_STAGE_TIMINGS,
+    RERANK_TIMING,
     Pipeline,
     StageOutput,
     StageProgress,
@@ -20,12 +23,15 @@ from explorer.pipeline.stages import (
     check_top_k,
     run_pipeline,
 )
-from explorer.rankers.base import Retriever
+from explorer.rankers.base import PairScorer, Retriever
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.bm25 import BM25
 from explorer.rankers.cross_encoder import load_cross_encoder
+from explorer.rankers.hybrid import Hybrid
+from explorer.rankers.late_interaction import load_late_interaction
 
-FIRST_STAGES = ("bi", "bm25")
+FIRST_STAGES = ("bi", "bm25", "hybrid")
+RERANKERS = ("late", "cross")  # "late": MaxSim over the colbert backbone; "cross": the cross-encoder
 _BM25 = BM25()  # one per process: it keeps the corpora's indexes
 
 
@@ -35,7 +41,30 @@ def first_stage_ranker(first_stage: str, bi_encoder: str, precision: Precision, 
         return load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models)
     if first_stage == "bm25":
         return _BM25
+    if first_stage == "hybrid":
+        return Hybrid(_BM25, load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models))
     raise ExplorerError(f"Unknown first stage {first_stage!r}: use one of {', '.join(FIRST_STAGES)}.")
+
+
+def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
+    """"late,cross" -> ("late", "cross"); "none" or "" -> (); each kind at most once, in the order given."""
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in RERANKERS]
+    if unknown or len(set(names)) != len(names):
+        raise ExplorerError(
+            f"Re-rankers {','.join(names)!r}: give a comma-separated list of distinct names from "
+            f"{', '.join(RERANKERS)} in the order they run, or 'none'."
+        )
+    return tuple(names)
+
+
+def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool) -> PairScorer:
+    """The re-ranker a kind stands for, bound once."""
+    if kind == "cross":
+        return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
+    return load_late_interaction(COLBERT_BACKBONE, precision)
 
 
 def compare(
@@ -50,12 +79,17 @@ def compare(
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
     first_stage: str = "bi",
+    rerankers: str | Sequence[str] = ("cross",),
 ) -> Comparison:
-    """Rank `corpus` for `query` with the first stage, re-rank its top-k with the cross-encoder.
+    """Rank `corpus` for `query` with the first stage, re-rank its top-k with each re-ranker.
 
-    With `score_all`, the cross-encoder also scores every document, to show what the
-    first stage missed. Raises ExplorerError for anything the user can fix.
+    `rerankers` lists "late" and/or "cross" in the order they run (each re-orders the same
+    top-k candidates); empty (or "none") for the first stage alone. With `score_all`, the
+    last re-ranker also scores every document, to show what the first stage missed. The
+    result's `reranked` hits are the last re-ranker's. Raises ExplorerError for anything
+    the user can fix.
     """
+    kinds = parse_rerankers(rerankers)
     query = check_query(query)
     if len(corpus) == 0:
         raise ExplorerError("The corpus is empty: give at least one document.")
@@ -67,15 +101,19 @@ def compare(
         report(0.0, "Loading models")
         pipeline = Pipeline(
             first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models),
-            [load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)],
+            [reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds],
         )
+    for stage in pipeline.rerankers:
+        stage.check_query(query)
     # The full first-stage order is cheap and gives every re-scored document its first-stage rank.
     depth = len(corpus) if score_all else top_k
     run = run_pipeline(
         pipeline, corpus.texts, corpus.fingerprint, [query], top_k, depth, clock,
         score_all=score_all, persist=persist_embeddings, progress=report,
     )
-    reranker = pipeline.rerankers[0]
+    last = pipeline.rerankers[-1] if pipeline.rerankers else None
+    if score_all and last is None:
+        notes.append("Scoring the whole corpus needs a re-ranker; there was none, so only the first stage ran.")
     notes.extend(run.notes)
     clock.ms["total"] = clock.total()
 
@@ -91,27 +129,32 @@ def compare(
                 first_rank=first_rank[p], first_score=first_score[p], in_candidates=first_rank[p] <= top_k,
             )
             for rank, (p, score, probability) in enumerate(
-                zip(output.positions[0], output.scores[0], output.probabilities[0]), start=1
+                zip(output.positions[0], output.scores[0], output.probabilities[0] or [None] * len(output.scores[0])),
+                start=1,
             )
         ]
 
     first_kind = pipeline.first_stage.info.kind
     _, query_key, search_key = FIRST_STAGE_TIMINGS[first_kind]
     stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
-    stages += [_stage(output, top_k, documents, clock.ms["rerank"]) for output in run.reranked]
+    stages += [_stage(output, top_k, documents, clock.ms[RERANK_TIMING[output.info.kind]]) for output in run.reranked]
+    models = {"first_stage": pipeline.first_stage.info.name}
+    runs_on = {"first_stage": pipeline.first_stage.info.runs_on}
+    if last is not None:
+        models["reranker"], runs_on["reranker"] = last.info.name, last.info.runs_on
     return Comparison(
         query=query,
         top_k=top_k,
         corpus_name=corpus.name,
         corpus_size=len(corpus),
         first_stage_kind=first_kind,
-        models={"first_stage": pipeline.first_stage.info.name, "reranker": reranker.info.name},
-        precision={"first_stage": pipeline.first_stage.info.runs_on, "reranker": reranker.info.runs_on},
+        models=models,
+        precision=runs_on,
         first_stage=[
             FirstStageHit(documents[p].id, documents[p].text, s, rank)
             for rank, (p, s) in enumerate(zip(first.positions[0][:top_k], first.scores[0][:top_k]), start=1)
         ],
-        reranked=reranked_hits(run.reranked[0]),
+        reranked=reranked_hits(run.reranked[-1]) if run.reranked else [],
         reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
         stages=stages,
         timings_ms=clock.ms,

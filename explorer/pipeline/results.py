@@ -1,14 +1,17 @@
 """What a comparison returns: plain dataclasses that answer their own questions and turn
 into JSON one way (`to_dict`).
 
-A comparison is a first stage (BM25 or a bi-encoder) that ranks the whole corpus, and a
-re-ranker (the cross-encoder) that re-orders the first stage's top-k; every stage is kept
-in `stages`, in the order it ran.
+A comparison is a first stage (BM25, a bi-encoder, or their hybrid) that ranks the whole
+corpus, and zero or more re-rankers (late interaction, the cross-encoder) that each re-order
+the first stage's top-k; every stage is kept in `stages`, in the order it ran.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+# The JSON key each re-ranker kind goes under in `models`, `precision` and the hit lists.
+RERANKER_KEYS = {"cross": "cross_encoder", "late": "late_interaction"}
 
 # |Δ| at or below this counts as "no change" wherever improvements and losses are counted.
 CHANGE_EPSILON = 1e-9
@@ -51,8 +54,8 @@ class FirstStageHit:
 class RerankedHit:
     id: str
     text: str
-    score: float  # the re-ranker's score (a cross-encoder's logit)
-    probability: float  # sigmoid(logit)
+    score: float  # the re-ranker's score (a cross-encoder's logit, late interaction's MaxSim)
+    probability: float | None  # sigmoid(logit); None where the score is not a logit (MaxSim)
     rank: int  # 1-based, by the re-ranker
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
@@ -85,12 +88,12 @@ class Comparison:
     top_k: int
     corpus_name: str
     corpus_size: int
-    first_stage_kind: str  # "bi" or "lexical"
-    models: dict[str, str]  # "first_stage" and "reranker": display names
+    first_stage_kind: str  # "bi", "lexical" or "hybrid"
+    models: dict[str, str]  # "first_stage" and "reranker" (the last re-ranker, absent when none): display names
     precision: dict[str, str]  # the same keys: "bf16 on cpu", ...
     first_stage: list[FirstStageHit]
-    reranked: list[RerankedHit]
-    reranked_full: list[RerankedHit] | None  # the re-ranker over the whole corpus, when asked
+    reranked: list[RerankedHit]  # the LAST re-ranker's order of the candidates; empty with no re-ranker
+    reranked_full: list[RerankedHit] | None  # the last re-ranker over the whole corpus, when asked
     stages: list[Stage]
     timings_ms: dict[str, float]
     corpus_index_cached: bool
@@ -98,7 +101,12 @@ class Comparison:
 
     @property
     def first_stage_label(self) -> str:
-        return "BM25" if self.first_stage_kind == "lexical" else "bi-encoder"
+        return {"lexical": "BM25", "hybrid": "hybrid (BM25 + bi-encoder, RRF)"}.get(self.first_stage_kind, "bi-encoder")
+
+    @property
+    def reranker_kind(self) -> str | None:
+        """The last re-ranker's kind ("cross", "late"), or None when nothing re-ranked."""
+        return self.stages[-1].kind if len(self.stages) > 1 else None
 
     @property
     def first_score_name(self) -> str:
@@ -125,18 +133,34 @@ class Comparison:
         return [h for h in self.reranked_full[: self.top_k] if not h.in_candidates]
 
     def to_dict(self) -> dict:
-        """The JSON of `compare --json` and the API: one shape, stable keys."""
+        """The JSON of `compare --json` and the API: one shape, stable keys.
+
+        `models` and `precision` name every stage that ran: the first stage under "bi_encoder"
+        (or "first_stage" for BM25 and hybrid), each re-ranker under "cross_encoder" or
+        "late_interaction". The hit lists with rank moves are the LAST re-ranker's, under its
+        key ("cross_encoder" and "cross_encoder_full" for the default pipeline, as always);
+        with no re-ranker there are none, and `stages` holds every ranking in any case.
+        """
         first_key = "bi_encoder" if self.first_stage_kind == "bi" else "first_stage"
-        return {
+        models = {first_key: self.models["first_stage"]}
+        precision = {first_key: self.precision["first_stage"]}
+        for stage in self.stages[1:]:
+            models[RERANKER_KEYS[stage.kind]] = stage.name
+            precision[RERANKER_KEYS[stage.kind]] = stage.runs_on
+        data = {
             "query": self.query,
             "top_k": self.top_k,
             "corpus_name": self.corpus_name,
             "corpus_size": self.corpus_size,
-            "models": {first_key: self.models["first_stage"], "cross_encoder": self.models["reranker"]},
-            "precision": {first_key: self.precision["first_stage"], "cross_encoder": self.precision["reranker"]},
+            "models": models,
+            "precision": precision,
             first_key: [asdict(hit) for hit in self.first_stage],
-            "cross_encoder": [hit.to_dict() for hit in self.reranked],
-            "cross_encoder_full": None if self.reranked_full is None else [h.to_dict() for h in self.reranked_full],
+        }
+        if self.reranker_kind is not None:
+            key = RERANKER_KEYS[self.reranker_kind]
+            data[key] = [hit.to_dict() for hit in self.reranked]
+            data[f"{key}_full"] = None if self.reranked_full is None else [h.to_dict() for h in self.reranked_full]
+        return data | {
             "stages": [stage.to_dict() for stage in self.stages],
             "timings_ms": self.timings_ms,
             "corpus_embeddings_cached": self.corpus_index_cached,

@@ -24,6 +24,7 @@ StageProgress = Callable[[float, str], None]
 FIRST_STAGE_TIMINGS = {
     "bi": ("corpus_encoding", "query_encoding", "search"),
     "lexical": ("corpus_indexing", "query_tokenizing", "search"),
+    "hybrid": ("corpus_indexing", "query_encoding", "search"),  # BM25 index + corpus encoding; both queries; both searches + fusion
 }
 RERANK_TIMING = {"cross": "rerank", "late": "rerank_late"}
 FULL_CORPUS_TIMING = "rerank_full_corpus"
