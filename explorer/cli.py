@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,inspect,eval,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,inspect,explain,eval,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--head", default="mean", help="0-based head, or 'mean' / 'max'")
     inspect.add_argument("--json", action="store_true")
     inspect.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+
+    explain = commands.add_parser("explain", help="why is document A above B: both scores and per-word contributions")
+    explain.add_argument("--query", required=True)
+    explain.add_argument("--doc", required=True, help="document A")
+    explain.add_argument("--versus", required=True, help="document B")
+    explain.add_argument("--method", choices=("occlusion", "ig", "gradxinput"), default="occlusion",
+                         help="occlusion (delete each word, rescore), ig (Integrated Gradients), gradxinput")
+    explain.add_argument("--steps", type=int, default=50, help="ig: integration steps (Gauss-Legendre)")
+    explain.add_argument("--agreement", action="store_true",
+                         help="also run all three methods and give their Spearman agreement per document")
+    explain.add_argument("--json", action="store_true")
+    explain.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
     evaluate.add_argument("--corpus", required=True, help="corpus file, or builtin:NAME for a shipped set")
@@ -182,6 +194,20 @@ def run_inspect(args) -> int:
     return 0
 
 
+def run_explain(args) -> int:
+    """Scores of A and B, their gap, and each document's words weighed by one method."""
+    from explorer.interpret.contrast import explain_pair_gap, format_pair_gap
+    from explorer.interpret.pair import inspection_model
+
+    if not 1 <= args.steps <= 1000:
+        raise ExplorerError(f"--steps must be 1 to 1000, not {args.steps}.")
+    scorer = inspection_model(args.cross_encoder, allow_local_path=True)
+    result = explain_pair_gap(scorer, args.query, args.doc, args.versus, args.method,
+                              steps=args.steps, agreement=args.agreement)
+    _emit(args, result.to_dict(), lambda: format_pair_gap(result))
+    return 0
+
+
 def run_eval(args) -> int:
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.data.corpus import read_qrels, read_queries
@@ -225,6 +251,7 @@ def run_loadtest(args) -> int:
 COMMANDS = {
     "compare": run_compare,
     "inspect": run_inspect,
+    "explain": run_explain,
     "eval": run_eval,
     "bench": run_bench,
     "loadtest": run_loadtest,

@@ -1,0 +1,62 @@
+"""Edit a document and score it again: the new logit, the change, which words changed, and
+where the edited document would now rank among the other candidates."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from explorer.interpret.pair import check_pair_texts
+from explorer.rankers.cross_encoder import CrossEncoder
+
+
+@dataclass
+class Rescore:
+    score_before: float  # logit of the original document
+    score_after: float  # logit of the edited document
+    delta: float  # score_after - score_before
+    changes: list[dict]  # {"op": "replace"|"delete"|"insert", "before": str, "after": str, "word": int}
+    rank_before: int | None  # 1-based among the other candidates' scores (None without candidates)
+    rank_after: int | None
+    candidates: int  # how many other candidates were given
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def word_changes(before: str, after: str) -> list[dict]:
+    """The words that differ, by difflib over whitespace-separated words; `word` is the
+    position of the change in the original document's words."""
+    old, new = re.findall(r"\S+", before), re.findall(r"\S+", after)
+    changes = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op != "equal":
+            changes.append({"op": op, "before": " ".join(old[i1:i2]), "after": " ".join(new[j1:j2]), "word": i1})
+    return changes
+
+
+def rank_among(score: float, candidate_scores: Sequence[float]) -> int:
+    """1-based rank of `score` among the *other* candidates' scores; a tie ranks it first."""
+    return 1 + sum(float(other) > score for other in candidate_scores)
+
+
+def edit_and_rescore(scorer: CrossEncoder, query: str, document: str, edited: str,
+                     candidate_scores: Sequence[float] = ()) -> Rescore:
+    """Score the original and the edited document in one batch; `candidate_scores` are the other
+    candidates' logits for the same query (the document itself not among them)."""
+    query, document = check_pair_texts(query, document)
+    _, edited = check_pair_texts(query, edited)
+    scorer.check_query(query)
+    before, after = (float(s) for s in scorer.score_query(query, [document, edited]).logits)
+    has_candidates = len(candidate_scores) > 0
+    return Rescore(
+        score_before=before,
+        score_after=after,
+        delta=after - before,
+        changes=word_changes(document, edited),
+        rank_before=rank_among(before, candidate_scores) if has_candidates else None,
+        rank_after=rank_among(after, candidate_scores) if has_candidates else None,
+        candidates=len(candidate_scores),
+    )
