@@ -5,10 +5,13 @@ Each limit is shown to the user when it bites (the message names it and the valu
 
 from __future__ import annotations
 
-import unicodedata
+import os
 
 from explorer.errors import ExplorerError
 
+# Caps for anything a user hands us (pasted, uploaded or named on the command line).
+MAX_DOCUMENTS = int(os.environ.get("EXPLORER_MAX_DOCUMENTS", "20000"))
+MAX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_CORPUS_BYTES", str(10 * 1024 * 1024)))
 MAX_QUERY_CHARS = 2000
 # A query longer than this many tokens would leave the document almost no room in a
 # 512-token pair (and the tokenizer cannot cut the query when only the document may be cut).
@@ -16,13 +19,36 @@ MAX_QUERY_TOKENS = 128
 # Inspect: the document is cut to this many characters before tokenizing; the model reads
 # at most 512 tokens (about 2,500 characters of English) anyway.
 MAX_INSPECT_DOCUMENT_CHARS = 5000
-# Scoring the whole corpus costs queries x documents cross-encoder pairs: a public app must
-# not start a job of hours, so beyond this the page asks for the command line.
-MAX_WHOLE_CORPUS_PAIRS = 20_000
+# Occlusion rescoring passes per pair. A longer document is occluded a run of words at a time
+# (and says so); word by word, a 512-token pair would take ~400 full passes.
+MAX_OCCLUSION_PASSES = 64
+# Scoring the whole corpus costs queries x documents cross-encoder pairs, and one such job holds
+# its endpoint. Measured on 2 cores (pairs of ~120 tokens): 16 pairs/s in fp32 on an AVX2 EPYC,
+# 56 pairs/s in bf16 on an AVX-512 one, so 500 pairs is at most about 30 s; beyond it the page
+# asks for the command line. Every shipped teaching set fits (at most 288 pairs).
+MAX_WHOLE_CORPUS_PAIRS = 500
 MAX_EVAL_TOP_K = 100
 
 # Characters that print as nothing: a query made only of these is empty.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+
+
+def check_whole_corpus_pairs(pairs: int, what: str, way_out: str) -> None:
+    """Refuse a whole-corpus cross-encoder pass past the app's pair budget; `way_out` says what to do instead."""
+    if pairs > MAX_WHOLE_CORPUS_PAIRS:
+        raise ExplorerError(
+            f"Scoring the whole of {what} with the cross-encoder means {pairs:,} (query, document) pairs; "
+            f"the app stops at {MAX_WHOLE_CORPUS_PAIRS:,}. {way_out}"
+        )
+
+
+def check_query_tokens(tokens: int, max_length: int) -> None:
+    """A pair holds at most MAX_QUERY_TOKENS query tokens: past that the query itself would be cut."""
+    if tokens > MAX_QUERY_TOKENS:
+        raise ExplorerError(
+            f"The query is {tokens:,} tokens long; a pair can hold at most {MAX_QUERY_TOKENS} query tokens "
+            f"(the model reads {max_length} tokens in all, and only the document may be cut). Shorten the query."
+        )
 
 
 def is_blank(text: str) -> bool:
@@ -40,7 +66,7 @@ def check_encodable(text: str, what: str) -> str:
             f"The {what} holds a character that is not valid Unicode text (U+{ord(bad):04X} at position "
             f"{error.start + 1}); remove it and try again."
         ) from None
-    return unicodedata.normalize("NFC", text)
+    return text
 
 
 def check_whole_number(value, what: str) -> int:

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest.add_argument("--clients", type=int, default=20)
     loadtest.add_argument("--requests", type=int, default=10, help="requests per client")
     loadtest.add_argument("--timeout", type=float, default=600.0, help="stop after this many seconds")
+    loadtest.add_argument("--mixed", action="store_true",
+                          help="rotate comparisons, inspections and a long document (else comparisons only)")
     loadtest.add_argument("--json", action="store_true")
     return parser
 
@@ -243,7 +245,7 @@ def run_bench(args) -> int:
 def run_loadtest(args) -> int:
     from explorer.tools.loadtest import format_load_report, run_load
 
-    report = run_load(args.url, args.clients, args.requests, args.timeout)
+    report = run_load(args.url, args.clients, args.requests, args.timeout, mixed=args.mixed)
     _emit(args, report.to_dict(), lambda: format_load_report(report))
     return 0 if report.errors == 0 else 1
 

@@ -75,6 +75,11 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
             timeout=60_000,
         )
         inspected_document = page.locator("#inspect-document textarea").input_value()
+        # The prefilled pair runs the whole Inspect chain, bertviz views included (they stayed empty once).
+        page.get_by_role("tab", name="bertviz").click()
+        page.locator("iframe.bertviz-frame").first.wait_for(state="attached", timeout=180_000)
+        bertviz_frames = page.locator("iframe.bertviz-frame").count()
+        page.screenshot(path=str(SCREENSHOTS / "inspect-from-compare.png"), full_page=True)
     print(f"\nfirst comparison after page ready: {first_s:.2f} s; second on the same corpus (cached): {second_s:.2f} s")
 
     corpus = corpus_from_text(CORPUS)
@@ -83,6 +88,7 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
         assert bi_ids == [hit.id for hit in reference.first_stage]
         assert cross_ids == [hit.id for hit in reference.reranked]
     assert inspected_document == corpus.by_id()[second_cross[0]].text
+    assert bertviz_frames == 2  # head view and model view
     # The page marks as "moved up" exactly the documents the cross-encoder promoted.
     assert moved_up == sum(1 for hit in reference.reranked if hit.move > 0)
     # The snake sense wins the ambiguous query once the cross-encoder reads query and document together.

@@ -15,7 +15,8 @@ from explorer.data.corpus import Corpus, Document, corpus_from_text
 from explorer.errors import ExplorerError
 from explorer.interpret.pair import encode_pair
 from explorer.pipeline.compare import compare
-from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, _checksum_path, _disk_path
+from explorer.paths import checksum_path
+from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, _disk_path
 from explorer.views.export import write_downloads
 
 FORMULAS = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "=HYPERLINK(\"http://127.0.0.1\")"]
@@ -44,7 +45,7 @@ def test_same_size_corrupted_embedding_cache_is_detected_and_rebuilt(bi_model, t
     EMBEDDING_CACHE.clear()
     first, _ = encoder.index_corpus(corpus.texts, corpus.fingerprint, persist=True)
     path = _disk_path(encoder, corpus.fingerprint)
-    assert path.is_file() and _checksum_path(path).is_file()
+    assert path.is_file() and checksum_path(path).is_file()
     path.write_bytes(b"\0" * path.stat().st_size)  # same size, zeros: np.load alone would not notice
     EMBEDDING_CACHE.clear()
     result = compare("cats", corpus, top_k=2, precision="fp32", persist_embeddings=True)
@@ -108,3 +109,51 @@ def test_cli_crash_cases_exit_2_with_one_line(argv):
     code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_long_document_is_occluded_in_runs_each_a_true_rescoring(cross_model):
+    from explorer.budgets import MAX_OCCLUSION_PASSES
+    from explorer.interpret.attribution import occlusion_attribution, remove_span
+    from explorer.rankers.cross_encoder import CrossEncoder
+
+    scorer = CrossEncoder(cross_model, "fp32")
+    document = " ".join(f"word{i} of the capital city Paris in France." for i in range(60))  # ~420 words
+    pair = encode_pair(cross_model, "what is the capital of France?", document)
+    attribution = occlusion_attribution(scorer, pair)
+    spans = pair.document_word_spans()
+    assert len(attribution.words) <= MAX_OCCLUSION_PASSES < len(spans)
+    assert attribution.words_per_span == -(-len(spans) // MAX_OCCLUSION_PASSES)
+    # The runs tile the kept words in order, and each delta is the rescoring of that run removed.
+    assert attribution.words[0].start == spans[0][0] and attribution.words[-1].end == spans[-1][1]
+    for run in (attribution.words[0], attribution.words[len(attribution.words) // 2]):
+        edited = remove_span(document, run.start, run.end)
+        rescored = scorer.score_query(pair.query, [edited]).logits[0]
+        assert run.occluded_logit == pytest.approx(float(rescored), abs=1e-4)
+
+
+def test_a_damaged_rebuilt_cross_encoder_is_rebuilt(tmp_path, monkeypatch):
+    from explorer.engine import loading
+    from explorer.engine.onnx_rebuild import is_complete_build
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    folder = loading.offline_cross_encoder_dir()
+    weights = folder / "model.safetensors"
+    assert is_complete_build(folder)
+    original = weights.read_bytes()
+    with weights.open("r+b") as handle:  # flip bytes inside, size unchanged
+        handle.seek(len(original) // 2)
+        handle.write(b"\xff" * 64)
+    assert not is_complete_build(folder)
+    rebuilt = loading.offline_cross_encoder_dir()
+    assert is_complete_build(rebuilt) and weights.read_bytes() == original
+
+
+def test_a_pasted_corpus_with_a_lone_surrogate_is_a_message():
+    with pytest.raises(ExplorerError, match="pasted corpus.*not valid Unicode"):
+        corpus_from_text("Cats purr.\nDogs \udc80 bark.")
+
+
+def test_a_query_too_long_for_a_pair_is_refused_in_compare_too():
+    # 1,500 characters pass the character limit, but 300 tokens would push the documents out of every pair.
+    with pytest.raises(ExplorerError, match="query tokens"):
+        compare("word " * 300, corpus_from_text("Cats purr.\nDogs bark."), top_k=1)

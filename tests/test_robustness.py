@@ -113,13 +113,14 @@ def test_overlong_documents_are_truncated_and_counted(client):
     assert any("1 document(s) were longer" in note for note in data["notes"])
 
 
-def test_load_twenty_clients_ten_requests_each(app_url):
-    from explorer.tools.loadtest import run_load
+def test_load_thirty_clients_five_mixed_requests_each(app_url):
+    from explorer.tools.loadtest import format_load_report, run_load
 
-    report = run_load(app_url, clients=20, requests_per_client=10, timeout_s=900)
-    print(report.to_dict())
+    report = run_load(app_url, clients=30, requests_per_client=5, timeout_s=900, mixed=True)
+    print(format_load_report(report))  # p50/p95 per endpoint, in the test log
     assert report.errors == 0, report.error_messages
-    assert report.completed == 200 and report.p95_ms is not None
+    assert report.completed == 150 and report.p95_ms is not None
+    assert set(report.per_kind_ms) == {"compare", "inspect", "long_document"}
     # Models are shared and caches bounded: memory must level off, not climb with traffic.
     assert report.rss_growth_percent is not None and report.rss_growth_percent < 10
 
@@ -134,4 +135,36 @@ def test_upload_over_the_server_cap_is_refused(client, tmp_path):
     with pytest.raises((AppError, ValueError), match="exceeds the maximum file size"):
         client.predict(query="cats", corpus_source="Upload", corpus_file=_upload(tmp_path, "big.txt", oversized),
                        api_name="/compare")
+    _good_request_still_works(client)
+
+
+def test_a_short_inspection_is_answered_while_a_long_one_runs(app_url):
+    """Inspect runs two at a time: a one-line pair does not wait behind a 512-token one."""
+    import time
+
+    from gradio_client import Client
+
+    long_client, short_client = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    long_document = "The cat sat on the mat and looked at the garden for a long while. " * 80
+    started = time.perf_counter()
+    long_job = long_client.submit(query="where did the cat sit", document=long_document, api_name="/inspect")
+    time.sleep(1.0)  # the long one is running
+    short_client.predict(query="cats", document="Cats purr when they are content.", api_name="/inspect")
+    short_done = time.perf_counter() - started
+    long_job.result(timeout=600)
+    long_done = time.perf_counter() - started
+    print(f"\nshort inspection answered after {short_done:.1f} s; the long one took {long_done:.1f} s")
+    assert short_done < long_done
+
+
+def test_whole_corpus_scoring_past_the_pair_budget_is_refused_with_a_message(client):
+    from gradio_client.exceptions import AppError
+
+    from explorer.budgets import MAX_WHOLE_CORPUS_PAIRS
+
+    corpus = "\n".join(f"Document number {i} about cats." for i in range(MAX_WHOLE_CORPUS_PAIRS + 1))
+    with pytest.raises(AppError) as caught:
+        client.predict(query="cats", corpus_source="Paste", corpus_text=corpus, top_k=3, score_all=True,
+                       api_name="/compare")
+    assert f"{MAX_WHOLE_CORPUS_PAIRS:,}" in str(caught.value) and "command line" in str(caught.value)
     _good_request_still_works(client)

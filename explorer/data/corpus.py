@@ -15,11 +15,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.budgets import MAX_CORPUS_BYTES, MAX_DOCUMENTS, check_encodable
 from explorer.errors import ExplorerError
 
-# Caps for anything a user hands us; the app and the CLI share them.
-MAX_DOCUMENTS = int(os.environ.get("EXPLORER_MAX_DOCUMENTS", "20000"))
-MAX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_CORPUS_BYTES", str(10 * 1024 * 1024)))
 FORMATS = ("txt", "jsonl", "csv")
 
 
@@ -204,7 +202,8 @@ def read_corpus(path: str | os.PathLike, max_documents: int = MAX_DOCUMENTS, max
 
 def corpus_from_text(text: str, max_documents: int = MAX_DOCUMENTS, max_bytes: int = MAX_CORPUS_BYTES) -> Corpus:
     """A pasted corpus: one document per non-empty line."""
-    data = (text or "").encode("utf-8", errors="replace")
+    text = check_encodable(text or "", "pasted corpus")  # a lone surrogate would crash the tokenizer
+    data = text.encode("utf-8")
     _check_size(data, "The pasted corpus", max_bytes)
     return parse_txt(text or "", name="the pasted corpus", max_documents=max_documents)
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import re
 import sys
 import warnings
 from pathlib import Path
 
 from explorer.data.corpus import Corpus, Document
-from explorer.paths import cache_dir
+from explorer.paths import cache_dir, read_checked, write_checked
 
 BUILD_VERSION = 1  # bump when the passages change shape, so old caches are not reused
 PASSAGE_CHARS = 450
@@ -167,15 +166,11 @@ def corpus_path() -> Path:
 def ensure_corpus_file() -> Path:
     """The corpus as `corpus.jsonl` lines, built at first use and cached (atomic write)."""
     path = corpus_path()
-    if path.is_file():
+    if read_checked(path) is not None:  # a damaged or unchecked file is rebuilt
         return path
-    documents = build_documents()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for doc in documents:
-            handle.write(json.dumps({"id": doc.id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
+    lines = [json.dumps({"id": doc.id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n"
+             for doc in build_documents()]
+    write_checked(path, "".join(lines).encode("utf-8"))
     return path
 
 

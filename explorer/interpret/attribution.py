@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.budgets import MAX_OCCLUSION_PASSES
 from explorer.interpret.pair import EncodedPair
 from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits
 
@@ -31,6 +32,7 @@ class Attribution:
     full_logit: float
     words: list[WordAttribution]
     words_cut: int  # document words past the model's maximum length, not attributed
+    words_per_span: int = 1  # >1 when a long document was occluded a run of words at a time
 
     def to_list(self) -> list[dict]:
         return [{"word": w.word, "delta": w.delta} for w in self.words]
@@ -56,6 +58,10 @@ def occlusion_attribution(scorer: CrossEncoder, pair: EncodedPair) -> Attributio
     """
     document = pair.document
     spans = pair.document_word_spans()
+    # One rescoring per span: a long document is occluded a run of words at a time, so that a
+    # 512-token pair costs at most MAX_OCCLUSION_PASSES passes (each word alone would be ~400).
+    per_span = -(-len(spans) // MAX_OCCLUSION_PASSES) if spans else 1
+    spans = [(spans[i][0], spans[min(i + per_span, len(spans)) - 1][1]) for i in range(0, len(spans), per_span)]
     edited = [remove_span(document, start, end) for start, end in spans]
     scores = scorer.score_query(pair.query, [document, *edited]).logits
     full = float(scores[0])
@@ -63,7 +69,7 @@ def occlusion_attribution(scorer: CrossEncoder, pair: EncodedPair) -> Attributio
         WordAttribution(document[start:end], start, end, float(scores[k + 1]) - full, float(scores[k + 1]))
         for k, (start, end) in enumerate(spans)
     ]
-    return Attribution(full, words, pair.words_cut)
+    return Attribution(full, words, pair.words_cut, per_span)
 
 
 def gradient_attribution(scorer: CrossEncoder, pair: EncodedPair) -> GradientAttribution:

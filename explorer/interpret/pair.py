@@ -14,8 +14,8 @@ import torch
 from explorer.budgets import (
     MAX_INSPECT_DOCUMENT_CHARS,
     MAX_QUERY_CHARS,
-    MAX_QUERY_TOKENS,
     check_encodable,
+    check_query_tokens,
     is_blank,
 )
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
@@ -86,12 +86,7 @@ def encode_pair(model: LoadedModel | CrossEncoder, query: str, document: str) ->
     """Tokenize the pair once, cut to the model's maximum length (only the document is cut)."""
     query, document = check_pair_texts(query, document)
     model = model.model if isinstance(model, CrossEncoder) else model
-    query_tokens = len(model.tokenizer(query, add_special_tokens=False)["input_ids"])
-    if query_tokens > MAX_QUERY_TOKENS:
-        raise ExplorerError(
-            f"The query is {query_tokens:,} tokens long; a pair can hold at most {MAX_QUERY_TOKENS} query tokens "
-            f"(the model reads {model.max_length} tokens in all, and only the document may be cut). Shorten the query."
-        )
+    check_query_tokens(len(model.tokenizer(query, add_special_tokens=False)["input_ids"]), model.max_length)
     # Past this the model would not read the text anyway; cutting first bounds the tokenizer's work.
     chars_cut = max(0, len(document) - MAX_INSPECT_DOCUMENT_CHARS)
     document = document[:MAX_INSPECT_DOCUMENT_CHARS]

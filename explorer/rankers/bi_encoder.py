@@ -6,9 +6,7 @@ similarity. A corpus is encoded once per (model, precision, content) and reused.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -24,10 +22,8 @@ from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
-from explorer.paths import cache_dir
+from explorer.paths import cache_dir, read_checked, write_checked
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
-
-LOG = logging.getLogger(__name__)
 
 
 def sentence_embeddings(model: LoadedModel, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -201,38 +197,23 @@ def corpus_index(
     return entry, from_disk
 
 
-def _checksum_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
 def _write_checked(path: Path, embeddings: np.ndarray) -> None:
-    """Write the .npy and its SHA-256 beside it; each lands whole (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, embeddings)
-    data = buffer.getvalue()
-    temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    digest = hashlib.sha256(data).hexdigest()
-    checksum_temporary = _checksum_path(path).with_suffix(f".{os.getpid()}.tmp")
-    checksum_temporary.write_text(digest)
-    os.replace(checksum_temporary, _checksum_path(path))
+    write_checked(path, buffer.getvalue())
+
+
+DAMAGED_NOTE = "A cached embedding file was damaged (its checksum did not match); the corpus was encoded again."
 
 
 def _read_checked(path: Path, count: int) -> tuple[np.ndarray | None, str | None]:
     """The cached embeddings if their bytes match the recorded SHA-256; else (None, a note saying so)."""
-    try:
-        data = path.read_bytes()
-        expected = _checksum_path(path).read_text().strip()
-    except OSError:
-        expected, data = "", b""
-    if hashlib.sha256(data).hexdigest() == expected:
+    data = read_checked(path)
+    if data is not None:
         try:
             embeddings = np.load(io.BytesIO(data))
             if embeddings.shape[0] == count:
                 return embeddings, None
         except ValueError:
             pass
-    LOG.warning("embedding cache file %s failed its checksum; it is rebuilt", path)
-    return None, "A cached embedding file was damaged (its checksum did not match); the corpus was encoded again."
+    return None, DAMAGED_NOTE

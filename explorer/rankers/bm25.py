@@ -12,7 +12,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import bm25s
 import numpy as np
 import Stemmer
 
@@ -26,9 +25,16 @@ SETTINGS = (
 _STEMMER = Stemmer.Stemmer("english")
 
 
+def _bm25s():
+    # Imported on first use: bm25s brings numba, which costs the app ~1.4 s and ~55 MB at start.
+    import bm25s
+
+    return bm25s
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Each text's words as BM25 sees them (lower-cased, stopwords removed, stemmed)."""
-    return bm25s.tokenize(
+    return _bm25s().tokenize(
         list(texts), stopwords=STOPWORDS, stemmer=_STEMMER, return_ids=False, show_progress=False
     )
 
@@ -37,7 +43,7 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 class BM25Index:
     """A corpus's BM25 index (bm25s's sparse score matrix)."""
 
-    retriever: bm25s.BM25
+    retriever: object  # bm25s.BM25
     size: int
 
 
@@ -59,6 +65,7 @@ class BM25(Retriever):
             if fingerprint in self._indexes:
                 self._indexes.move_to_end(fingerprint)
                 return self._indexes[fingerprint], True
+        bm25s = _bm25s()
         retriever = bm25s.BM25(k1=K1, b=B, method=METHOD)
         retriever.index(bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=_STEMMER, show_progress=False),
                         show_progress=False)

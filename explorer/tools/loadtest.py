@@ -1,4 +1,7 @@
-"""A bounded load test: many gradio_client users call the app's `/compare` endpoint at once.
+"""A bounded load test: many gradio_client users call the app's endpoints at once.
+
+Each client's requests rotate through a mix: comparisons, an Inspect of one pair, and a
+comparison over a document far past the model's 512 tokens (cut, and noted).
 
 It only ever targets this machine (loopback), stops after a fixed number of requests or a
 time limit, whichever comes first, and samples the server process's resident memory
@@ -35,6 +38,21 @@ LOAD_CORPUS = "\n".join(
     ]
 )
 LOAD_QUERIES = ["python snake", "jaguar speed", "apple harvest", "when did the Berlin Wall fall", "why is the sky blue"]
+# ~6,000 words: the cross-encoder reads its first 512 tokens, the bi-encoder its first 256.
+LONG_DOCUMENT = "The Berlin Wall fell on 9 November 1989 when the border crossings were opened. " * 400
+# What request number i of a client sends: three comparisons, one inspection, one long document.
+MIX = ("compare", "compare", "inspect", "compare", "long_document")
+
+
+def send(client, kind: str, query: str) -> None:
+    """One request of the given kind through gradio_client."""
+    if kind == "compare":
+        client.predict(query=query, corpus_source="Paste", corpus_text=LOAD_CORPUS, top_k=5, api_name="/compare")
+    elif kind == "inspect":
+        client.predict(query=query, document=LOAD_CORPUS.split("\n")[0], api_name="/inspect")
+    else:
+        client.predict(query=query, corpus_source="Paste", corpus_text=LOAD_CORPUS + "\n" + LONG_DOCUMENT, top_k=5,
+                       api_name="/compare")
 
 
 def check_loopback(url: str) -> str:
@@ -84,6 +102,7 @@ class LoadReport:
     rss_mb_last_quarter: float | None
     rss_growth_percent: float | None
     rss_samples_mb: list[float] = field(default_factory=list, repr=False)
+    per_kind_ms: dict[str, dict] = field(default_factory=dict)  # kind -> count, p50, p95 (ms)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -97,7 +116,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def run_load(
-    url: str, clients: int = 20, requests_per_client: int = 10, timeout_s: float = 600.0, pid: int | None = None
+    url: str, clients: int = 20, requests_per_client: int = 10, timeout_s: float = 600.0, pid: int | None = None,
+    mixed: bool = False,
 ) -> LoadReport:
     """Run the load; returns latencies (ms), errors and the server's memory (MB)."""
     from gradio_client import Client
@@ -127,6 +147,7 @@ def run_load(
 
     start_rss = rss_mb()
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}  # latencies per kind of request
     errors: list[str] = []
 
     def one_client(number: int) -> None:
@@ -141,11 +162,13 @@ def run_load(
             if time.monotonic() > deadline:
                 return
             query = LOAD_QUERIES[(number + index) % len(LOAD_QUERIES)]
+            kind = MIX[(number + index) % len(MIX)] if mixed else "compare"
             began = time.perf_counter()
             try:
-                client.predict(query=query, corpus_source="Paste", corpus_text=LOAD_CORPUS, top_k=5, api_name="/compare")
+                send(client, kind, query)
                 with lock:
                     latencies.append((time.perf_counter() - began) * 1000)
+                    by_kind.setdefault(kind, []).append(latencies[-1])
             except Exception as error:
                 with lock:
                     errors.append(f"client {number}: {type(error).__name__}: {str(error)[:200]}")
@@ -186,6 +209,10 @@ def run_load(
         rss_mb_last_quarter=round(last_q, 1) if last_q else None,
         rss_growth_percent=round(growth, 2) if growth is not None else None,
         rss_samples_mb=[mb for _, mb in samples],
+        per_kind_ms={
+            kind: {"count": len(values), "p50": round(_percentile(values, 0.5), 1), "p95": round(_percentile(values, 0.95), 1)}
+            for kind, values in sorted(by_kind.items())
+        },
     )
 
 
@@ -200,5 +227,9 @@ def format_load_report(report: LoadReport) -> str:
         f"first quarter {report.rss_mb_first_quarter} MB, last quarter {report.rss_mb_last_quarter} MB "
         f"({report.rss_growth_percent}% growth)",
     ]
+    lines.extend(
+        f"  {kind}: {values['count']} requests, p50 {values['p50']} ms, p95 {values['p95']} ms"
+        for kind, values in report.per_kind_ms.items()
+    )
     lines.extend(f"  error: {message}" for message in report.error_messages)
     return "\n".join(lines)

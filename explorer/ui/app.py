@@ -11,7 +11,8 @@ import os
 
 import gradio as gr
 
-from explorer.data.corpus import MAX_CORPUS_BYTES, corpus_from_text
+from explorer.budgets import MAX_CORPUS_BYTES
+from explorer.data.corpus import corpus_from_text
 from explorer.engine.catalog import MODEL_CHOICES
 from explorer.pipeline.compare import compare
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
@@ -51,9 +52,9 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             raise gr.Error("Run an evaluation and click a query first.")
         return selection["query"], selection["top_document"], gr.Tabs(selected="inspect")
 
-    eval_tab.open_inspect.click(
+    inspect_tab.inspect_after(eval_tab.open_inspect.click(
         to_inspect, eval_tab.selection, [inspect_tab.query, inspect_tab.document, tabs], api_visibility="private"
-    ).success(inspect_tab.fn, inspect_tab.inputs, inspect_tab.outputs, api_visibility="private")
+    ))
 
 
 def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -> None:
@@ -64,10 +65,10 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
             raise gr.Error("Run a comparison first, then pick one of its results.")
         return state["query"], state["texts"][doc_id], gr.Tabs(selected="inspect")
 
-    compare_tab.inspect_go.click(
+    inspect.inspect_after(compare_tab.inspect_go.click(
         open_pair, [compare_tab.state, compare_tab.inspect_pick], [inspect.query, inspect.document, tabs],
         api_visibility="private",
-    ).success(inspect.fn, inspect.inputs, inspect.outputs, api_visibility="private")
+    ))
 
 
 def build_app() -> gr.Blocks:

@@ -15,6 +15,7 @@ from explorer.views import comparison_plots as plots, results_html as results_vi
 from explorer.data.builtin_corpora import list_sets, load_set
 from explorer.pipeline.compare import Comparison, compare
 from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
+from explorer.budgets import check_whole_corpus_pairs
 from explorer.errors import ExplorerError
 from explorer.views.export import write_downloads
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
@@ -95,6 +96,11 @@ def run_comparison(
     """Compare both rankings; returns the page's outputs, the comparison JSON among them."""
     try:
         corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        if score_all:
+            check_whole_corpus_pairs(
+                len(corpus), "this corpus",
+                "Untick \"Also score the whole corpus\", or run `python -m explorer compare --all` from the command line.",
+            )
         result = compare(
             query,
             corpus,

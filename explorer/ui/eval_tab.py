@@ -15,7 +15,7 @@ import gradio as gr
 
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, MAX_WHOLE_CORPUS_PAIRS
+from explorer.budgets import MAX_EVAL_TOP_K, check_whole_corpus_pairs
 from explorer.errors import ExplorerError
 from explorer.pipeline.evaluate import EvalReport, evaluate
 
@@ -58,11 +58,9 @@ def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
             return _REPORTS[key]
     labelled = load_set(name)
     pairs = len(labelled.corpus) * len(labelled.queries)
-    if score_all and pairs > MAX_WHOLE_CORPUS_PAIRS:
-        raise ExplorerError(
-            f"Scoring the whole of {name} with the cross-encoder means {pairs:,} (query, document) pairs; "
-            f"the app stops at {MAX_WHOLE_CORPUS_PAIRS:,}. Untick stage (c), or run `python -m explorer eval` "
-            "from the command line."
+    if score_all:
+        check_whole_corpus_pairs(
+            pairs, name, "Untick stage (c), or run `python -m explorer eval` from the command line."
         )
     report = evaluate(
         labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,

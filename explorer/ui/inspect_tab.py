@@ -41,14 +41,11 @@ LAYERS, HEADS = layer_choices(12), head_choices(12)
 
 @dataclass
 class InspectTab:
-    """What the main UI needs: the two text boxes, the button, and the event to chain after a prefill."""
+    """What the shell needs: the two text boxes, and `inspect_after` to run the whole tab after a prefill."""
 
     query: gr.Textbox
     document: gr.Textbox
-    run: gr.Button
-    fn: object  # the inspect callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
-    inputs: list
-    outputs: list
+    inspect_after: object  # (event) -> the same chain as the Inspect button: views, bertviz, fitted lists
 
 
 def _views(inspection: PairInspection, layer, head, direction, special, word_level, renormalize):
@@ -68,7 +65,7 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
     )
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)  # one 512-token pair's attention is ~150 MB
 def _inspected(query: str, document: str, cross_encoder: str) -> tuple[CrossEncoder, EncodedPair, PairInspection]:
     """The last few pairs: the bound model, the pair tokenized once, and its attention, kept on the server.
 
@@ -181,13 +178,23 @@ def build_inspect_tab() -> InspectTab:
 
     inputs = [query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient]
     outputs = [pair, summary, heatmap, grid, attribution_text, attribution_plot, similarity_plot]
-    event = run.click(run_inspection, inputs, outputs, api_name="inspect")
-    event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
-    event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private")
+    def follow_up(event) -> None:
+        # The bertviz views and the fitted layer/head lists come after the main views, so the
+        # page shows the heatmap and attribution first; a prefill from another tab runs the same.
+        event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
+        event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private")
+
+    # Two at once: a short pair is answered beside a long one instead of waiting for it.
+    follow_up(run.click(run_inspection, inputs, outputs, api_name="inspect", concurrency_limit=2,
+                        concurrency_id="inspect"))
+
+    def inspect_after(event):
+        follow_up(event.success(run_inspection, inputs, outputs, api_visibility="private", concurrency_limit=2,
+                                concurrency_id="inspect"))
     view_controls = [layer, head, direction, special, word_level, renormalize]
     for control in view_controls:
         control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")
-    return InspectTab(query=query, document=document, run=run, fn=run_inspection, inputs=inputs, outputs=outputs)
+    return InspectTab(query=query, document=document, inspect_after=inspect_after)
 
 
 if __name__ == "__main__":  # a look at the tab alone: python -m explorer.ui_inspect

@@ -24,7 +24,8 @@ DIRECTION_TITLES = {
 
 
 def escape_labels(labels: list[str]) -> list[str]:
-    return [html.escape(label, quote=True) for label in labels]
+    # Only <, > and & matter to plotly's label markup; an escaped quote would show as &quot;.
+    return [html.escape(label, quote=False) for label in labels]
 
 
 def _layer_text(layer) -> str:
@@ -164,6 +165,9 @@ def attribution_html(document: str, attribution: Attribution) -> str:
     parts.append(html.escape(document[cursor:]))
     cut = (f"<p><em>{attribution.words_cut} words past the model's maximum length were not scored.</em></p>"
            if attribution.words_cut else "")
+    if attribution.words_per_span > 1:
+        cut += (f"<p><em>A long document: removed {attribution.words_per_span} words at a time "
+                "(each shaded run is one occlusion), to bound the number of rescoring passes.</em></p>")
     legend = ("<p style='font-size:0.9em;color:#555'>Shading: green = removing the word lowers the logit "
               "(it helped the match), red = removing it raises the logit. Hover a word for its Δ logit.</p>")
     return f"<div class='attribution-text' style='line-height:1.9'>{''.join(parts)}</div>{legend}{cut}"
