@@ -41,6 +41,9 @@ def _cell_size(count: int) -> int:
     return max(14, min(28, 900 // max(count, 1)))
 
 
+MIN_PLOT_HEIGHT = 180
+
+
 def _token_heatmap(
     values: np.ndarray, row_labels: list[str], col_labels: list[str], value_hover: str, title: str,
     row_title: str, col_title: str, joiner: str = "→", **colors,
@@ -61,7 +64,9 @@ def _token_heatmap(
         title={"text": title},
         xaxis={"title": col_title, "tickvals": list(range(len(cols))), "ticktext": cols, "tickangle": -60},
         yaxis={"title": row_title, "tickvals": list(range(len(rows))), "ticktext": rows, "autorange": "reversed"},
-        height=min(1400, 220 + _cell_size(len(rows)) * len(rows)),
+        # The plot area keeps at least MIN_PLOT_HEIGHT px: a two-word query would get ~40 px and
+        # a colour bar too short for its labels.
+        height=min(1400, 220 + max(MIN_PLOT_HEIGHT, _cell_size(len(rows)) * len(rows))),
         margin={"l": 120, "r": 20, "t": 80, "b": 140},
     )
     return figure
