@@ -284,6 +284,6 @@ def test_cli_explain_text_and_user_errors():
     code, out, _ = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", DOC_B, "--method", "gradxinput")
     assert code == 0 and out.startswith(f"Query: {QUERY}\nA scores") and "Document B: Lyon[" in out
     code, out, err = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", "   ", "--json")
-    assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert code == 2 and out == "" and err.startswith("error: Document B: ") and err.count("\n") == 1
     code, _, err = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", DOC_B, "--method", "ig", "--steps", "0")
     assert code == 2 and "--steps" in err

@@ -101,7 +101,7 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
     """Score A and B for `query`, and attribute each document's score to its words by `method`."""
     if method not in METHODS:
         raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
-    pair_a, pair_b = encode_pair(scorer, query, doc_a), encode_pair(scorer, query, doc_b)
+    pair_a, pair_b = _encode(scorer, query, doc_a, "A"), _encode(scorer, query, doc_b, "B")
     # Both scores in one batch, as re-ranking scores them: the gap is a difference of two rescorings.
     score_a, score_b = (float(s) for s in scorer.score_query(query, [pair_a.document, pair_b.document]).logits)
     a = attribute_document(scorer, pair_a, method, steps, score_a)
@@ -130,6 +130,16 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
             "B": method_agreement(scorer, pair_b, steps, known[1]),
         }
     return result
+
+
+def _encode(scorer: CrossEncoder, query: str, document: str, name: str) -> EncodedPair:
+    """`encode_pair`, with a message that says which document is at fault."""
+    try:
+        return encode_pair(scorer, query, document)
+    except ExplorerError as error:
+        if "document" in str(error).lower():
+            raise ExplorerError(f"Document {name}: {error}") from None
+        raise
 
 
 def _key(word: str) -> str:
