@@ -27,6 +27,8 @@ MAX_OCCLUSION_PASSES = 64
 # 56 pairs/s in bf16 on an AVX-512 one, so 500 pairs is at most about 30 s; beyond it the page
 # asks for the command line. Every shipped teaching set fits (at most 288 pairs).
 MAX_WHOLE_CORPUS_PAIRS = 500
+# Passage-level scoring: sliding windows scored per document; a longer one needs a larger stride.
+MAX_WINDOWS = 64
 MAX_EVAL_TOP_K = 100
 
 # Characters that print as nothing: a query made only of these is empty.

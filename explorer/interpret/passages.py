@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from explorer.budgets import check_query_tokens
+from explorer.budgets import MAX_WINDOWS, check_query_tokens
 from explorer.errors import ExplorerError
 from explorer.interpret.pair import check_pair_texts
 from explorer.rankers.cross_encoder import CrossEncoder
 
 WINDOW_TOKENS = 256  # document tokens per window (the pair adds the query and 3 special tokens)
 STRIDE_TOKENS = 128  # a new window every this many document tokens: consecutive windows overlap by half
-MAX_WINDOWS = 64  # scoring passes per document; a longer document needs a larger stride
 
 
 @dataclass
