@@ -30,6 +30,14 @@ MAX_WHOLE_CORPUS_PAIRS = 500
 # Passage-level scoring: sliding windows scored per document; a longer one needs a larger stride.
 MAX_WINDOWS = 64
 MAX_EVAL_TOP_K = 100
+# Bring-your-own labels and TREC runs (python -m explorer eval): caps on what is read.
+MAX_EVAL_QUERIES = int(os.environ.get("EXPLORER_MAX_EVAL_QUERIES", "5000"))
+MAX_QRELS = int(os.environ.get("EXPLORER_MAX_QRELS", "200000"))  # labelled (query, document) lines
+MAX_QREL_GRADE = 100  # grades are whole numbers 0..this
+MAX_LABELS_ZIP_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_ZIP_BYTES", str(20 * 1024 * 1024)))
+MAX_LABELS_FILE_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_FILE_BYTES", str(20 * 1024 * 1024)))  # queries, qrels, runs
+MAX_RUN_LINES = int(os.environ.get("EXPLORER_MAX_RUN_LINES", "1000000"))
+MAX_EVAL_PIPELINES = 12
 
 # Characters that print as nothing: a query made only of these is empty.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}

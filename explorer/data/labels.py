@@ -1,0 +1,204 @@
+"""Bring your own labels: a corpus, its queries and relevance labels, checked as one set.
+
+Either three files (corpus .jsonl/.csv/.txt, queries .jsonl/.csv/.txt, qrels as TREC lines
+``qid 0 docid grade``, jsonl ``{"query_id", "doc_id", "relevance"}`` or BEIR's tsv with the
+header ``query-id corpus-id score``), or one zip in the BEIR layout: ``corpus.jsonl``
+(``_id``, ``text``, ``title``), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/test.tsv``,
+at the zip's top or inside one folder. Every problem raises `ExplorerError` naming the file
+and line; the set is returned only once all of it has been read and checked, so nothing is
+ever half-loaded. Sizes and counts are capped (see budgets.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from explorer.budgets import (
+    MAX_CORPUS_BYTES,
+    MAX_DOCUMENTS,
+    MAX_EVAL_QUERIES,
+    MAX_LABELS_FILE_BYTES,
+    MAX_LABELS_ZIP_BYTES,
+    MAX_QREL_GRADE,
+    MAX_QRELS,
+)
+from explorer.data.corpus import Corpus, Query, _decode, read_corpus, read_corpus_bytes
+from explorer.errors import ExplorerError
+
+Qrels = dict[str, dict[str, int]]
+BEIR_MEMBERS = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
+
+
+@dataclass
+class LabelledData:
+    corpus: Corpus
+    queries: list[Query]
+    qrels: Qrels
+    notes: list[str] = field(default_factory=list)
+
+
+def _grade(value: str, name: str, number: int) -> int:
+    try:
+        grade = int(value)
+    except (ValueError, TypeError):
+        raise ExplorerError(f"{name}, line {number}: the grade {value!r} is not a whole number.") from None
+    if not 0 <= grade <= MAX_QREL_GRADE:
+        raise ExplorerError(f"{name}, line {number}: the grade {grade} is outside 0..{MAX_QREL_GRADE}.")
+    return grade
+
+
+def parse_qrels(text: str, name: str) -> tuple[Qrels, dict[tuple[str, str], int]]:
+    """{query_id: {doc_id: grade}} and the line each label came from."""
+
+    qrels: Qrels = {}
+    where: dict[tuple[str, str], int] = {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+                query_id, doc_id, raw = str(record["query_id"]), str(record["doc_id"]), record["relevance"]
+            except (ValueError, KeyError, TypeError):
+                raise ExplorerError(f"{name}, line {number}: expected {{\"query_id\", \"doc_id\", \"relevance\"}}.") from None
+            if isinstance(raw, float) and raw.is_integer():
+                raw = int(raw)
+            grade = _grade(str(raw).lower() if isinstance(raw, bool) else str(raw), name, number)
+        else:
+            parts = line.split()
+            if number == 1 and [p.lower() for p in parts] == ["query-id", "corpus-id", "score"]:
+                continue  # BEIR's header
+            if len(parts) == 3:
+                query_id, doc_id, grade = parts[0], parts[1], _grade(parts[2], name, number)
+            elif len(parts) == 4:
+                query_id, doc_id, grade = parts[0], parts[2], _grade(parts[3], name, number)
+            else:
+                raise ExplorerError(
+                    f"{name}, line {number}: expected 'query_id 0 doc_id grade' (TREC) or "
+                    f"'query-id corpus-id score' (BEIR tsv), found {len(parts)} fields."
+                )
+        if (query_id, doc_id) in where:
+            raise ExplorerError(
+                f"{name}, line {number}: query {query_id!r} and document {doc_id!r} are labelled twice "
+                f"(first on line {where[(query_id, doc_id)]})."
+            )
+        if len(where) >= MAX_QRELS:
+            raise ExplorerError(f"{name} has more than {MAX_QRELS:,} labels; the limit is {MAX_QRELS:,}.")
+        where[(query_id, doc_id)] = number
+        qrels.setdefault(query_id, {})[doc_id] = grade
+    if not qrels:
+        raise ExplorerError(f"{name} holds no relevance labels.")
+    return qrels, where
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise ExplorerError(f"{path.name} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+        return path.read_bytes()
+    except OSError as error:
+        raise ExplorerError(f"Cannot read {path}: {error.strerror or error}.") from None
+
+
+def _check(corpus: Corpus, queries: list[Query], qrels: Qrels, where: dict[tuple[str, str], int],
+           queries_name: str, qrels_name: str) -> LabelledData:
+    known_docs = {doc.id for doc in corpus.documents}
+    known_queries = {q.id for q in queries}
+    for (query_id, doc_id), number in sorted(where.items(), key=lambda item: item[1]):
+        if query_id not in known_queries:
+            raise ExplorerError(f"{qrels_name}, line {number}: query {query_id!r} is not in {queries_name}.")
+        if doc_id not in known_docs:
+            raise ExplorerError(f"{qrels_name}, line {number}: document {doc_id!r} is not in the corpus ({corpus.name}).")
+    labelled = [q for q in queries if q.id in qrels]
+    if len(labelled) > MAX_EVAL_QUERIES:
+        raise ExplorerError(
+            f"{qrels_name} labels {len(labelled):,} queries; the limit is {MAX_EVAL_QUERIES:,}. Use a sample."
+        )
+    notes = []
+    if len(labelled) < len(queries):
+        notes.append(f"{len(queries) - len(labelled)} query(ies) in {queries_name} have no labels and were left out.")
+    return LabelledData(corpus, labelled, qrels, notes)
+
+
+def _queries_from(data: bytes, name: str) -> list[Query]:
+    parsed = read_corpus_bytes(data, name, max_documents=MAX_DOCUMENTS, max_bytes=MAX_LABELS_FILE_BYTES)
+    return [Query(doc.id, doc.text) for doc in parsed.documents]
+
+
+def read_labels(corpus_path: str | os.PathLike, queries_path: str | os.PathLike | None = None,
+                qrels_path: str | os.PathLike | None = None) -> LabelledData:
+    """The three files, or a BEIR zip (whose queries and qrels the other two paths replace, when given)."""
+    corpus_path = Path(corpus_path)
+    if corpus_path.suffix.lower() == ".zip":
+        return read_beir_zip(corpus_path, queries_path, qrels_path)
+    if queries_path is None or qrels_path is None:
+        raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
+    corpus = read_corpus(corpus_path)
+    queries_path, qrels_path = Path(queries_path), Path(qrels_path)
+    queries = _queries_from(_read_small(queries_path, MAX_LABELS_FILE_BYTES), queries_path.name)
+    qrels, where = parse_qrels(_decode(_read_small(qrels_path, MAX_LABELS_FILE_BYTES), qrels_path.name), qrels_path.name)
+    return _check(corpus, queries, qrels, where, queries_path.name, qrels_path.name)
+
+
+def read_beir_zip(path: str | os.PathLike, queries_path=None, qrels_path=None) -> LabelledData:
+    path = Path(path)
+    data = _read_small(path, MAX_LABELS_ZIP_BYTES)
+
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+        raise ExplorerError(f"{path.name} is not a readable zip file ({error}).") from None
+    found = {}
+    for wanted in BEIR_MEMBERS:
+        matches = [n for n in members if n == wanted or
+                   (n.endswith("/" + wanted) and len(PurePosixPath(n).parts) == len(PurePosixPath(wanted).parts) + 1)]
+        if len(matches) > 1:
+            raise ExplorerError(f"{path.name} holds {wanted} more than once ({', '.join(sorted(matches))}).")
+        found[wanted] = matches[0] if matches else None
+    needed = ["corpus.jsonl"] + (["queries.jsonl"] if queries_path is None else []) + \
+        (["qrels/test.tsv"] if qrels_path is None else [])
+    missing = [w for w in needed if found[w] is None]
+    if missing:
+        raise ExplorerError(
+            f"{path.name} lacks {', '.join(missing)}: a BEIR zip holds corpus.jsonl, queries.jsonl and "
+            f"qrels/test.tsv (at its top or in one folder)."
+        )
+
+    def member(wanted: str, limit: int) -> tuple[bytes, str]:
+        info = members[found[wanted]]
+        label = f"{path.name}:{info.filename}"
+        if info.file_size > limit:
+            raise ExplorerError(f"{label} is {info.file_size / 1e6:.1f} MB unpacked; the limit is {limit / 1e6:.1f} MB.")
+        try:
+            with archive.open(info) as handle:
+                content = handle.read(limit + 1)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+            raise ExplorerError(f"{label} cannot be unpacked ({error}); the zip is damaged.") from None
+        if len(content) > limit:
+            raise ExplorerError(f"{label} is larger unpacked than the limit of {limit / 1e6:.1f} MB.")
+        return content, label
+
+    content, label = member("corpus.jsonl", MAX_CORPUS_BYTES)
+    corpus = read_corpus_bytes(content, label)
+    if queries_path is None:
+        content, queries_name = member("queries.jsonl", MAX_LABELS_FILE_BYTES)
+        queries = _queries_from(content, queries_name)
+    else:
+        queries_name = Path(queries_path).name
+        queries = _queries_from(_read_small(Path(queries_path), MAX_LABELS_FILE_BYTES), queries_name)
+    if qrels_path is None:
+        content, qrels_name = member("qrels/test.tsv", MAX_LABELS_FILE_BYTES)
+    else:
+        qrels_name = Path(qrels_path).name
+        content = _read_small(Path(qrels_path), MAX_LABELS_FILE_BYTES)
+    qrels, where = parse_qrels(_decode(content, qrels_name), qrels_name)
+    return _check(corpus, queries, qrels, where, queries_name, qrels_name)

@@ -1,0 +1,318 @@
+"""Every pipeline in one run: ``bi,bm25,bi+cross,bm25+cross,hybrid+late+cross`` over the labelled queries.
+
+A pipeline is ``FIRST[+RERANKER...]``: a first stage (bi, bm25, hybrid) and the re-rankers
+(late, cross) that re-order its top-k, in the order they run, as `compare` runs them: each
+re-ranker re-orders the same top-k, and the pipeline's ranking is the last one's order of
+the top-k, then the first stage's order beneath (so R@k equals the first stage's).
+
+Work the pipelines share is done once: each ranker is bound once, each first stage indexes
+the corpus and searches every query once (one `run_pipeline` per first stage, with every
+re-ranker any pipeline puts after it), and a re-ranker scores each (query, document) pair
+once, whichever pipelines need it (`CachedScorer`).
+
+``ms_per_query`` is the first stage's query encoding and search time over the queries, plus,
+per re-ranker in the chain, its measured time per pair scored times the pairs it re-ranks per
+query; indexing the corpus and loading models are not in it (they are in ``timings_ms``).
+
+Measures are trec_eval's, via `score_rankings` (nDCG@10, RR@10, R@k); external TREC runs are
+scored beside the pipelines over the same queries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from explorer.budgets import MAX_EVAL_PIPELINES
+from explorer.data.corpus import Corpus, Query
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.precision import Precision
+from explorer.errors import ExplorerError
+from explorer.pipeline.compare import FIRST_STAGES, RERANKERS, first_stage_ranker, parse_rerankers, reranker
+from explorer.pipeline.evaluate import _labelled_queries, mean_metrics, measure_names, score_rankings
+from explorer.pipeline.significance import Comparison, compare_to_baseline, format_significance
+from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, Pipeline, StageProgress, Stopwatch, check_top_k, run_pipeline
+from explorer.rankers.base import PairScorer, PairScores
+
+Qrels = dict[str, dict[str, int]]
+Rankings = dict[str, list[str]]  # query id -> document ids, best first
+
+
+def parse_pipelines(value: str | Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """"bi,bm25+cross" -> [("bi", ()), ("bm25", ("cross",))]; each name at most once."""
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    if not names:
+        raise ExplorerError("Give at least one pipeline, e.g. --pipelines bi,bm25,bi+cross.")
+    if len(names) > MAX_EVAL_PIPELINES:
+        raise ExplorerError(f"{len(names)} pipelines given; the limit is {MAX_EVAL_PIPELINES}.")
+    specs, seen = [], set()
+    for name in names:
+        first, *kinds = name.split("+")
+        if first not in FIRST_STAGES:
+            raise ExplorerError(
+                f"Pipeline {name!r}: it must start with a first stage ({', '.join(FIRST_STAGES)}), then "
+                f"optionally +{'/+'.join(RERANKERS)}, e.g. bm25+cross."
+            )
+        specs.append((first, parse_rerankers(kinds) if kinds else ()))
+        canonical = "+".join([first, *kinds])
+        if canonical in seen:
+            raise ExplorerError(f"Pipeline {canonical!r} is listed twice.")
+        seen.add(canonical)
+    return specs
+
+
+def pipeline_name(first: str, kinds: Sequence[str]) -> str:
+    return "+".join([first, *kinds])
+
+
+class CachedScorer(PairScorer):
+    """A re-ranker that scores each (query, document) pair once and remembers it."""
+
+    def __init__(self, inner: PairScorer) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self.cache: dict[tuple[str, str], tuple[float, float | None]] = {}
+        self.computed = 0  # pairs the model scored
+        self.reused = 0  # pairs answered from the cache
+        self.compute_ms = 0.0
+
+    @property
+    def max_length(self) -> int:
+        return self.inner.max_length
+
+    def check_query(self, query: str) -> None:
+        self.inner.check_query(query)
+
+    def score(self, queries: Sequence[str], documents: Sequence[str], progress=None) -> PairScores:
+        pairs = list(zip(queries, documents))
+        missing = list(dict.fromkeys(p for p in pairs if p not in self.cache))
+        truncated = 0
+        if missing:
+            start = time.perf_counter()
+            scored = self.inner.score([q for q, _ in missing], [d for _, d in missing], progress=progress)
+            self.compute_ms += (time.perf_counter() - start) * 1000.0
+            truncated = scored.truncated
+            for i, pair in enumerate(missing):
+                probability = None if scored.probabilities is None else float(scored.probabilities[i])
+                self.cache[pair] = (float(scored.scores[i]), probability)
+        self.computed += len(missing)
+        self.reused += len(pairs) - len(missing)
+        values = [self.cache[p] for p in pairs]
+        has_probabilities = bool(values) and values[0][1] is not None
+        return PairScores(
+            np.array([v[0] for v in values], dtype=np.float32),
+            np.array([v[1] for v in values], dtype=np.float32) if has_probabilities else None,
+            truncated,
+        )
+
+    @property
+    def ms_per_pair(self) -> float:
+        return self.compute_ms / self.computed if self.computed else 0.0
+
+
+@dataclass
+class ExperimentReport:
+    corpus_name: str
+    corpus_size: int
+    query_count: int
+    top_k: int
+    depth: int
+    pipelines: list[str]  # ours, in the order given, then the external runs
+    external_runs: list[str]
+    baseline: str | None
+    models: dict[str, str]
+    metrics: dict[str, dict[str, float]]  # pipeline -> measure -> mean
+    per_query: dict[str, dict[str, dict[str, float]]]  # pipeline -> query id -> measure -> value
+    ms_per_query: dict[str, float | None]  # None for an external run
+    significance: list[Comparison]
+    reranker_pairs: dict[str, dict[str, int]]  # re-ranker kind -> pairs scored / reused from the cache
+    timings_ms: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    rankings: dict[str, Rankings] = field(default_factory=dict, repr=False)  # not in to_dict: see top_ids
+
+    @property
+    def measures(self) -> list[str]:
+        return measure_names(self.top_k)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("rankings")
+        data["significance"] = [row.to_dict() for row in self.significance]
+        data["top_ids"] = {name: {qid: docs[:10] for qid, docs in runs.items()} for name, runs in self.rankings.items()}
+        return data
+
+
+def run_experiment(
+    corpus: Corpus,
+    queries: Sequence[Query],
+    qrels: Qrels,
+    pipelines: str | Sequence[str],
+    top_k: int = 20,
+    baseline: str | None = None,
+    external_runs: dict[str, dict[str, dict[str, float]]] | None = None,
+    bi_encoder: str = DEFAULT_BI_ENCODER,
+    cross_encoder: str = DEFAULT_CROSS_ENCODER,
+    precision: Precision = "auto",
+    persist_embeddings: bool = True,
+    allow_local_models: bool = False,
+    progress: StageProgress | None = None,
+    seed: int | None = None,
+) -> ExperimentReport:
+    """Rank every labelled query with every pipeline, score each, and test each against `baseline`."""
+    from explorer.data.trec_runs import check_tag, run_rankings
+
+    specs = parse_pipelines(pipelines)
+    names = [pipeline_name(first, kinds) for first, kinds in specs]
+    external_runs = dict(external_runs or {})
+    for name in external_runs:
+        check_tag(name)
+        if name in names:
+            raise ExplorerError(f"The external run {name!r} has the same name as a pipeline; name it differently.")
+    if baseline is not None and baseline not in names and baseline not in external_runs:
+        raise ExplorerError(f"The baseline {baseline!r} is not among the pipelines ({', '.join(names + list(external_runs))}).")
+    if len(corpus) == 0:
+        raise ExplorerError("The corpus is empty: give at least one document.")
+    top_k, notes = check_top_k(top_k, len(corpus))
+    kept, label_notes = _labelled_queries(corpus, queries, qrels)
+    notes = label_notes + notes
+    depth = min(len(corpus), max(10, top_k))
+    report = progress or (lambda fraction, message: None)
+    clock = Stopwatch()
+    ids = [doc.id for doc in corpus.documents]
+    texts = [q.text for q in kept]
+
+    firsts = list(dict.fromkeys(first for first, _ in specs))
+    kinds_used = [kind for kind in RERANKERS if any(kind in k for _, k in specs)]
+    report(0.0, "Loading models")
+    with clock.stage("model_loading"):
+        retrievers = {first: first_stage_ranker(first, bi_encoder, precision, allow_local_models) for first in firsts}
+        scorers = {kind: CachedScorer(reranker(kind, cross_encoder, precision, allow_local_models)) for kind in kinds_used}
+    for scorer in scorers.values():
+        for text in texts:
+            scorer.check_query(text)
+
+    rankings: dict[str, Rankings] = {}
+    ms_per_query: dict[str, float | None] = {}
+    for step, first in enumerate(firsts):
+        after = [kind for kind in RERANKERS if any(f == first and kind in k for f, k in specs)]
+        pipeline = Pipeline(retrievers[first], [scorers[kind] for kind in after])
+        stage_clock = Stopwatch()
+        run = run_pipeline(
+            pipeline, corpus.texts, corpus.fingerprint, texts, top_k, depth, stage_clock,
+            persist=persist_embeddings,
+            progress=lambda fraction, message, step=step: report((step + fraction) / len(firsts), f"{first}: {message}"),
+        )
+        notes.extend(run.notes)
+        index_key, query_key, search_key = FIRST_STAGE_TIMINGS[retrievers[first].info.kind]
+        clock.ms[f"{first}_{index_key}"] = stage_clock.ms[index_key]
+        clock.ms[f"{first}_{query_key}"] = stage_clock.ms[query_key]
+        clock.ms[f"{first}_{search_key}"] = stage_clock.ms[search_key]
+        first_ms = (stage_clock.ms[query_key] + stage_clock.ms[search_key]) / len(kept)
+        reordered = dict(zip(after, run.reranked))
+        for spec_first, kinds in specs:
+            if spec_first != first:
+                continue
+            name = pipeline_name(first, kinds)
+            ranking = {}
+            for qi, query in enumerate(kept):
+                order = run.first_stage.positions[qi]
+                head = reordered[kinds[-1]].positions[qi] if kinds else order[:top_k]
+                ranking[query.id] = [ids[p] for p in list(head) + list(order[len(head):])]
+            rankings[name] = ranking
+            candidates = min(top_k, len(corpus))
+            ms_per_query[name] = round(first_ms + sum(scorers[k].ms_per_pair * candidates for k in kinds), 3)
+    for kind, scorer in scorers.items():
+        clock.ms[f"rerank_{kind}_pairs"] = round(scorer.compute_ms, 3)
+
+    rankings = {name: rankings[name] for name in names}  # in the order given
+    ms_per_query = {name: ms_per_query[name] for name in names}
+    kept_ids = [q.id for q in kept]
+    corpus_ids = set(ids)
+    for name, run in external_runs.items():
+        ordered = run_rankings(run)
+        unknown = {doc for qid in kept_ids for doc in ordered.get(qid, []) if doc not in corpus_ids}
+        if unknown:
+            notes.append(f"Run {name}: {len(unknown)} retrieved document id(s) are not in the corpus "
+                         "(they count as not relevant unless labelled).")
+        absent = [qid for qid in kept_ids if qid not in ordered]
+        if absent:
+            notes.append(f"Run {name} has no lines for {len(absent)} labelled query(ies); they score 0.")
+        rankings[name] = {qid: ordered.get(qid, []) for qid in kept_ids}
+        ms_per_query[name] = None
+
+    report(0.97, "Computing measures")
+    measures = measure_names(top_k)
+    per_query = {name: score_rankings(runs, qrels, top_k) for name, runs in rankings.items()}
+    metrics = {name: mean_metrics(values, measures) for name, values in per_query.items()}
+    significance: list[Comparison] = []
+    if baseline is not None and len(per_query) > 1:
+        kwargs = {} if seed is None else {"seed": seed}
+        significance, stat_notes = compare_to_baseline(per_query, baseline, measures, **kwargs)
+        notes.extend(stat_notes)
+    models = {kind: scorer.info.name for kind, scorer in scorers.items()}
+    models.update({first: retriever.info.name for first, retriever in retrievers.items()})
+    report(1.0, "Done")
+    return ExperimentReport(
+        corpus_name=corpus.name, corpus_size=len(corpus), query_count=len(kept), top_k=top_k, depth=depth,
+        pipelines=list(rankings), external_runs=list(external_runs), baseline=baseline, models=models,
+        metrics=metrics, per_query=per_query, ms_per_query=ms_per_query, significance=significance,
+        reranker_pairs={kind: {"scored": s.computed, "reused": s.reused} for kind, s in scorers.items()},
+        timings_ms=clock.ms, notes=notes, rankings=rankings,
+    )
+
+
+def kendall_tau_top(a: Sequence[str], b: Sequence[str], cutoff: int = 10) -> float | None:
+    """Kendall's tau-b between two rankings over the union of their top `cutoff` documents.
+
+    Each document's rank in each full ranking (1-based); a document one ranking lacks gets
+    that ranking's length + 1 (all such documents tie). None where tau is undefined.
+    """
+    union = list(dict.fromkeys(list(a[:cutoff]) + list(b[:cutoff])))
+    if len(union) < 2:
+        return None
+    place_a = {doc: i for i, doc in enumerate(a, start=1)}
+    place_b = {doc: i for i, doc in enumerate(b, start=1)}
+    ra = [place_a.get(doc, len(a) + 1) for doc in union]
+    rb = [place_b.get(doc, len(b) + 1) for doc in union]
+    tau = stats.kendalltau(ra, rb).statistic
+    return None if np.isnan(tau) else float(tau)
+
+
+def disagreements(report: ExperimentReport, a: str, b: str, measure: str = "nDCG@10") -> list[dict]:
+    """Per query: `measure` of a and of b, their difference (b - a) and Kendall's tau of the top lists,
+    sorted by |difference|, largest first, then by tau, lowest (most reordered) first."""
+    for name in (a, b):
+        if name not in report.per_query:
+            raise ExplorerError(f"{name!r} is not among the pipelines ({', '.join(report.per_query)}).")
+    rows = []
+    for qid in report.per_query[a]:
+        va, vb = report.per_query[a][qid][measure], report.per_query[b][qid][measure]
+        rows.append({
+            "query_id": qid, "a": a, "b": b, "measure": measure, "value_a": va, "value_b": vb, "diff": vb - va,
+            "kendall_tau": kendall_tau_top(report.rankings[a][qid], report.rankings[b][qid]),
+        })
+    rows.sort(key=lambda r: (-abs(r["diff"]), 2.0 if r["kendall_tau"] is None else r["kendall_tau"], r["query_id"]))
+    return rows
+
+
+def format_experiment(report: ExperimentReport) -> str:
+    measures = report.measures
+    width = max(12, *(len(name) + 2 for name in report.pipelines))
+    lines = [
+        f"Corpus: {report.corpus_name} ({report.corpus_size} documents, {report.query_count} labelled queries), "
+        f"top-k {report.top_k}",
+        "",
+        f"{'pipeline':<{width}}" + "".join(f"{m:>10}" for m in measures) + f"{'ms/query':>10}",
+    ]
+    for name in report.pipelines:
+        ms = report.ms_per_query[name]
+        lines.append(f"{name:<{width}}" + "".join(f"{report.metrics[name][m]:>10.3f}" for m in measures)
+                     + (f"{ms:>10.1f}" if ms is not None else f"{'(run)':>10}"))
+    if report.significance:
+        lines += ["", f"Against {report.baseline}:", format_significance(report.significance)]
+    lines.extend(f"Note: {note}" for note in report.notes)
+    return "\n".join(lines)
