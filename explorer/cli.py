@@ -71,9 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
-    evaluate.add_argument("--corpus", required=True, help="corpus file, or builtin:NAME for a shipped set")
-    evaluate.add_argument("--queries", required=True)
-    evaluate.add_argument("--qrels", required=True)
+    evaluate.add_argument("--corpus", required=True,
+                          help="corpus file, builtin:NAME for a shipped set, or a BEIR .zip (corpus.jsonl, "
+                               "queries.jsonl, qrels/test.tsv; then --queries/--qrels are optional)")
+    evaluate.add_argument("--queries")
+    evaluate.add_argument("--qrels", help="TREC 'qid 0 docid grade', jsonl, or BEIR tsv 'query-id corpus-id score'")
+    evaluate.add_argument("--pipelines",
+                          help="comma-separated FIRST[+RERANKER...] (first: bi, bm25, hybrid; re-rankers: late, cross), "
+                               "e.g. bi,bm25,bi+cross,hybrid+late+cross; evaluated together, shared work done once")
+    evaluate.add_argument("--baseline", help="with --pipelines: the pipeline (or run) the others are tested against")
+    evaluate.add_argument("--run-out", metavar="DIR", help="with --pipelines: write PIPELINE.run (TREC format) per pipeline")
+    evaluate.add_argument("--run", action="append", default=[], metavar="NAME=FILE",
+                          help="with --pipelines: an external TREC run to evaluate beside them (repeatable)")
+    evaluate.add_argument("--disagree", metavar="A,B",
+                          help="with --pipelines: per query, nDCG@10 difference and Kendall's tau of A and B, "
+                               "most disagreeing first")
     evaluate.add_argument("--top-k", type=int, default=20)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument(
@@ -216,6 +228,12 @@ def run_eval(args) -> int:
     from explorer.pipeline.evaluate import evaluate, format_report
 
     report = evaluate(
+    if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
+        from explorer.tools.experiment_cli import run_pipelines_eval
+
+        return run_pipelines_eval(args, _emit)
+    if args.queries is None or args.qrels is None:
+        raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
         read_corpus_argument(args.corpus),
         read_queries(args.queries),
         read_qrels(args.qrels),
