@@ -93,3 +93,42 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
     assert moved_up == sum(1 for hit in reference.reranked if hit.move > 0)
     # The snake sense wins the ambiguous query once the cross-encoder reads query and document together.
     assert first_cross[:2] != first_bi[:2] and "2" in first_cross[:2]
+
+
+def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, tmp_path):
+    """Hybrid first stage (BM25 + bi-encoder), late interaction, cross-encoder: one column each,
+    each column's order equal to `compare --first-stage hybrid --rerankers late,cross --json`."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from explorer.cli import main
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with browser_page(offline=True, viewport=(1440, 1000)) as page:
+        page.goto(app_url)
+        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        page.locator("#pipeline").click()
+        page.locator("#preset-all").click()
+        page.locator("#corpus-text textarea").fill(CORPUS)
+        page.locator("#top-k input[type=number]").fill(str(TOP_K))
+        page.locator("#top-k input[type=number]").press("Enter")
+        page.locator("#query textarea, #query input").first.fill(QUERY)
+        page.locator("#run-compare").click()
+        page.wait_for_function("() => document.querySelectorAll('#stage-columns .stage-column').length === 3",
+                               timeout=300_000)
+        columns = page.locator("#stage-columns .stage-column").evaluate_all(
+            "cols => cols.map(c => [c.dataset.kind, [...c.querySelectorAll('li.hit')].map(r => r.dataset.docId)])"
+        )
+        page.screenshot(path=str(SCREENSHOTS / "compare-all-stages.png"), full_page=True)
+
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text(CORPUS + "\n")
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["compare", "--query", QUERY, "--corpus", str(corpus_file), "--top-k", str(TOP_K),
+                     "--first-stage", "hybrid", "--rerankers", "late,cross", "--json"]) == 0
+    stages = json.loads(buffer.getvalue())["stages"]
+    assert [kind for kind, _ in columns] == [stage["kind"] for stage in stages] == ["hybrid", "late", "cross"]
+    for (_, shown), stage in zip(columns, stages):
+        assert shown == [hit["id"] for hit in stage["ranking"]]

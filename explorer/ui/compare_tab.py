@@ -1,4 +1,4 @@
-"""The Gradio app: a Compare tab (bi-encoder vs cross-encoder), plus Inspect and Evaluate tabs.
+"""The Compare tab: a first stage and its re-rankers side by side (bi-encoder → cross-encoder by default).
 
 The callbacks only turn inputs into a `Corpus`, call `compare()` and hand its result to
 `results_view`, `plots` and `export`. Errors a user can cause arrive as `ExplorerError`
@@ -11,19 +11,23 @@ from dataclasses import asdict, dataclass
 
 import gradio as gr
 
-from explorer.views import comparison_plots as plots, results_html as results_view
-from explorer.data.builtin_corpora import list_sets, load_set
-from explorer.pipeline.compare import Comparison, compare
-from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
 from explorer.budgets import check_whole_corpus_pairs
-from explorer.errors import ExplorerError
-from explorer.views.export import write_downloads
-from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.data.builtin_corpora import list_sets, load_set
+from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.errors import ExplorerError
 from explorer.paths import REPO_ROOT
+from explorer.pipeline.compare import RERANKERS, Comparison, compare
+from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
+from explorer.views import comparison_plots as plots, results_html as results_view
+from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
 SOURCES = ["Paste", "Upload", "Built-in"]
+FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact words)", "bm25"),
+                       ("hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")]
+RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
 # Last measured cost of embedding one document, per (bi-encoder, precision): a cached corpus
@@ -91,10 +95,16 @@ def run_comparison(
     score_all: bool = False,
     precision: str = "auto",
     projection_n: float = DEFAULT_PROJECTION_N,
+    first_stage: str = "bi",
+    rerankers: list[str] | None = None,
     progress=gr.Progress(),
 ):
-    """Compare both rankings; returns the page's outputs, the comparison JSON among them."""
+    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them."""
     try:
+        # The order they run in is the pipeline's, whatever order the boxes were ticked in.
+        kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
+        if not kinds:
+            raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
         corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
         if score_all:
             check_whole_corpus_pairs(
@@ -110,12 +120,14 @@ def run_comparison(
             score_all=bool(score_all),
             precision=precision or "auto",
             progress=lambda fraction, message: progress(fraction, desc=message),
+            first_stage=first_stage or "bi",
+            rerankers=kinds,
         )
     except ExplorerError as error:
         raise gr.Error(str(error), title="Cannot compare") from None
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
-        _EMBED_MS[key] = result.timings_ms["corpus_encoding"] / result.corpus_size
+        _EMBED_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size
     costs = asdict(plots.unit_costs(result, _EMBED_MS.get(key)))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
@@ -129,6 +141,7 @@ def run_comparison(
         results_view.summary_html(result),
         results_view.bi_encoder_list(result, titles),
         results_view.cross_encoder_list(result, titles),
+        results_view.stage_columns(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),
@@ -207,7 +220,16 @@ def build_compare_tab() -> CompareTab:
                     label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"
                 )
             c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
+            with gr.Accordion("Pipeline: first stage and re-rankers", open=False, elem_id="pipeline"):
+                c["first_stage"] = gr.Radio(FIRST_STAGE_CHOICES, value="bi", label="First stage (ranks the whole corpus)",
+                                            elem_id="first-stage")
+                c["rerankers"] = gr.CheckboxGroup(RERANKER_CHOICES, value=["cross"], elem_id="rerankers",
+                                                  label="Re-rankers (each re-orders the same top-k, in this order)")
+                c["preset"] = gr.Button("Teacher's preset: all four ways at once", size="sm", elem_id="preset-all")
             c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
+    # Exact words and one vector per text, fused (hybrid), then token vectors matched late, then both texts read together.
+    c["preset"].click(lambda: ("hybrid", ["late", "cross"]), None, [c["first_stage"], c["rerankers"]],
+                      queue=False, api_visibility="private")
     c["source"].change(
         corpus_input_visibility,
         c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
@@ -227,6 +249,7 @@ def build_compare_tab() -> CompareTab:
     with gr.Row(equal_height=False):
         c["bi_list"] = gr.HTML(label="Bi-encoder ranking", elem_id="bi-list")
         c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list")
+    c["stage_columns"] = gr.HTML(label="Every stage side by side", elem_id="stage-columns")
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
         c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)
@@ -245,8 +268,8 @@ def build_compare_tab() -> CompareTab:
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
     c["state"] = gr.State(None)
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n")]
-    outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
+    outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
     c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
     c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")

@@ -14,16 +14,20 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from explorer.pipeline.results import Comparison
+from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, FULL_CORPUS_TIMING, RERANK_TIMING
 
 MOVE_COLORS = {"up": "#16a34a", "down": "#dc2626", "same": "#94a3b8", "new": "#7c3aed"}  # by RerankedHit.move_kind
 MOVE_NAMES = {"up": "moved up", "down": "moved down", "same": "same rank", "new": "not in bi-encoder top-k"}
 STAGE_LABELS = {
     "model_loading": "Load models",
     "corpus_encoding": "Encode corpus (bi-encoder)",
+    "corpus_indexing": "Index corpus (BM25, and the bi-encoder for hybrid)",
     "query_encoding": "Encode query (bi-encoder)",
-    "search": "FAISS search",
+    "query_tokenizing": "Tokenize query (BM25)",
+    "search": "Search (FAISS index, BM25 scores)",
+    "rerank_late": "Re-rank top-k (late interaction)",
     "rerank": "Re-rank top-k (cross-encoder)",
-    "rerank_full_corpus": "Score whole corpus (cross-encoder)",
+    "rerank_full_corpus": "Score whole corpus (last re-ranker)",
 }
 _LAYOUT = dict(
     template="plotly_white",
@@ -95,7 +99,7 @@ def timings_figure(result: Comparison) -> go.Figure:
         title=dict(
             text=f"Time per stage — total {timings.get('total', sum(values)):,.0f} ms "
             f"<span style='font-size:11px;color:#64748b'>({html.escape(result.first_stage_label)} {html.escape(precision['first_stage'])}, "
-            f"cross-encoder {html.escape(precision['reranker'])})</span>",
+            f"re-ranker {html.escape(precision.get('reranker', 'none'))})</span>",
             font=dict(size=14),
         ),
         xaxis_title="wall time (ms, time.perf_counter)",
@@ -120,17 +124,19 @@ class UnitCosts:
 def unit_costs(result: Comparison, remembered_embed_ms: float | None = None) -> UnitCosts:
     """Per-item costs from this comparison; a cached corpus falls back to an earlier measurement."""
     timings = result.timings_ms
-    if "rerank_full_corpus" in timings and result.corpus_size > len(result.reranked):
-        pair_ms = timings["rerank_full_corpus"] / result.corpus_size
+    index_key, query_key, _ = FIRST_STAGE_TIMINGS[result.first_stage_kind]
+    rerank_key = RERANK_TIMING.get(result.reranker_kind or "")
+    if FULL_CORPUS_TIMING in timings and result.corpus_size > len(result.reranked):
+        pair_ms = timings[FULL_CORPUS_TIMING] / result.corpus_size
     else:
-        pair_ms = timings["rerank"] / max(1, len(result.reranked))
+        pair_ms = timings.get(rerank_key, 0.0) / max(1, len(result.reranked))
     if not result.corpus_index_cached:
-        embed_ms, source = timings["corpus_encoding"] / result.corpus_size, "this corpus"
+        embed_ms, source = timings[index_key] / result.corpus_size, "this corpus"
     elif remembered_embed_ms:
         embed_ms, source = remembered_embed_ms, "an earlier encoding (this corpus was cached)"
     else:  # nothing better: one query's encoding overstates a document's batched cost
-        embed_ms, source = timings["query_encoding"], "the query encoding (an upper bound)"
-    return UnitCosts(embed_ms, pair_ms, timings["query_encoding"], result.top_k, source)
+        embed_ms, source = timings[query_key], "the query encoding (an upper bound)"
+    return UnitCosts(embed_ms, pair_ms, timings[query_key], result.top_k, source)
 
 
 def projection_rows(costs: UnitCosts, n: int) -> list[tuple[str, str, float]]:
@@ -198,8 +204,17 @@ def projection_figure(costs: UnitCosts, n: int) -> go.Figure:
     return figure
 
 
+def _names(result: Comparison) -> tuple[str, str, str, str]:
+    """(first stage, its score, last re-ranker, its score) as the plots label them."""
+    last = result.stages[-1]
+    reranker = {"cross": "cross-encoder", "late": "late interaction"}.get(last.kind, last.kind)
+    first = {"lexical": "BM25", "hybrid": "hybrid"}.get(result.first_stage_kind, "bi-encoder")
+    return first, result.first_score_name, reranker, last.score_name
+
+
 def scatter_figure(result: Comparison) -> go.Figure:
-    """Bi-encoder cosine (x) against cross-encoder logit (y), one point per scored document."""
+    """First-stage score (x, e.g. cosine) against the re-ranker's (y, e.g. logit), one point per scored document."""
+    first, first_score, reranker, reranker_score = _names(result)
     hits = result.scored_hits()
     figure = go.Figure()
     for kind, name in MOVE_NAMES.items():
@@ -215,20 +230,20 @@ def scatter_figure(result: Comparison) -> go.Figure:
                 name=name,
                 marker=dict(color=color, size=11, line=dict(width=1, color="white"), opacity=0.9),
                 customdata=[
-                    [html.escape(h.id), hover_text(h.text), h.probability, h.first_rank, h.rank] for h in members
+                    [html.escape(h.id), hover_text(h.text), h.first_rank, h.rank] for h in members
                 ],
                 hovertemplate=(
                     "<b>[%{customdata[0]}]</b> %{customdata[1]}<br>"
-                    "cosine %{x:.3f} · logit %{y:.2f} · sigmoid probability %{customdata[2]:.3f}<br>"
-                    "bi-encoder #%{customdata[3]} → cross-encoder #%{customdata[4]}<extra></extra>"
+                    f"{first_score} %{{x:.3f}} · {reranker_score} %{{y:.2f}}<br>"
+                    f"{first} #%{{customdata[2]}} → {reranker} #%{{customdata[3]}}<extra></extra>"
                 ),
             )
         )
     figure.update_layout(
         **_LAYOUT,
-        title=dict(text="Do the two models agree? Bi-encoder cosine vs cross-encoder logit", font=dict(size=14)),
-        xaxis_title="bi-encoder score (cosine similarity)",
-        yaxis_title="cross-encoder score (logit)",
+        title=dict(text=f"Do the two agree? {first} {first_score} vs {reranker} {reranker_score}", font=dict(size=14)),
+        xaxis_title=f"{first} score ({'cosine similarity' if first_score == 'cosine' else first_score})",
+        yaxis_title=f"{reranker} score ({reranker_score})",
         legend=dict(orientation="h", y=-0.2),
         height=400,
     )
@@ -236,7 +251,8 @@ def scatter_figure(result: Comparison) -> go.Figure:
 
 
 def slope_figure(result: Comparison) -> go.Figure:
-    """One line per document from its bi-encoder rank (left) to its cross-encoder rank (right)."""
+    """One line per document from its first-stage rank (left) to its re-ranked rank (right)."""
+    first, _, reranker, _ = _names(result)
     k = result.top_k
     outside = k + 1.5  # where documents beyond the top-k sit, so one far rank does not squash the rest
     shown = result.shown_reranked()
@@ -260,15 +276,15 @@ def slope_figure(result: Comparison) -> go.Figure:
                 showlegend=False,
                 # User text goes through customdata, never into the template itself.
                 customdata=[[label, bi_rank, cross_rank]] * 2,
-                hovertemplate="%{customdata[0]}<br>bi-encoder #%{customdata[1]} → cross-encoder #%{customdata[2]}<extra></extra>",
+                hovertemplate=f"%{{customdata[0]}}<br>{first} #%{{customdata[1]}} → {reranker} #%{{customdata[2]}}<extra></extra>",
             )
         )
         figure.add_annotation(x=0, y=left, text=html.escape(hit.id[:14]), xanchor="right", showarrow=False, xshift=-8, font=dict(size=10))
     ticks = list(range(1, k + 1)) + ([outside] if result.reranked_full is not None else [])
     figure.update_layout(
         **_LAYOUT,
-        title=dict(text="Rank shift: bi-encoder rank → cross-encoder rank", font=dict(size=14)),
-        xaxis=dict(tickvals=[0, 1], ticktext=["bi-encoder rank", "cross-encoder rank"], range=[-0.35, 1.1]),
+        title=dict(text=f"Rank shift: {first} rank → {reranker} rank", font=dict(size=14)),
+        xaxis=dict(tickvals=[0, 1], ticktext=[f"{first} rank", f"{reranker} rank"], range=[-0.35, 1.1]),
         yaxis=dict(
             autorange="reversed",
             tickvals=ticks,

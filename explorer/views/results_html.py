@@ -19,18 +19,28 @@ def _text(text: str, title: str = "") -> str:
     return f"<div class='doc-text'>{heading}{escape(shown)}</div>"
 
 
-def move_badge(hit: RerankedHit) -> str:
-    """Arrow and count of places moved: ▲ up 3, ▼ down 2, = same, NEW (outside the bi-encoder's top-k)."""
+# What each kind of stage is called on the page.
+KIND_TITLES = {
+    "lexical": "BM25 (exact words)",
+    "bi": "Bi-encoder (one vector per text)",
+    "hybrid": "Hybrid (BM25 + bi-encoder, reciprocal rank fusion)",
+    "late": "Late interaction (token vectors, MaxSim)",
+    "cross": "Cross-encoder (query and document read together)",
+}
+
+
+def move_badge(hit: RerankedHit, first: str = "bi-encoder") -> str:
+    """Arrow and count of places moved: ▲ up 3, ▼ down 2, = same, NEW (outside the first stage's top-k)."""
     kind = hit.move_kind
     if kind == "new":
-        title, text = f"bi-encoder rank {hit.first_rank}: outside its top-k", f"NEW · was #{hit.first_rank}"
+        title, text = f"{first} rank {hit.first_rank}: outside its top-k", f"NEW · was #{hit.first_rank}"
     elif kind == "up":
-        title, text = f"up {hit.move} from bi-encoder rank {hit.first_rank}", f"▲ up {hit.move}"
+        title, text = f"up {hit.move} from {first} rank {hit.first_rank}", f"▲ up {hit.move}"
     elif kind == "down":
-        title, text = f"down {-hit.move} from bi-encoder rank {hit.first_rank}", f"▼ down {-hit.move}"
+        title, text = f"down {-hit.move} from {first} rank {hit.first_rank}", f"▼ down {-hit.move}"
     else:
-        title, text = "same rank as the bi-encoder", "= same"
-    return f"<span class='move move-{kind}' title='{title}'>{text}</span>"
+        title, text = f"same rank as the {first}", "= same"
+    return f"<span class='move move-{kind}' title='{escape(title, quote=True)}'>{text}</span>"
 
 
 def _header(title: str, model: str, precision: str, score_name: str) -> str:
@@ -42,36 +52,46 @@ def _header(title: str, model: str, precision: str, score_name: str) -> str:
 
 
 def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
-    """The bi-encoder's top-k by cosine, each row saying where the cross-encoder put it."""
+    """The first stage's top-k (bi-encoder cosine, BM25 or fused score), each row saying where the re-ranker put it."""
     titles = titles or {}
     cross_rank = {h.id: h.rank for h in result.scored_hits()}
+    score_name = result.first_score_name
+    top_score = max((hit.score for hit in result.first_stage), default=1.0) or 1.0
+    short = {"cross": "cross", "late": "late"}.get(result.reranker_kind or "", "re-ranked")
     rows = []
     for hit in result.first_stage:
         after = cross_rank.get(hit.id)
         fate = (
-            f"<span class='fate fate-out'>cross #{after}: out of top-{result.top_k}</span>"
+            f"<span class='fate fate-out'>{short} #{after}: out of top-{result.top_k}</span>"
             if after and after > result.top_k
-            else f"<span class='fate'>→ cross #{after}</span>"
+            else f"<span class='fate'>→ {short} #{after}</span>" if after else ""
         )
-        bar = max(0.0, min(1.0, hit.score)) * 100
+        # Cosine is on its own 0..1 scale; other scores are drawn relative to this list's best.
+        fraction = hit.score if score_name == "cosine" else hit.score / top_score
+        bar = max(0.0, min(1.0, fraction)) * 100
         rows.append(
             f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
             f"<span class='rank'>{hit.rank}</span>"
             f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
-            f"<span class='score' title='cosine similarity'>{hit.score:.3f} cosine</span>{fate}</div>"
+            f"<span class='score' title='{escape(score_name, quote=True)}'>{hit.score:.3f} {escape(score_name)}</span>{fate}</div>"
             f"<div class='score-bar'><div style='width:{bar:.0f}%'></div></div>"
             f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
         )
+    title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
     header = _header(
-        "Bi-encoder (retrieve)", result.models["first_stage"], result.precision["first_stage"], "cosine similarity"
+        title, result.models["first_stage"], result.precision["first_stage"],
+        "cosine similarity" if score_name == "cosine" else score_name,
     )
     return f"<div class='ranked-list bi-list'>{header}<ol>{''.join(rows)}</ol></div>"
 
 
 def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
-    """The cross-encoder's top-k by logit (with sigmoid probability) and each row's rank move."""
+    """The last re-ranker's top-k (a cross-encoder's logit with sigmoid probability) and each row's rank move."""
     titles = titles or {}
-    scope = "whole corpus scored" if result.reranked_full is not None else f"re-ranks the bi-encoder's top-{result.top_k}"
+    first = result.first_stage_label
+    scope = "whole corpus scored" if result.reranked_full is not None else f"re-ranks the {first}'s top-{result.top_k}"
+    if result.reranker_kind == "late":
+        return _late_list(result, titles, scope)
     rows = []
     for hit in result.shown_reranked():
         rows.append(
@@ -80,7 +100,7 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None)
             f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
             f"<span class='score' title='cross-encoder logit'>{hit.score:.2f} logit</span>"
             f"<span class='prob' title='sigmoid of the logit'>p = {hit.probability:.3f}</span>"
-            f"{move_badge(hit)}</div>"
+            f"{move_badge(hit, first)}</div>"
             f"<div class='score-bar prob-bar'><div style='width:{hit.probability * 100:.0f}%'></div></div>"
             f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
         )
@@ -91,6 +111,56 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None)
         "logit, sigmoid probability p",
     )
     return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
+
+
+def _late_list(result: Comparison, titles: dict[str, str], scope: str) -> str:
+    """The late-interaction re-ranker's list: MaxSim scores, no probability."""
+    top = max((h.score for h in result.shown_reranked()), default=1.0) or 1.0
+    rows = [
+        f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
+        f"<span class='rank'>{hit.rank}</span>"
+        f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
+        f"<span class='score' title='MaxSim'>{hit.score:.2f} MaxSim</span>{move_badge(hit, result.first_stage_label)}</div>"
+        f"<div class='score-bar prob-bar'><div style='width:{max(0.0, hit.score / top) * 100:.0f}%'></div></div>"
+        f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
+        for hit in result.shown_reranked()
+    ]
+    header = _header(f"Late interaction ({scope})", result.models["reranker"], result.precision["reranker"], "MaxSim")
+    return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
+
+
+def stage_columns(result: Comparison) -> str:
+    """Every stage side by side, one column each: its ranking of the same k candidates, named score,
+    place moved against the first stage, time and pairs (or documents) per second."""
+    if len(result.stages) <= 2:
+        return ""
+    first_rank = {hit.id: hit.rank for hit in result.stages[0].ranking}
+    columns = []
+    for number, stage in enumerate(result.stages):
+        rows = []
+        for hit in stage.ranking:
+            move = first_rank.get(hit.id, hit.rank) - hit.rank
+            badge = "" if number == 0 else (
+                f"<span class='move move-up'>▲ {move}</span>" if move > 0
+                else f"<span class='move move-down'>▼ {-move}</span>" if move < 0 else "<span class='move move-same'>=</span>"
+            )
+            rows.append(
+                f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
+                f"<span class='rank'>{hit.rank}</span><div class='body'><div class='meta'>"
+                f"<span class='doc-id'>[{escape(hit.id)}]</span>"
+                f"<span class='score'>{hit.score:.3f} {escape(stage.score_name)}</span>{badge}</div></div></li>"
+            )
+        # The first stage searches the whole corpus; a re-ranker scores the k candidate pairs.
+        count = result.corpus_size if number == 0 else len(stage.ranking)
+        rate = f" · {count / (stage.ms / 1000):,.0f} {'documents' if number == 0 else 'pairs'}/s" if stage.ms > 0 else ""
+        header = (
+            f"<div class='list-header'><div class='list-title'>{number + 1}. {escape(KIND_TITLES.get(stage.kind, stage.kind))}</div>"
+            f"<div class='list-meta'>{escape(stage.name)} · <span class='precision'>{escape(stage.runs_on)}</span>"
+            f" · score: {escape(stage.score_name)} · {stage.ms:,.1f} ms{rate}</div></div>"
+        )
+        columns.append(f"<div class='ranked-list stage-column' data-kind='{escape(stage.kind, quote=True)}'>"
+                       f"{header}<ol>{''.join(rows)}</ol></div>")
+    return f"<div class='stage-columns' style='--columns:{len(columns)}'>{''.join(columns)}</div>"
 
 
 def summary_html(result: Comparison) -> str:
@@ -108,7 +178,7 @@ def summary_html(result: Comparison) -> str:
         "corpus embeddings cached" if result.corpus_index_cached else "corpus encoded now",
     ]
     if result.reranked_full is not None:
-        facts.insert(3, f"<b>{new}</b> new from outside the bi-encoder's top-k")
+        facts.insert(3, f"<b>{new}</b> new from outside the {escape(result.first_stage_label)}'s top-k")
     chips = "".join(f"<span class='chip'>{fact}</span>" for fact in facts)
     notes = "".join(f"<div class='note'>⚠ {escape(note)}</div>" for note in result.notes)
     return f"<div class='summary'>{chips}{notes}</div>"
