@@ -186,7 +186,7 @@ def run_experiment(
     texts = [q.text for q in kept]
 
     firsts = list(dict.fromkeys(first for first, _ in specs))
-    kinds_used = [kind for kind in RERANKERS if any(kind in k for _, k in specs)]
+    kinds_used = list(dict.fromkeys(kind for _, kinds in specs for kind in kinds))  # entries as parse_rerankers gives them
     report(0.0, "Loading models")
     with clock.stage("model_loading"):
         retrievers = {first: first_stage_ranker(first, bi_encoder, precision, allow_local_models) for first in firsts}
@@ -198,7 +198,7 @@ def run_experiment(
     rankings: dict[str, Rankings] = {}
     ms_per_query: dict[str, float | None] = {}
     for step, first in enumerate(firsts):
-        after = [kind for kind in RERANKERS if any(f == first and kind in k for f, k in specs)]
+        after = [kind for kind in kinds_used if any(f == first and kind in k for f, k in specs)]
         pipeline = Pipeline(retrievers[first], [scorers[kind] for kind in after])
         stage_clock = Stopwatch()
         run = run_pipeline(
