@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerankers", default="cross",
         help="comma-separated re-rankers of the same top-k, in the order they run: late (MaxSim over the "
              "answerai-colbert-small-v1 backbone, no projection head), cross (the cross-encoder; default); "
-             "or none",
+             "or none. Each may name a precision: cross@fp32, cross@bf16, cross@int8 (the original int8 ONNX "
+             "file, run by onnxruntime), late@fp32, late@bf16; e.g. cross@fp32,cross@bf16,cross@int8",
     )
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_flags(compare)

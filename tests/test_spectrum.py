@@ -297,7 +297,7 @@ def test_cli_default_keys_are_unchanged(corpus_file):
                    "--precision", "fp32", "--json")
     assert list(data) == ["query", "top_k", "corpus_name", "corpus_size", "models", "precision", "bi_encoder",
                           "cross_encoder", "cross_encoder_full", "stages", "timings_ms",
-                          "corpus_embeddings_cached", "notes"]
+                          "corpus_embeddings_cached", "notes", "agreement"]
     assert list(data["models"]) == list(data["precision"]) == ["bi_encoder", "cross_encoder"]
     assert [s["kind"] for s in data["stages"]] == ["bi", "cross"]
     assert set(data["cross_encoder"][0]) == {"id", "text", "score", "probability", "rank", "bi_rank", "bi_score",
@@ -317,3 +317,4 @@ def test_cli_bge_bi_encoder_offline(corpus_file, monkeypatch):
 def test_bad_reranker_list_is_a_message(corpus_file, capsys):
     assert main(["compare", "--query", "q", "--corpus", corpus_file, "--rerankers", "cross,bm25"]) == 2
     assert "late, cross" in capsys.readouterr().err
+    assert main(["compare", "--query", "q", "--corpus", corpus_file, "--rerankers", "late@int8"]) == 2

@@ -29,9 +29,15 @@ from explorer.rankers.bm25 import BM25
 from explorer.rankers.cross_encoder import load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
+from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
+from explorer.rankers.probe import probe
 
 FIRST_STAGES = ("bi", "bm25", "hybrid")
 RERANKERS = ("late", "cross")  # "late": MaxSim over the colbert backbone; "cross": the cross-encoder
+# A re-ranker may name its precision: "cross@fp32", "cross@bf16", "cross@int8" (the original
+# int8 ONNX file run by onnxruntime), "late@fp32", "late@bf16". Without one it runs at the
+# comparison's precision.
+RERANKER_PRECISIONS = {"cross": ("fp32", "bf16", "int8"), "late": ("fp32", "bf16")}
 _BM25 = BM25()  # one per process: it keeps the corpora's indexes
 
 
@@ -47,24 +53,49 @@ def first_stage_ranker(first_stage: str, bi_encoder: str, precision: Precision, 
 
 
 def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
-    """"late,cross" -> ("late", "cross"); "none" or "" -> (); each kind at most once, in the order given."""
-    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    """"late,cross@int8" -> ("late", "cross@int8"); "none" or "" -> (); each entry at most once, in order.
+
+    An entry is a kind ("late", "cross"), optionally "@" and a precision from RERANKER_PRECISIONS,
+    so the same cross-encoder can run at fp32, bf16 and int8 side by side.
+    """
+    names = [n.strip().lower() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
     if names == ["none"]:
         return ()
-    unknown = [n for n in names if n not in RERANKERS]
+
+    def known(name: str) -> bool:
+        kind, _, precision = name.partition("@")
+        return kind in RERANKERS and (not precision or precision in RERANKER_PRECISIONS[kind])
+
+    unknown = [n for n in names if not known(n)]
     if unknown or len(set(names)) != len(names):
+        choices = "; ".join(f"{k}@{'/'.join(p)}" for k, p in RERANKER_PRECISIONS.items())
         raise ExplorerError(
             f"Re-rankers {','.join(names)!r}: give a comma-separated list of distinct names from "
-            f"{', '.join(RERANKERS)} in the order they run, or 'none'."
+            f"{', '.join(RERANKERS)} in the order they run, each optionally with a precision ({choices}), "
+            "or 'none'."
         )
     return tuple(names)
 
 
 def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool) -> PairScorer:
-    """The re-ranker a kind stands for, bound once."""
+    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once."""
+    kind, _, named = kind.partition("@")
+    precision = named or precision
+    if kind == "cross" and precision == "int8":
+        if cross_encoder != DEFAULT_CROSS_ENCODER:
+            raise ExplorerError(
+                f"cross@int8 runs the int8 ONNX file of {DEFAULT_CROSS_ENCODER} only, not {cross_encoder!r}."
+            )
+        return load_onnx_cross_encoder()
     if kind == "cross":
         return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
     return load_late_interaction(COLBERT_BACKBONE, precision)
+
+
+def probe_notes(rankers: Sequence) -> list[str]:
+    """The sanity probe (once per bound ranker per process): a note for each ranker that is not "ok"."""
+    results = [probe(r) for r in rankers]
+    return [result.note() for result in results if result is not None and not result.ok]
 
 
 def compare(
@@ -84,7 +115,9 @@ def compare(
     """Rank `corpus` for `query` with the first stage, re-rank its top-k with each re-ranker.
 
     `rerankers` lists "late" and/or "cross" in the order they run (each re-orders the same
-    top-k candidates); empty (or "none") for the first stage alone. With `score_all`, the
+    top-k candidates), each optionally at its own precision ("cross@int8"; see
+    `parse_rerankers`); empty (or "none") for the first stage alone. Every bound model is
+    sanity-probed once per process (`rankers/probe.py`); one that fails gets a note. With `score_all`, the
     last re-ranker also scores every document, to show what the first stage missed. The
     result's `reranked` hits are the last re-ranker's. Raises ExplorerError for anything
     the user can fix.
@@ -103,6 +136,7 @@ def compare(
             first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models),
             [reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds],
         )
+        notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
         stage.check_query(query)
     # The full first-stage order is cheap and gives every re-scored document its first-stage rank.
@@ -137,7 +171,8 @@ def compare(
     first_kind = pipeline.first_stage.info.kind
     _, query_key, search_key = FIRST_STAGE_TIMINGS[first_kind]
     stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
-    stages += [_stage(output, top_k, documents, clock.ms[RERANK_TIMING[output.info.kind]]) for output in run.reranked]
+    timing_keys = run.rerank_timings or [RERANK_TIMING[output.info.kind] for output in run.reranked]
+    stages += [_stage(output, top_k, documents, clock.ms.get(key, 0.0)) for output, key in zip(run.reranked, timing_keys)]
     models = {"first_stage": pipeline.first_stage.info.name}
     runs_on = {"first_stage": pipeline.first_stage.info.runs_on}
     if last is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from explorer.pipeline.agreement import Agreement, pairwise
+
 # The JSON key each re-ranker kind goes under in `models`, `precision` and the hit lists.
 RERANKER_KEYS = {"cross": "cross_encoder", "late": "late_interaction"}
 
@@ -132,6 +134,15 @@ class Comparison:
             return []
         return [h for h in self.reranked_full[: self.top_k] if not h.in_candidates]
 
+    def agreements(self) -> list[Agreement]:
+        """How every pair of stages agrees on this query (see `agreement.py`), first stage first.
+
+        Each stage's ranking is the first stage's top-k (or a re-ranking of those same k), so
+        the rankings compared are top-k lists; stages are labelled "index:kind".
+        """
+        return pairwise([(f"{i}:{stage.kind}", f"{stage.name} [{stage.runs_on}]", [hit.id for hit in stage.ranking])
+                         for i, stage in enumerate(self.stages)])
+
     def to_dict(self) -> dict:
         """The JSON of `compare --json` and the API: one shape, stable keys.
 
@@ -145,8 +156,11 @@ class Comparison:
         models = {first_key: self.models["first_stage"]}
         precision = {first_key: self.precision["first_stage"]}
         for stage in self.stages[1:]:
-            models[RERANKER_KEYS[stage.kind]] = stage.name
-            precision[RERANKER_KEYS[stage.kind]] = stage.runs_on
+            key = RERANKER_KEYS[stage.kind]
+            if key in models:  # the same kind again at another precision: "cross_encoder_int8"
+                key = f"{key}_{stage.runs_on.split(' ')[0]}"
+            models[key] = stage.name
+            precision[key] = stage.runs_on
         data = {
             "query": self.query,
             "top_k": self.top_k,
@@ -165,4 +179,6 @@ class Comparison:
             "timings_ms": self.timings_ms,
             "corpus_embeddings_cached": self.corpus_index_cached,
             "notes": self.notes,
+            # Every pair of stages: overlap@k, Kendall's tau, RBO (p 0.9), largest rank differences.
+            "agreement": [a.to_dict() for a in self.agreements()],
         }

@@ -27,6 +27,20 @@ FIRST_STAGE_TIMINGS = {
     "hybrid": ("corpus_indexing", "query_encoding", "search"),  # BM25 index + corpus encoding; both queries; both searches + fusion
 }
 RERANK_TIMING = {"cross": "rerank", "late": "rerank_late"}
+
+
+def rerank_timing_keys(rerankers: Sequence[PairScorer]) -> list[str]:
+    """Each re-ranker's timing key: "rerank" / "rerank_late" for the first of its kind, then
+    "<that>_<precision>" (e.g. "rerank_int8") for the same kind again at another precision."""
+    keys: list[str] = []
+    for reranker in rerankers:
+        key = RERANK_TIMING[reranker.info.kind]
+        if key in keys:
+            key = f"{key}_{reranker.info.precision}"
+        while key in keys:
+            key += "_again"
+        keys.append(key)
+    return keys
 FULL_CORPUS_TIMING = "rerank_full_corpus"
 RERANKER_NAMES = {"cross": "cross-encoder", "late": "late-interaction model"}
 
@@ -99,6 +113,7 @@ class PipelineRun:
     full_corpus: StageOutput | None  # the last re-ranker over every document, when asked
     index_cached: bool  # the first stage's corpus index came from a cache
     notes: list[str]  # what the user should be told (a damaged cache file rebuilt, ...)
+    rerank_timings: list[str] | None = None  # each re-ranker's key in the Stopwatch (`rerank_timing_keys`)
 
 
 def _reorder(candidates: Sequence[int], scores: np.ndarray, probabilities: np.ndarray | None):
@@ -168,13 +183,14 @@ def run_pipeline(
         truncated = full_scores.truncated
 
     reranked = []
-    for reranker in pipeline.rerankers:
+    timing_keys = rerank_timing_keys(pipeline.rerankers)
+    for reranker, timing_key in zip(pipeline.rerankers, timing_keys):
         if full_scores is not None and reranker is last:
             picked = [np.array([q * len(texts) + p for p in row], dtype=np.int64) for q, row in enumerate(candidates)]
             pieces = [(full_scores.scores[i], None if full_scores.probabilities is None else full_scores.probabilities[i])
                       for i in picked]
         else:
-            with clock.stage(RERANK_TIMING[reranker.info.kind]):
+            with clock.stage(timing_key):
                 scored = reranker.score(
                     [q for q, row in zip(queries, candidates) for _ in row], [texts[p] for row in candidates for p in row],
                     progress=lambda done, total: report(0.4 + 0.3 * done / total, f"Re-ranking {done}/{total} pairs"),
@@ -201,4 +217,4 @@ def run_pipeline(
             f"{truncated} {what} were longer than the {RERANKER_NAMES[last.info.kind]}'s limit of "
             f"{last.max_length} tokens and were truncated."
         )
-    return PipelineRun(first_output, reranked, full_output, cached, notes)
+    return PipelineRun(first_output, reranked, full_output, cached, notes, timing_keys)

