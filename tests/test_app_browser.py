@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from browser_support import browser_page
 
 from explorer.pipeline.compare import compare
@@ -132,3 +133,44 @@ def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, t
     assert [kind for kind, _ in columns] == [stage["kind"] for stage in stages] == ["hybrid", "late", "cross"]
     for (_, shown), stage in zip(columns, stages):
         assert shown == [hit["id"] for hit in stage["ranking"]]
+
+
+def test_click_two_rows_explains_the_gap_and_an_edit_rescores_as_the_cli_does(app_url):
+    """Click two re-ranked rows: the contrast shows both; edit A and rescore: the page's new logit
+    equals `explain --doc EDITED --versus B --json`'s score_a (both fp32)."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from explorer.cli import main
+
+    corpus = corpus_from_text(CORPUS)
+    with browser_page(offline=True, viewport=(1440, 1000)) as page:
+        page.goto(app_url)
+        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        page.locator("#corpus-text textarea").fill(CORPUS)
+        page.locator("#query textarea, #query input").first.fill(QUERY)
+        page.locator("#run-compare").click()
+        page.wait_for_function("() => document.querySelectorAll('#cross-list li.hit').length > 3", timeout=180_000)
+        rows = page.locator("#cross-list li.hit")
+        lower, upper = rows.nth(3).get_attribute("data-doc-id"), rows.nth(0).get_attribute("data-doc-id")
+        rows.nth(3).click()
+        rows.nth(0).click()
+        page.wait_for_function("() => document.querySelectorAll('#contrast-view .contrast-doc').length === 2",
+                               timeout=180_000)
+        shown = page.locator("#contrast-view .contrast-doc").evaluate_all("docs => docs.map(d => d.dataset.docId)")
+        box = page.locator("#contrast-edit textarea")
+        original = box.input_value()
+        edited = original + " It is a snake."
+        box.fill(edited)
+        page.locator("#contrast-rescore").click()
+        page.wait_for_function("() => document.querySelectorAll('#contrast-edits tr.edit-row').length === 1",
+                               timeout=180_000)
+        page_score = float(page.locator("#contrast-edits .edit-score").first.inner_text())
+        page.screenshot(path=str(SCREENSHOTS / "compare-contrast.png"), full_page=True)
+    assert shown == [upper, lower]  # A is the one the cross-encoder put higher
+    assert original == corpus.by_id()[upper].text
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["explain", "--query", QUERY, "--doc", edited, "--versus", corpus.by_id()[lower].text, "--json"]) == 0
+    assert page_score == pytest.approx(json.loads(buffer.getvalue())["score_a"], abs=1e-3)  # the page shows 3 decimals

@@ -21,6 +21,7 @@ from explorer.paths import REPO_ROOT
 from explorer.pipeline.compare import RERANKERS, Comparison, compare
 from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
 from explorer.views import comparison_plots as plots, results_html as results_view
+from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
@@ -135,7 +136,8 @@ def run_comparison(
     data = result.to_dict()
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}
-    state = {"query": result.query, "texts": shown, "costs": costs}
+    state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
+             "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
     choices = _inspect_choices(result)
     return (
         results_view.summary_html(result),
@@ -248,8 +250,10 @@ def build_compare_tab() -> CompareTab:
     c["summary"] = gr.HTML(label="Summary", elem_id="summary")
     with gr.Row(equal_height=False):
         c["bi_list"] = gr.HTML(label="Bi-encoder ranking", elem_id="bi-list")
-        c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list")
+        c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list", js_on_load=PICK_JS)
     c["stage_columns"] = gr.HTML(label="Every stage side by side", elem_id="stage-columns")
+    c["state"] = gr.State(None)  # the last comparison's query and shown documents, per visitor
+    build_contrast_panel(c["state"])
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
         c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)
@@ -266,7 +270,6 @@ def build_compare_tab() -> CompareTab:
             c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents", precision=0, minimum=2)
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
-    c["state"] = gr.State(None)
 
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]

@@ -1,0 +1,126 @@
+"""Why is A above B, and what would change the model's mind: click two rows of the re-ranked
+list, see both documents' attributions on one colour scale, then edit A and rescore it.
+
+Only arranges what `interpret/contrast.py` and `interpret/rescore.py` compute, with the
+fp32 inspection model, so every number here is an exact rescoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from explorer.errors import ExplorerError
+from explorer.interpret.contrast import explain_pair_gap
+from explorer.interpret.pair import inspection_model
+from explorer.interpret.rescore import edit_and_rescore
+from explorer.views.contrast_html import contrast_html, edits_html
+
+METHOD_CHOICES = [("occlusion (delete each word, rescore)", "occlusion"),
+                  ("Integrated Gradients (captum, 50 steps)", "ig"), ("gradient × input (first-order)", "gradxinput")]
+# A click on a row writes its id (and a click counter, so the same row twice is still an event)
+# into a hidden textbox, and marks the last two rows picked.
+PICK_JS = """
+element.addEventListener('click', (event) => {
+  const row = event.target.closest('li.hit');
+  const box = document.querySelector('#contrast-pick textarea, #contrast-pick input');
+  if (!row || !box) return;
+  const picked = [...element.querySelectorAll('li.hit.picked')];
+  if (picked.length >= 2) picked[0].classList.remove('picked');
+  row.classList.add('picked');
+  box.value = row.dataset.docId + '\\u0001' + (Number(box.value.split('\\u0001')[1] || 0) + 1);
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+});
+"""
+
+
+@dataclass
+class ContrastPanel:
+    pick: gr.Textbox  # written by PICK_JS on the re-ranked list
+
+
+def _pair(state: dict, picks: list[str]) -> tuple[str, str]:
+    """The two picked ids as (A, B): A is the one the re-ranker put higher."""
+    first, second = picks
+    return (first, second) if state["ranks"][first] <= state["ranks"][second] else (second, first)
+
+
+def _explain(state: dict, picks: list[str], edits: list[dict], method: str):
+    id_a, id_b = _pair(state, picks)
+    doc_a = edits[-1]["text_after"] if edits else state["texts"][id_a]
+    gap = explain_pair_gap(inspection_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method)
+    return contrast_html(gap, doc_a, state["texts"][id_b], id_a, id_b), doc_a
+
+
+def on_pick(value: str, state: dict | None, picks: list[str], method: str):
+    """Keep the last two distinct rows clicked; with two, explain the gap and offer A for editing."""
+    doc_id = (value or "").split("\u0001")[0]
+    if not state or doc_id not in state.get("texts", {}):
+        return picks, gr.skip(), gr.skip(), gr.skip(), [], ""
+    picks = [p for p in picks if p != doc_id][-1:] + [doc_id]
+    if len(picks) < 2:
+        return picks, f"Picked [{doc_id}]; click a second document.", gr.skip(), gr.skip(), [], ""
+    try:
+        view, doc_a = _explain(state, picks, [], method)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from None
+    id_a, id_b = _pair(state, picks)
+    return picks, f"A = [{id_a}], B = [{id_b}]: why is A above B?", view, doc_a, [], ""
+
+
+def on_method(state: dict | None, picks: list[str], edits: list[dict], method: str):
+    if not state or len(picks) < 2:
+        return gr.skip()
+    try:
+        return _explain(state, picks, edits, method)[0]
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from None
+
+
+def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: str, method: str):
+    """Score the edited A against its last version; its new rank among the other shown candidates (fp32)."""
+    if not state or len(picks) < 2:
+        raise gr.Error("Click two documents in the re-ranked list first.")
+    id_a, _ = _pair(state, picks)
+    before = edits[-1]["text_after"] if edits else state["texts"][id_a]
+    scorer = inspection_model(state["cross_encoder"])
+    try:
+        others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]
+        candidate_scores = scorer.score_query(state["query"], others).logits if others else []
+        result = edit_and_rescore(scorer, state["query"], before, edited, candidate_scores)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from None
+    edits = edits + [{**result.to_dict(), "doc_id": id_a, "text_before": before, "text_after": edited}]
+    return edits, edits_html(edits), on_method(state, picks, edits, method)
+
+
+def on_undo(state: dict | None, picks: list[str], edits: list[dict], method: str):
+    """Drop the last edit: the box and the view go back to the text before it."""
+    if not edits:
+        return edits, gr.skip(), gr.skip(), gr.skip()
+    last, edits = edits[-1], edits[:-1]
+    return edits, last["text_before"], edits_html(edits), on_method(state, picks, edits, method)
+
+
+def build_contrast_panel(state: gr.State) -> ContrastPanel:
+    """The panel's components and events, inside the Compare tab; `state` is the comparison's."""
+    with gr.Accordion("Why is A above B? Click two documents in the re-ranked list", open=True, elem_id="contrast"):
+        pick = gr.Textbox(elem_id="contrast-pick", elem_classes="visually-hidden", show_label=False, container=False)
+        picks, edits = gr.State([]), gr.State([])
+        with gr.Row():
+            status = gr.Markdown("Click a document in the re-ranked list, then another.", elem_id="contrast-status")
+            method = gr.Radio(METHOD_CHOICES, value="occlusion", label="Attribution", scale=2)
+        view = gr.HTML(elem_id="contrast-view")
+        with gr.Row():
+            edited = gr.Textbox(label="Edit document A, then rescore it (fp32)", lines=3, scale=4, elem_id="contrast-edit")
+            with gr.Column(scale=1, min_width=160):
+                rescore = gr.Button("Rescore edited A", variant="primary", elem_id="contrast-rescore")
+                undo = gr.Button("Undo last edit", elem_id="contrast-undo")
+        edits_view = gr.HTML(elem_id="contrast-edits")
+    private = {"api_visibility": "private"}
+    pick.change(on_pick, [pick, state, picks, method], [picks, status, view, edited, edits, edits_view], **private)
+    method.change(on_method, [state, picks, edits, method], view, **private)
+    rescore.click(on_rescore, [state, picks, edits, edited, method], [edits, edits_view, view], **private)
+    undo.click(on_undo, [state, picks, edits, method], [edits, edited, edits_view, view], **private)
+    return ContrastPanel(pick)
