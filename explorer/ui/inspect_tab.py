@@ -60,8 +60,7 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
         f"**Cross-encoder** {html.escape(inspection.model_name)}: score **{inspection.score:.3f} logit** "
         f"(sigmoid probability {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
         f"**{bi_cosine:.3f}**. Input: {len(inspection.tokens)} tokens ({len(inspection.query_index)} query, "
-        f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}\n\n"
-        f"> {ATTENTION_NOTE}"
+        f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}"
     )
 
 
@@ -182,7 +181,8 @@ def build_inspect_tab() -> InspectTab:
         # The bertviz views and the fitted layer/head lists come after the main views, so the
         # page shows the heatmap and attribution first; a prefill from another tab runs the same.
         event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
-        event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private")
+        # No spinner on the lists: they stay usable while the views are drawn.
+        event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private", show_progress="hidden")
 
     # Two at once: a short pair is answered beside a long one instead of waiting for it.
     follow_up(run.click(run_inspection, inputs, outputs, api_name="inspect", concurrency_limit=2,
