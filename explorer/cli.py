@@ -228,13 +228,13 @@ def run_eval(args) -> int:
     from explorer.data.corpus import read_qrels, read_queries
     from explorer.pipeline.evaluate import evaluate, format_report
 
-    report = evaluate(
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
         from explorer.tools.experiment_cli import run_pipelines_eval
 
         return run_pipelines_eval(args, _emit)
     if args.queries is None or args.qrels is None:
         raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
+    report = evaluate(
         read_corpus_argument(args.corpus),
         read_queries(args.queries),
         read_qrels(args.qrels),
