@@ -17,8 +17,9 @@ import pytest
 from ir_measures import RR, R, nDCG
 from scipy import stats
 
-from explorer.data.labels import parse_qrels, read_labels
-from explorer.data.trec_runs import format_run, parse_run, read_run, run_rankings
+from explorer.data.corpus import parse_qrels
+from explorer.data.labels import read_labels
+from explorer.data.trec_runs import format_run, parse_run, run_rankings
 from explorer.errors import ExplorerError
 from explorer.pipeline.evaluate import score_rankings
 from explorer.pipeline.experiment import CachedScorer, kendall_tau_top, parse_pipelines

@@ -3,18 +3,15 @@ original as a re-ranker (cross@int8), and the onnxruntime benchmark peer."""
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import random
-from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from explorer.cli import main
+from cli_support import run_cli, write_corpus
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
 from explorer.engine.loading import LoadedModel, _offline_bi_encoder_dir, load_model
 from explorer.errors import ExplorerError
@@ -91,29 +88,9 @@ def test_largest_disagreements():
 
 # --- the command line: agreement and cross@precision ------------------------------------------
 
-CORPUS = [
-    "Ball pythons are popular pet snakes.",
-    "Python is a programming language.",
-    "The snake shed its skin.",
-    "Monty Python was a comedy group.",
-    "Cats purr when they are content.",
-    "Pythons are large constricting snakes found in Africa and Asia.",
-    "Snakes smell with their tongues.",
-]
-
-
-def run_cli(*argv: str) -> dict:
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        assert main(list(argv)) == 0
-    return json.loads(buffer.getvalue())
-
-
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("side_by_side") / "corpus.txt"
-    path.write_text("\n".join(CORPUS) + "\n")
-    return str(path)
+    return write_corpus(tmp_path_factory.mktemp("side_by_side"))
 
 
 def test_parse_rerankers_with_precisions():

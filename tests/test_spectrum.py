@@ -3,14 +3,12 @@ and the CLI that chains them (`--first-stage`, `--rerankers`)."""
 
 from __future__ import annotations
 
-import io
-import json
-from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
 import torch
 
+from cli_support import run_cli, write_corpus
 from explorer.cli import main
 from explorer.data.builtin_corpora import load_set
 from explorer.engine.catalog import BGE_SMALL, COLBERT_BACKBONE
@@ -233,29 +231,9 @@ def test_hybrid_equals_rrf_computed_by_hand(bge):
 
 # --- the pipeline and the command line ---------------------------------------------------------
 
-CORPUS = [
-    "Ball pythons are popular pet snakes.",
-    "Python is a programming language.",
-    "The snake shed its skin.",
-    "Monty Python was a comedy group.",
-    "Cats purr when they are content.",
-    "Pythons are large constricting snakes found in Africa and Asia.",
-    "Snakes smell with their tongues.",
-]
-
-
-def run_cli(*argv: str) -> dict:
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        assert main(list(argv)) == 0
-    return json.loads(buffer.getvalue())
-
-
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spectrum") / "corpus.txt"
-    path.write_text("\n".join(CORPUS) + "\n")
-    return str(path)
+    return write_corpus(tmp_path_factory.mktemp("spectrum"))
 
 
 def test_cli_hybrid_then_late_then_cross(corpus_file):

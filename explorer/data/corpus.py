@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.budgets import MAX_CORPUS_BYTES, MAX_DOCUMENTS, check_encodable
+from explorer.budgets import MAX_CORPUS_BYTES, MAX_DOCUMENTS, MAX_QREL_GRADE, MAX_QRELS, check_encodable
 from explorer.errors import ExplorerError
 
 FORMATS = ("txt", "jsonl", "csv")
@@ -223,35 +223,68 @@ def read_queries(path: str | os.PathLike) -> list[Query]:
     return [Query(doc.id, doc.text) for doc in parsed.documents]
 
 
-def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """Relevance labels as {query_id: {doc_id: grade}}, from TREC lines or jsonl."""
-    path = Path(path)
+Qrels = dict[str, dict[str, int]]
+
+
+def _grade(value: str, name: str, number: int) -> int:
     try:
-        text = _decode(path.read_bytes(), path.name)
-    except OSError as error:
-        raise ExplorerError(f"Cannot read {path}: {error.strerror or error}.") from None
-    qrels: dict[str, dict[str, int]] = {}
+        grade = int(value)
+    except (ValueError, TypeError):
+        raise ExplorerError(f"{name}, line {number}: the grade {value!r} is not a whole number.") from None
+    if not 0 <= grade <= MAX_QREL_GRADE:
+        raise ExplorerError(f"{name}, line {number}: the grade {grade} is outside 0..{MAX_QREL_GRADE}.")
+    return grade
+
+
+def parse_qrels(text: str, name: str) -> tuple[Qrels, dict[tuple[str, str], int]]:
+    """{query_id: {doc_id: grade}} and the line each label came from."""
+
+    qrels: Qrels = {}
+    where: dict[tuple[str, str], int] = {}
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
             try:
                 record = json.loads(line)
-                query_id, doc_id = str(record["query_id"]), str(record["doc_id"])
-                grade = int(record["relevance"])
+                query_id, doc_id, raw = str(record["query_id"]), str(record["doc_id"]), record["relevance"]
             except (ValueError, KeyError, TypeError):
-                raise ExplorerError(
-                    f"{path.name}, line {number}: expected {{\"query_id\", \"doc_id\", \"relevance\"}}."
-                ) from None
+                raise ExplorerError(f"{name}, line {number}: expected {{\"query_id\", \"doc_id\", \"relevance\"}}.") from None
+            if isinstance(raw, float) and raw.is_integer():
+                raw = int(raw)
+            grade = _grade(str(raw).lower() if isinstance(raw, bool) else str(raw), name, number)
         else:
             parts = line.split()
-            if len(parts) != 4:
-                raise ExplorerError(f"{path.name}, line {number}: expected 'query_id 0 doc_id relevance'.")
-            try:
-                query_id, doc_id, grade = parts[0], parts[2], int(parts[3])
-            except ValueError:
-                raise ExplorerError(f"{path.name}, line {number}: relevance must be an integer.") from None
+            if number == 1 and [p.lower() for p in parts] == ["query-id", "corpus-id", "score"]:
+                continue  # BEIR's header
+            if len(parts) == 3:
+                query_id, doc_id, grade = parts[0], parts[1], _grade(parts[2], name, number)
+            elif len(parts) == 4:
+                query_id, doc_id, grade = parts[0], parts[2], _grade(parts[3], name, number)
+            else:
+                raise ExplorerError(
+                    f"{name}, line {number}: expected 'query_id 0 doc_id grade' (TREC) or "
+                    f"'query-id corpus-id score' (BEIR tsv), found {len(parts)} fields."
+                )
+        if (query_id, doc_id) in where:
+            raise ExplorerError(
+                f"{name}, line {number}: query {query_id!r} and document {doc_id!r} are labelled twice "
+                f"(first on line {where[(query_id, doc_id)]})."
+            )
+        if len(where) >= MAX_QRELS:
+            raise ExplorerError(f"{name} has more than {MAX_QRELS:,} labels; the limit is {MAX_QRELS:,}.")
+        where[(query_id, doc_id)] = number
         qrels.setdefault(query_id, {})[doc_id] = grade
     if not qrels:
-        raise ExplorerError(f"{path.name} holds no relevance labels.")
-    return qrels
+        raise ExplorerError(f"{name} holds no relevance labels.")
+    return qrels, where
+
+
+def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Relevance labels as {query_id: {doc_id: grade}}, from TREC lines, jsonl or BEIR's tsv."""
+    path = Path(path)
+    try:
+        text = _decode(path.read_bytes(), path.name)
+    except OSError as error:
+        raise ExplorerError(f"Cannot read {path}: {error.strerror or error}.") from None
+    return parse_qrels(text, path.name)[0]

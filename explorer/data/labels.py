@@ -12,7 +12,6 @@ ever half-loaded. Sizes and counts are capped (see budgets.py).
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
 import zlib
@@ -25,13 +24,10 @@ from explorer.budgets import (
     MAX_EVAL_QUERIES,
     MAX_LABELS_FILE_BYTES,
     MAX_LABELS_ZIP_BYTES,
-    MAX_QREL_GRADE,
-    MAX_QRELS,
 )
-from explorer.data.corpus import Corpus, Query, _decode, read_corpus, read_corpus_bytes
+from explorer.data.corpus import Corpus, Qrels, Query, _decode, parse_qrels, read_corpus, read_corpus_bytes
 from explorer.errors import ExplorerError
 
-Qrels = dict[str, dict[str, int]]
 BEIR_MEMBERS = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
 
 
@@ -41,60 +37,6 @@ class LabelledData:
     queries: list[Query]
     qrels: Qrels
     notes: list[str] = field(default_factory=list)
-
-
-def _grade(value: str, name: str, number: int) -> int:
-    try:
-        grade = int(value)
-    except (ValueError, TypeError):
-        raise ExplorerError(f"{name}, line {number}: the grade {value!r} is not a whole number.") from None
-    if not 0 <= grade <= MAX_QREL_GRADE:
-        raise ExplorerError(f"{name}, line {number}: the grade {grade} is outside 0..{MAX_QREL_GRADE}.")
-    return grade
-
-
-def parse_qrels(text: str, name: str) -> tuple[Qrels, dict[tuple[str, str], int]]:
-    """{query_id: {doc_id: grade}} and the line each label came from."""
-
-    qrels: Qrels = {}
-    where: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-                query_id, doc_id, raw = str(record["query_id"]), str(record["doc_id"]), record["relevance"]
-            except (ValueError, KeyError, TypeError):
-                raise ExplorerError(f"{name}, line {number}: expected {{\"query_id\", \"doc_id\", \"relevance\"}}.") from None
-            if isinstance(raw, float) and raw.is_integer():
-                raw = int(raw)
-            grade = _grade(str(raw).lower() if isinstance(raw, bool) else str(raw), name, number)
-        else:
-            parts = line.split()
-            if number == 1 and [p.lower() for p in parts] == ["query-id", "corpus-id", "score"]:
-                continue  # BEIR's header
-            if len(parts) == 3:
-                query_id, doc_id, grade = parts[0], parts[1], _grade(parts[2], name, number)
-            elif len(parts) == 4:
-                query_id, doc_id, grade = parts[0], parts[2], _grade(parts[3], name, number)
-            else:
-                raise ExplorerError(
-                    f"{name}, line {number}: expected 'query_id 0 doc_id grade' (TREC) or "
-                    f"'query-id corpus-id score' (BEIR tsv), found {len(parts)} fields."
-                )
-        if (query_id, doc_id) in where:
-            raise ExplorerError(
-                f"{name}, line {number}: query {query_id!r} and document {doc_id!r} are labelled twice "
-                f"(first on line {where[(query_id, doc_id)]})."
-            )
-        if len(where) >= MAX_QRELS:
-            raise ExplorerError(f"{name} has more than {MAX_QRELS:,} labels; the limit is {MAX_QRELS:,}.")
-        where[(query_id, doc_id)] = number
-        qrels.setdefault(query_id, {})[doc_id] = grade
-    if not qrels:
-        raise ExplorerError(f"{name} holds no relevance labels.")
-    return qrels, where
 
 
 def _read_small(path: Path, limit: int) -> bytes:

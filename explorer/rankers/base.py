@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from explorer.budgets import check_query_tokens
+
 RankerKind = Literal["lexical", "bi", "hybrid", "late", "cross"]
 ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
 
@@ -86,11 +88,16 @@ class PairScorer(ABC):
 
     info: RankerInfo
     max_length: int  # tokens per pair; longer pairs are cut and counted in `PairScores.truncated`
+    tokenizer: Any  # the model's tokenizer (a transformers tokenizer)
 
     @abstractmethod
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
         """Score each (queries[i], documents[i]) pair."""
+
+    def check_query(self, query: str) -> None:
+        """Refuse a query too long to share a pair with a document (the query would be cut, not the document)."""
+        check_query_tokens(len(self.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
 
     def score_query(self, query: str, documents: Sequence[str], **kwargs) -> PairScores:
         """Score one query against many documents."""

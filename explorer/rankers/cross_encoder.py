@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from explorer.budgets import check_query_tokens
 from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
@@ -51,12 +50,12 @@ class CrossEncoder(PairScorer):
         self.info = RankerInfo(model.id, model.name, "cross", "logit", self.precision, engine=self.engine.name)
 
     @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
     def max_length(self) -> int:  # the tokenizer's and position table's limit
         return self.model.max_length
-
-    def check_query(self, query: str) -> None:
-        """Refuse a query too long to share a pair with a document (it would be cut, not the document)."""
-        check_query_tokens(len(self.model.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from explorer.budgets import check_query_tokens
 from explorer.engine.batching import padded_batches
 from explorer.engine.catalog import COLBERT_BACKBONE
 from explorer.engine.loading import LoadedModel, load_model
@@ -59,12 +58,12 @@ class LateInteraction(PairScorer):
         self._special = {i for i in (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id) if i is not None}
 
     @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
     def max_length(self) -> int:
         return self.model.max_length
-
-    def check_query(self, query: str) -> None:
-        """The same query limit as the cross-encoder's, so every re-ranker reads the whole query."""
-        check_query_tokens(len(self.model.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
 
     def token_vectors(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> tuple[list[np.ndarray], int]:
         """Each text's counted tokens as L2-normalised float32 rows, and how many texts were cut."""

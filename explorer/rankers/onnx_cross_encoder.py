@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from explorer.budgets import check_query_tokens
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
 from explorer.engine.onnx_rebuild import CROSS_ENCODER, sha256_of, source_dir
 from explorer.errors import ExplorerError
@@ -61,9 +60,6 @@ class OnnxCrossEncoder(PairScorer):
         self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
         self._lock = threading.Lock()  # one run at a time per session keeps timings honest
         self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
-
-    def check_query(self, query: str) -> None:
-        check_query_tokens(len(self.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
