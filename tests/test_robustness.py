@@ -168,3 +168,14 @@ def test_whole_corpus_scoring_past_the_pair_budget_is_refused_with_a_message(cli
                        api_name="/compare")
     assert f"{MAX_WHOLE_CORPUS_PAIRS:,}" in str(caught.value) and "command line" in str(caught.value)
     _good_request_still_works(client)
+
+
+@pytest.mark.parametrize("top_k", ["many", None])
+def test_a_top_k_gradio_cannot_read_names_the_value(client, top_k):
+    """Through the API, a top-k that is not a number is refused with a message naming it, not a generic error."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"slider.*\n*.*Expected a `float`") as caught:
+        client.predict(query="cats", corpus_source="Paste", corpus_text=GOOD_CORPUS, top_k=top_k, api_name="/compare")
+    assert repr(top_k) in str(caught.value) or str(top_k) in str(caught.value)
+    _good_request_still_works(client)

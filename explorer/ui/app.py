@@ -88,8 +88,13 @@ def build_app() -> gr.Blocks:
 
 
 def launch_options() -> dict:
-    """Settings for `launch()`: our stylesheet, and the upload cap enforced by the server."""
-    return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft()}
+    """Settings for `launch()`: our stylesheet, the upload cap enforced by the server, and errors shown.
+
+    `show_error` passes an exception's message (never a traceback) to the page and the API: a value
+    gradio itself cannot read (top-k given as text or null) then says what was wrong instead of a
+    generic "the app raised an exception".
+    """
+    return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft(), "show_error": True}
 
 
 def warm_up() -> None:
