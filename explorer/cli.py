@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from explorer.errors import ExplorerError
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
@@ -229,9 +230,7 @@ def run_eval(args) -> int:
     from explorer.pipeline.evaluate import evaluate, format_report
 
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
-        from explorer.tools.experiment_cli import run_pipelines_eval
-
-        return run_pipelines_eval(args, _emit)
+        return run_pipelines_eval(args)
     if args.queries is None or args.qrels is None:
         raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
     report = evaluate(
@@ -247,6 +246,82 @@ def run_eval(args) -> int:
         allow_local_models=True,
     )
     _emit(args, report.to_dict(), lambda: format_report(report))
+    return 0
+
+
+DEFAULT_PIPELINES = "bi,bi+cross"  # what `eval` runs on a BEIR zip given without --pipelines
+
+
+def parse_run_arguments(values: list[str]) -> dict[str, Path]:
+    """["name=path", ...] -> {name: path}; each name once."""
+    from explorer.data.trec_runs import check_tag
+
+    runs: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ExplorerError(f"--run {value!r}: give NAME=FILE, e.g. --run bm25-anserini=runs/bm25.run.")
+        name = check_tag(name.strip())
+        if name in runs:
+            raise ExplorerError(f"--run {name!r} is given twice.")
+        runs[name] = Path(path.strip())
+    return runs
+
+
+def load_labels(args):
+    """LabelledData from --corpus (file, builtin:NAME or BEIR zip), --queries and --qrels."""
+    from explorer.data.builtin_corpora import BUILTIN_PREFIX, load_set
+    from explorer.data.labels import LabelledData, read_labels
+
+    if args.corpus.startswith(BUILTIN_PREFIX) and args.queries is None and args.qrels is None:
+        shipped = load_set(args.corpus[len(BUILTIN_PREFIX):])
+        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
+    if args.corpus.startswith(BUILTIN_PREFIX):
+        raise ExplorerError("builtin:NAME brings its own queries and labels; leave out --queries and --qrels.")
+    return read_labels(args.corpus, args.queries, args.qrels)
+
+
+def run_pipelines_eval(args) -> int:
+    """`eval --pipelines ...` (or a BEIR zip): every pipeline in one run, against a baseline; TREC runs out and in."""
+    from explorer.data.trec_runs import read_run, write_run
+    from explorer.pipeline.experiment import disagreements, format_experiment, run_experiment
+
+    external = {name: read_run(path) for name, path in parse_run_arguments(args.run).items()}
+    pair = None
+    if args.disagree:
+        pair = [p.strip() for p in args.disagree.split(",")]
+        if len(pair) != 2:
+            raise ExplorerError(f"--disagree {args.disagree!r}: give two pipelines, A,B.")
+    data = load_labels(args)
+    report = run_experiment(
+        data.corpus, data.queries, data.qrels, args.pipelines or DEFAULT_PIPELINES, top_k=args.top_k,
+        baseline=args.baseline, external_runs=external, bi_encoder=args.bi_encoder,
+        cross_encoder=args.cross_encoder, precision=args.precision, persist_embeddings=True,
+        allow_local_models=True,
+    )
+    report.notes[:0] = data.notes
+    written = []
+    if args.run_out:
+        for name in report.pipelines:
+            if name not in report.external_runs:
+                written.append(str(write_run(args.run_out, report.rankings[name], name)))
+    result = report.to_dict()
+    result["run_files"] = written
+    rows = disagreements(report, *pair) if pair else None
+    if rows is not None:
+        result["disagreements"] = rows
+
+    def text() -> str:
+        lines = [format_experiment(report)]
+        if rows is not None:
+            lines += ["", f"Where {pair[0]} and {pair[1]} disagree (nDCG@10 {pair[1]} - {pair[0]}, Kendall's tau of the top 10):"]
+            for row in rows:
+                tau = "n/a" if row["kendall_tau"] is None else f"{row['kendall_tau']:+.2f}"
+                lines.append(f"  {row['diff']:+.3f}  tau {tau}  [{row['query_id']}]")
+        lines += [f"Wrote {path}" for path in written]
+        return "\n".join(lines)
+
+    _emit(args, result, text)
     return 0
 
 
