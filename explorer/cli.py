@@ -152,6 +152,14 @@ def format_comparison(result) -> str:
         )
         for hit in missed:
             lines.append(f"  {kind} rank {hit.rank}, first-stage rank {hit.first_rank}: [{hit.id}] {_shorten(hit.text, 60)}")
+    agreements = result.agreements()
+    if agreements:
+        lines += ["", f"Agreement (top-{agreements[0].k}; Kendall's tau over shared documents; RBO p={agreements[0].rbo_p}):"]
+    for item in agreements:
+        tau = "n/a" if item.kendall_tau is None else f"{item.kendall_tau:.2f}"
+        moves = ", ".join(f"[{row['id']}] {row['rank_a']}->{row['rank_b']}" for row in item.largest_disagreements)
+        lines.append(f"  {item.a} vs {item.b}: overlap {item.overlap_at_k:.2f}, tau {tau} ({item.shared} shared), "
+                     f"RBO {item.rbo:.2f}" + (f"; most moved: {moves}" if moves else ""))
     lines.append("")
     cached = " (cached)" if result.corpus_index_cached else ""
     lines.append(

@@ -296,3 +296,35 @@ def test_bad_reranker_list_is_a_message(corpus_file, capsys):
     assert main(["compare", "--query", "q", "--corpus", corpus_file, "--rerankers", "cross,bm25"]) == 2
     assert "late, cross" in capsys.readouterr().err
     assert main(["compare", "--query", "q", "--corpus", corpus_file, "--rerankers", "late@int8"]) == 2
+
+
+def test_page_shows_agreement_and_costs_for_every_stage():
+    """The projection covers each stage that ran and names the one that dominates a query;
+    the agreement table holds every pair of stages with scipy's tau."""
+    from scipy.stats import kendalltau
+
+    from explorer.data.corpus import corpus_from_text
+    from explorer.pipeline.compare import compare
+    from explorer.views.comparison_plots import dominant_stage, per_query_parts, projection_rows, unit_costs
+    from explorer.views.results_html import agreement_html
+
+    result = compare("pet snakes", corpus_from_text("\n".join(TEXTS)), top_k=6, precision="fp32",
+                     first_stage="bm25", rerankers=["late", "cross"])
+    costs = unit_costs(result)
+    first, late_stage, cross_stage = result.stages
+    assert costs.rerankers == [["late interaction", late_stage.ms / 6], ["cross-encoder", cross_stage.ms / 6]]
+    parts = per_query_parts(costs)
+    assert [ms for _, ms in parts] == pytest.approx([first.ms, late_stage.ms, cross_stage.ms])
+    name, share = dominant_stage(costs)
+    assert share == pytest.approx(max(first.ms, late_stage.ms, cross_stage.ms) / sum(ms for _, ms in parts))
+    rows = {task: seconds for task, _, seconds in projection_rows(costs, 1000)}
+    assert rows["One query: the whole pipeline"] == pytest.approx((first.ms + late_stage.ms + cross_stage.ms) / 1000)
+    assert rows["One query: cross-encoder over all N"] == pytest.approx(1000 * cross_stage.ms / 6 / 1000)
+    assert "Index N documents: BM25 (once)" in rows and "Cluster N sentences: BM25" not in rows
+
+    page = agreement_html(result)
+    assert page.count("<tr data-a=") == 3
+    ranks = [[hit.id for hit in stage.ranking] for stage in result.stages]
+    late_rank = {doc: i for i, doc in enumerate(ranks[1])}
+    tau = kendalltau(range(6), [late_rank[doc] for doc in ranks[0]]).statistic
+    assert f"{tau:.2f}" in page.split("data-b='1:late'")[1].split("</tr>")[0]

@@ -31,9 +31,9 @@ FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
-# Last measured cost of embedding one document, per (bi-encoder, precision): a cached corpus
+# Last measured cost of indexing one document, per (first-stage model, precision): a cached corpus
 # measures none, and the projection still needs one.
-_EMBED_MS: dict[tuple[str, str], float] = {}
+_INDEX_MS: dict[tuple[str, str], float] = {}
 
 
 # ---- corpus choice -------------------------------------------------------------------------
@@ -128,8 +128,8 @@ def run_comparison(
         raise gr.Error(str(error), title="Cannot compare") from None
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
-        _EMBED_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size
-    costs = asdict(plots.unit_costs(result, _EMBED_MS.get(key)))
+        _INDEX_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size
+    costs = asdict(plots.unit_costs(result, _INDEX_MS.get(key)))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
     csv_path, json_path = write_downloads(result)
@@ -143,7 +143,7 @@ def run_comparison(
         results_view.summary_html(result),
         results_view.bi_encoder_list(result, titles),
         results_view.cross_encoder_list(result, titles),
-        results_view.stage_columns(result),
+        results_view.stage_columns(result) + results_view.agreement_html(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from explorer.pipeline.results import Comparison
-from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, FULL_CORPUS_TIMING, RERANK_TIMING
+from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, FULL_CORPUS_TIMING
 
 MOVE_COLORS = {"up": "#16a34a", "down": "#dc2626", "same": "#94a3b8", "new": "#7c3aed"}  # by RerankedHit.move_kind
 MOVE_NAMES = {"up": "moved up", "down": "moved down", "same": "same rank", "new": "not in bi-encoder top-k"}
@@ -112,71 +112,108 @@ def timings_figure(result: Comparison) -> go.Figure:
 
 @dataclass
 class UnitCosts:
-    """Measured cost of one item at each stage, in milliseconds."""
+    """Measured cost of one item at each stage of the pipeline that ran, in milliseconds."""
 
-    embed_ms: float  # one document through the bi-encoder
-    pair_ms: float  # one (query, document) pair through the cross-encoder
-    query_ms: float  # encoding one query
+    first_stage: str  # "bi-encoder", "BM25", "hybrid (BM25 + bi-encoder, RRF)"
+    index_ms: float  # indexing one document for the first stage (embedding, BM25 terms, or both)
+    index_measured_on: str  # where index_ms came from, said next to the projection
+    query_ms: float  # one query through the first stage: encode or tokenize, then search
     top_k: int
-    embed_measured_on: str  # where embed_ms came from, said next to the projection
+    rerankers: list  # [name, ms per pair] of each re-ranker, in the order they ran
+    pair_ms: float  # one pair through the model that could score the whole corpus (the cross-encoder if it ran)
+    pair_model: str  # that model's name in the rows ("cross-encoder", "late interaction")
+    first_stage_embeds: bool = True  # False for BM25 alone: nothing to cluster with
 
 
-def unit_costs(result: Comparison, remembered_embed_ms: float | None = None) -> UnitCosts:
+RERANKER_SHORT_NAMES = {"cross": "cross-encoder", "late": "late interaction"}
+
+
+def unit_costs(result: Comparison, remembered_index_ms: float | None = None) -> UnitCosts:
     """Per-item costs from this comparison; a cached corpus falls back to an earlier measurement."""
     timings = result.timings_ms
     index_key, query_key, _ = FIRST_STAGE_TIMINGS[result.first_stage_kind]
-    rerank_key = RERANK_TIMING.get(result.reranker_kind or "")
+    rerankers = [[RERANKER_SHORT_NAMES.get(stage.kind, stage.kind), stage.ms / max(1, len(stage.ranking))]
+                 for stage in result.stages[1:]]
+    # The model that scores "all N": the cross-encoder when it ran, else the last re-ranker.
+    chosen = next((i for i, stage in enumerate(result.stages[1:]) if stage.kind == "cross"), len(rerankers) - 1)
+    pair_model, pair_ms = rerankers[chosen] if rerankers else ("cross-encoder", 0.0)
     if FULL_CORPUS_TIMING in timings and result.corpus_size > len(result.reranked):
+        pair_model = RERANKER_SHORT_NAMES.get(result.reranker_kind, pair_model)
         pair_ms = timings[FULL_CORPUS_TIMING] / result.corpus_size
-    else:
-        pair_ms = timings.get(rerank_key, 0.0) / max(1, len(result.reranked))
     if not result.corpus_index_cached:
-        embed_ms, source = timings[index_key] / result.corpus_size, "this corpus"
-    elif remembered_embed_ms:
-        embed_ms, source = remembered_embed_ms, "an earlier encoding (this corpus was cached)"
+        index_ms, source = timings[index_key] / result.corpus_size, "this corpus"
+    elif remembered_index_ms:
+        index_ms, source = remembered_index_ms, "an earlier indexing (this corpus was cached)"
     else:  # nothing better: one query's encoding overstates a document's batched cost
-        embed_ms, source = timings[query_key], "the query encoding (an upper bound)"
-    return UnitCosts(embed_ms, pair_ms, timings[query_key], result.top_k, source)
+        index_ms, source = timings[query_key], "the query's own cost (an upper bound)"
+    return UnitCosts(
+        first_stage=result.first_stage_label, index_ms=index_ms, index_measured_on=source,
+        query_ms=result.stages[0].ms, top_k=result.top_k, rerankers=rerankers, pair_ms=pair_ms,
+        pair_model=pair_model, first_stage_embeds=result.first_stage_kind != "lexical",
+    )
+
+
+def per_query_parts(costs: UnitCosts) -> list[tuple[str, float]]:
+    """(stage, ms) of one query through the pipeline as it ran: first-stage search, then each re-ranking of top-k."""
+    parts = [(f"{costs.first_stage} search", costs.query_ms)]
+    parts += [(f"{name} on top-{costs.top_k}", costs.top_k * ms) for name, ms in costs.rerankers]
+    return parts
+
+
+def dominant_stage(costs: UnitCosts) -> tuple[str, float]:
+    """The stage that takes most of one query's time, and its share (0..1)."""
+    parts = per_query_parts(costs)
+    total = sum(ms for _, ms in parts) or 1.0
+    name, ms = max(parts, key=lambda part: part[1])
+    return name, ms / total
 
 
 def projection_rows(costs: UnitCosts, n: int) -> list[tuple[str, str, float]]:
-    """(task, work, seconds) for N documents, from the measured per-item costs."""
+    """(task, work, seconds) for N documents, from the measured per-item costs.
+
+    The first-stage search is projected at its measured cost: a flat index scan grows with N,
+    but stays in milliseconds up to about a million vectors on this class of machine.
+    """
     pairs_all = n * (n - 1) // 2
-    return [
-        ("Index N documents with the bi-encoder (once)", f"{n:,} embeddings", n * costs.embed_ms / 1000),
-        (
-            "One query: bi-encoder search + re-rank top-k",
-            f"1 embedding + {costs.top_k:,} pairs",
-            (costs.query_ms + costs.top_k * costs.pair_ms) / 1000,
-        ),
-        ("One query: cross-encoder over all N", f"{n:,} pairs", n * costs.pair_ms / 1000),
-        ("Cluster N sentences: bi-encoder", f"{n:,} embeddings", n * costs.embed_ms / 1000),
-        ("Cluster N sentences: cross-encoder on every pair", f"{pairs_all:,} pairs", pairs_all * costs.pair_ms / 1000),
-    ]
+    rows = [(f"Index N documents: {costs.first_stage} (once)", f"{n:,} documents", n * costs.index_ms / 1000)]
+    rows += [(f"One query: {name}", "1 query" if i == 0 else f"{costs.top_k:,} pairs", ms / 1000)
+             for i, (name, ms) in enumerate(per_query_parts(costs))]
+    if costs.rerankers:
+        rows.append(("One query: the whole pipeline", "per query", sum(ms for _, ms in per_query_parts(costs)) / 1000))
+    rows.append((f"One query: {costs.pair_model} over all N", f"{n:,} pairs", n * costs.pair_ms / 1000))
+    if costs.first_stage_embeds:
+        rows.append((f"Cluster N sentences: {costs.first_stage}", f"{n:,} documents", n * costs.index_ms / 1000))
+    rows.append((f"Cluster N sentences: {costs.pair_model} on every pair", f"{pairs_all:,} pairs", pairs_all * costs.pair_ms / 1000))
+    return rows
 
 
 def projection_markdown(costs: UnitCosts, n: int) -> str:
-    """The answer to "what would this take for N documents?" as a Markdown table."""
+    """The answer to "what would this take for N documents?" as a Markdown table, and which stage dominates."""
+    rerank_costs = "".join(f", {ms:.2f} ms per {name} pair" for name, ms in costs.rerankers)
     lines = [
-        f"**What would this take for {n:,} documents?** Projected from measured costs: "
-        f"{costs.embed_ms:.2f} ms per embedding ({costs.embed_measured_on}), "
-        f"{costs.pair_ms:.2f} ms per cross-encoder pair, on this machine.",
-        "",
-        "| task | work | projected time |",
-        "|---|---|---|",
+        f"**What would this take for {n:,} documents?** Projected from measured costs on this machine: "
+        f"{costs.index_ms:.3f} ms to index a document ({costs.index_measured_on}), "
+        f"{costs.query_ms:.1f} ms per {costs.first_stage} query{rerank_costs}.",
     ]
+    if costs.rerankers:
+        name, share = dominant_stage(costs)
+        queries = n * costs.index_ms / max(sum(ms for _, ms in per_query_parts(costs)), 1e-9)
+        lines.append(f"Per query, **{name}** dominates ({share:.0%} of the query's time); indexing {n:,} documents "
+                     f"once costs as much as {queries:,.0f} queries.")
+    lines += ["", "| task | work | projected time |", "|---|---|---|"]
     lines += [f"| {task} | {work} | {format_duration(seconds)} |" for task, work, seconds in projection_rows(costs, n)]
     return "\n".join(lines)
 
 
 def projection_figure(costs: UnitCosts, n: int) -> go.Figure:
-    """Projected time (log-log) against corpus size for each way of using the two models."""
+    """Projected time (log-log) against corpus size for each way of using the models that ran."""
     sizes = sorted({int(10 ** (e / 4)) for e in range(4, 25)} | {n})
+    per_query = sum(ms for _, ms in per_query_parts(costs)) / 1000
     series = [
-        ("bi-encoder: embed N (once)", [s * costs.embed_ms / 1000 for s in sizes], "#2563eb", "solid"),
-        ("search + re-rank top-k (per query)", [(costs.query_ms + costs.top_k * costs.pair_ms) / 1000] * len(sizes), "#16a34a", "dot"),
-        ("cross-encoder: all N (per query)", [s * costs.pair_ms / 1000 for s in sizes], "#f59e0b", "solid"),
-        ("cross-encoder: every pair (clustering)", [s * (s - 1) / 2 * costs.pair_ms / 1000 for s in sizes], "#dc2626", "dash"),
+        (f"{costs.first_stage}: index N (once)", [s * costs.index_ms / 1000 for s in sizes], "#2563eb", "solid"),
+        ("the pipeline as run (per query)", [per_query] * len(sizes), "#16a34a", "dot"),
+        (f"{costs.pair_model}: all N (per query)", [s * costs.pair_ms / 1000 for s in sizes], "#f59e0b", "solid"),
+        (f"{costs.pair_model}: every pair (clustering)", [s * (s - 1) / 2 * costs.pair_ms / 1000 for s in sizes], "#dc2626", "dash"),
     ]
     figure = go.Figure()
     for name, seconds, color, dash in series:
@@ -188,7 +225,7 @@ def projection_figure(costs: UnitCosts, n: int) -> go.Figure:
                 mode="lines",
                 line=dict(color=color, dash=dash, width=2.5),
                 customdata=[format_duration(value) for value in seconds],
-                hovertemplate="N = %{x:,}<br>%{customdata}<extra>" + name + "</extra>",
+                hovertemplate="N = %{x:,}<br>%{customdata}<extra>" + html.escape(name) + "</extra>",
             )
         )
     figure.add_vline(x=n, line=dict(color="#64748b", dash="dot"), annotation_text=f"N = {n:,}")
@@ -199,7 +236,7 @@ def projection_figure(costs: UnitCosts, n: int) -> go.Figure:
         xaxis=dict(type="log", title="N documents"),
         yaxis=dict(type="log", title="projected wall time", tickvals=ticks, ticktext=["1 ms", "1 s", "1 min", "1 h", "1 day", "1 year"]),
         legend=dict(orientation="h", y=-0.25),
-        height=380,
+        height=400,
     )
     return figure
 

@@ -163,6 +163,50 @@ def stage_columns(result: Comparison) -> str:
     return f"<div class='stage-columns' style='--columns:{len(columns)}'>{''.join(columns)}</div>"
 
 
+def _agreement_value(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _stage_label(label: str, name: str) -> str:
+    """"2. Cross-encoder" for the stage labelled "1:cross", its model named on hover."""
+    index, kind = label.split(":", 1)
+    short = KIND_TITLES.get(kind, kind).split(" (")[0]
+    return f"<span title='{escape(name, quote=True)}'>{int(index) + 1}. {escape(short)}</span>"
+
+
+def agreement_html(result: Comparison) -> str:
+    """How every two stages agree on this query: overlap@k, Kendall's tau over the documents both
+    rank, rank-biased overlap, and the documents whose ranks differ most."""
+    agreements = result.agreements()
+    if not agreements:
+        return ""
+    rows = []
+    for item in agreements:
+        moves = ", ".join(
+            f"[{escape(row['id'])}] {row['rank_a']}→{row['rank_b']}" for row in item.largest_disagreements
+        ) or "none: same order"
+        rows.append(
+            f"<tr data-a='{escape(item.a, quote=True)}' data-b='{escape(item.b, quote=True)}'>"
+            f"<td>{_stage_label(item.a, item.a_name)} ↔ {_stage_label(item.b, item.b_name)}</td>"
+            f"<td class='num'>{item.overlap_at_k:.2f}</td>"
+            f"<td class='num'>{_agreement_value(item.kendall_tau)} <span class='muted'>({item.shared} shared)</span></td>"
+            f"<td class='num'>{item.rbo:.2f}</td><td>{moves}</td></tr>"
+        )
+    p = agreements[0].rbo_p
+    return (
+        "<div class='agreement'><div class='list-title'>Where the stages agree</div>"
+        "<table class='agreement-table'><thead><tr><th>stages</th>"
+        f"<th title='share of the top-k both hold'>overlap@{agreements[0].k}</th>"
+        "<th title=\"scipy's Kendall tau-b over the documents both rankings hold\">Kendall's τ</th>"
+        f"<th title='extrapolated rank-biased overlap, persistence p = {p}'>RBO (p = {p})</th>"
+        "<th>largest rank differences (first → second)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<div class='muted'>τ is over the documents both stages rank; a re-ranker re-orders the first stage's "
+        f"top-k, so its overlap with it is 1 and τ says how much it re-ordered. RBO weighs the top places most "
+        f"(p = {p}: the first ten carry about 86% of the weight).</div></div>"
+    )
+
+
 def summary_html(result: Comparison) -> str:
     """One line on what ran (corpus, models, precision and device), what changed, and any notes."""
     shown = result.shown_reranked()
