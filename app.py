@@ -1,12 +1,15 @@
-"""Cross-Encoder Explorer: `python app.py` (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)."""
+"""Cross-Encoder Explorer: `python app.py [--model PATH ...]` (host and port from GRADIO_SERVER_NAME /
+GRADIO_SERVER_PORT; `python app.py --help` lists the options)."""
 
 import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from explorer.ui.app import build_app, launch_options, warm_up  # noqa: E402
+from explorer.ui.app import build_app, launch_options, parse_start_arguments, register_models, warm_up  # noqa: E402
 
+start = parse_start_arguments()
+register_models(start.model)  # before the page is built: the pickers offer them
 demo = build_app()
 
 if __name__ == "__main__":

@@ -34,8 +34,11 @@ from explorer.engine.catalog import (
     DEFAULT_CROSS_ENCODER,
     HUB_ID,
     Kind,
+    ModelChoice,
     display_name,
+    local_model,
     offline_models_text,
+    register_local,
 )
 from explorer.engine.precision import Precision, resolve_precision
 from explorer.errors import ExplorerError
@@ -92,6 +95,13 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
         return str(_offline_bi_encoder_dir())
     if model_id in REBUILT:
         return str(offline_rebuilt_dir(REBUILT[model_id]))
+    if (local := local_model(model_id)) is not None:
+        if local.kind != kind:
+            raise ExplorerError(f"{model_id!r} was registered as a {WHAT[local.kind]}, not a {WHAT[kind]}.")
+        if local.path.suffix == ".onnx":
+            raise ExplorerError(f"{model_id!r} is an ONNX file: it runs through onnxruntime as a re-ranker only, "
+                                "with no attention to inspect. Register its model folder to inspect it.")
+        return str(local.path)
     if allow_local_path and _is_folder(model_id):
         return str(Path(model_id).expanduser())
     if not HUB_ID.match(model_id) or ".." in model_id:
@@ -101,6 +111,26 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
             f"available offline: {offline_models_text(kind)}."
         )
     return model_id
+
+
+def register_model_path(path: str) -> ModelChoice:
+    """Check a local model folder or ONNX file named at start and offer it in the pickers.
+
+    A folder with a sequence-classification `config.json` is a cross-encoder, any other model
+    folder a bi-encoder; an `.onnx` file is a cross-encoder run by onnxruntime, with its
+    tokenizer files beside it.
+    """
+    location = Path(path).expanduser().resolve()
+    if location.is_file() and location.suffix == ".onnx":
+        if not any((location.parent / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+            raise ExplorerError(f"{path}: an ONNX file needs its tokenizer (tokenizer.json or vocab.txt) beside it.")
+        return register_local(location.stem if location.stem != "model" else location.parent.name, "cross",
+                              location, "cross-encoder ONNX file, run by onnxruntime")
+    if not (location / "config.json").is_file():
+        raise ExplorerError(f"{path}: not a model folder (no config.json) and not an .onnx file.")
+    architectures = " ".join(_read_json(location / "config.json").get("architectures") or [])
+    kind: Kind = "cross" if "ForSequenceClassification" in architectures else "bi"
+    return register_local(location.name, kind, location, f"{WHAT[kind]} folder")
 
 
 @dataclass(frozen=True)

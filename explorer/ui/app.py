@@ -6,22 +6,27 @@ hands back one handle; only the click-throughs from one tab to another live here
 
 from __future__ import annotations
 
+import argparse
 import html
 import os
+import sys
 
 import gradio as gr
 
 from explorer.budgets import MAX_CORPUS_BYTES
 from explorer.data.corpus import corpus_from_text
-from explorer.engine.catalog import MODEL_CHOICES
-from explorer.pipeline.compare import compare
+from explorer.engine.catalog import ModelChoice, model_choices
+from explorer.engine.loading import register_model_path
+from explorer.errors import ExplorerError
+from explorer.pipeline.compare import compare, first_stage_ranker, reranker
+from explorer.rankers.probe import probe
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
 
 
 def _header_html() -> str:
-    offline = ", ".join(html.escape(c.label) for c in MODEL_CHOICES if c.offline)
+    offline = ", ".join(html.escape(c.label) for c in model_choices() if c.offline)
     return (
         "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
         "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
@@ -95,6 +100,44 @@ def launch_options() -> dict:
     generic "the app raised an exception".
     """
     return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft(), "show_error": True}
+
+
+def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """What whoever starts the app may configure (`python app.py --help`); a visitor can name no path.
+
+    Local models also come from EXPLORER_MODELS (paths separated by the OS path separator), for a
+    Space, where the start command is fixed.
+    """
+    parser = argparse.ArgumentParser(prog="app.py", description="Cross-Encoder Explorer: the web app.", allow_abbrev=False)
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="PATH",
+        help="a local model folder (a cross-encoder if its config.json is a sequence classifier, else a "
+             "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
+             "as local:NAME. Repeat for several.",
+    )
+    arguments, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
+    return arguments
+
+
+def register_models(paths: list[str]) -> list[ModelChoice]:
+    """Check each local model, load it once and run the sanity probe, saying what it found.
+
+    A path that is not a model stops the start with its reason: the operator typed it.
+    """
+    registered = []
+    for path in paths:
+        try:
+            choice = register_model_path(path)
+            ranker = (reranker("cross", choice.id, "auto", False) if choice.kind == "cross"
+                      else first_stage_ranker("bi", choice.id, "auto", False))
+            result = probe(ranker)
+        except ExplorerError as error:
+            raise SystemExit(f"app.py --model {path}: {error}") from None
+        verdict = "sanity probe ok" if result is None or result.ok else result.note()
+        print(f"Registered {choice.id} ({choice.label}) from {path}: {verdict}", file=sys.stderr)
+        registered.append(choice)
+    return registered
 
 
 def warm_up() -> None:

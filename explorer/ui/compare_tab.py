@@ -15,7 +15,7 @@ from explorer.budgets import check_whole_corpus_pairs
 from explorer.data.builtin_corpora import list_sets, load_set
 from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
-from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.errors import ExplorerError
 from explorer.paths import REPO_ROOT
 from explorer.pipeline.compare import RERANKERS, Comparison, compare
@@ -166,7 +166,7 @@ def update_projection(state: dict | None, n):
 
 
 def _model_dropdown(kind: str, label: str) -> gr.Dropdown:
-    choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == kind]
+    choices = [(c.label, c.id) for c in model_choices(kind)]
     return gr.Dropdown(
         choices=choices,
         value=choices[0][1],

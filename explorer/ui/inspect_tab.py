@@ -21,7 +21,7 @@ from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_a
 from explorer.interpret.pair import EncodedPair, encode_pair, inspection_model
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.cross_encoder import CrossEncoder
-from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, MODEL_CHOICES
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.interpret.token_similarity import bi_encoder_token_similarity
 
 DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
@@ -136,7 +136,8 @@ def draw_bertviz(pair):
 
 def build_inspect_tab() -> InspectTab:
     """Build the tab's components and events inside the caller's open Blocks / Tab."""
-    cross_choices = [(c.label, c.id) for c in MODEL_CHOICES if c.kind == "cross"]
+    # An ONNX file has no attention weights to show: only model folders can be inspected.
+    cross_choices = [(c.label, c.id) for c in model_choices("cross") if c.path is None or c.path.suffix != ".onnx"]
     gr.Markdown(
         "Pick a (query, document) pair, or type one, to see how the cross-encoder's query and document "
         f"tokens interact inside the model, and which words moved its score.\n\n**{ATTENTION_NOTE}**"
