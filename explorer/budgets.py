@@ -38,6 +38,9 @@ MAX_LABELS_ZIP_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_ZIP_BYTES", str(2
 MAX_LABELS_FILE_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_FILE_BYTES", str(20 * 1024 * 1024)))  # queries, qrels, runs
 MAX_RUN_LINES = int(os.environ.get("EXPLORER_MAX_RUN_LINES", "1000000"))
 MAX_EVAL_PIPELINES = 12
+# Document token vectors the late-interaction re-ranker keeps between queries (a ColBERT index
+# keeps them all; here the most recently used, about 1,500 passages of 150 tokens).
+MAX_LATE_CACHE_BYTES = int(os.environ.get("EXPLORER_MAX_LATE_CACHE_BYTES", str(384 * 1024 * 1024)))
 
 # Characters that print as nothing: a query made only of these is empty.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}

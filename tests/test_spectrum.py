@@ -328,3 +328,23 @@ def test_page_shows_agreement_and_costs_for_every_stage():
     late_rank = {doc: i for i, doc in enumerate(ranks[1])}
     tau = kendalltau(range(6), [late_rank[doc] for doc in ranks[0]]).statistic
     assert f"{tau:.2f}" in page.split("data-b='1:late'")[1].split("</tr>")[0]
+
+
+def test_document_token_vectors_are_kept_between_queries(late, monkeypatch):
+    from explorer.rankers import late_interaction
+
+    monkeypatch.setattr(late_interaction, "DOCUMENT_VECTORS", late_interaction.DocumentVectorCache())
+    documents = TEXTS[1:9]
+    first = late.score_query("capital of France", documents).scores
+    encoded = []
+    original = late.token_vectors
+    monkeypatch.setattr(late, "token_vectors", lambda texts, progress=None: (encoded.append(list(texts)), original(texts, progress))[1])
+    again = late.score_query("capital of France", documents + [TEXTS[10]])
+    np.testing.assert_array_equal(again.scores[:-1], first)
+    # Only the query and the one new document went through the model.
+    assert encoded == [["capital of France"], [TEXTS[10]]]
+    assert again.scores[-1] == pytest.approx(brute_force_maxsim(late.model, "capital of France", TEXTS[10]), abs=1e-4)
+    tiny = late_interaction.DocumentVectorCache(max_bytes=3 * 384 * 4 * 10)
+    for i in range(5):
+        tiny.put(("k", i), np.zeros((10, 384), dtype=np.float32), False)
+    assert len(tiny) == 3 and tiny.get(("k", 0)) is None and tiny.get(("k", 4)) is not None
