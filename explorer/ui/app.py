@@ -135,7 +135,7 @@ def register_models(paths: list[str]) -> list[ModelChoice]:
         except ExplorerError as error:
             raise SystemExit(f"app.py --model {path}: {error}") from None
         verdict = "sanity probe ok" if result is None or result.ok else result.note()
-        print(f"Registered {choice.id} ({choice.label}) from {path}: {verdict}", file=sys.stderr)
+        print(f"Registered {choice.id} from {path}: {choice.label}; {verdict}", file=sys.stderr)
         registered.append(choice)
     return registered
 
