@@ -97,7 +97,7 @@ def test_compare_tab_shows_both_rankings_and_plots(app_url):
 
 
 def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, tmp_path):
-    """Hybrid first stage (BM25 + bi-encoder), late interaction, cross-encoder: one column each,
+    """BM25 and the bi-encoder alone, their hybrid, late interaction, cross-encoder: one column each,
     each column's order equal to `compare --first-stage hybrid --rerankers late,cross --json`."""
     import io
     import json
@@ -116,7 +116,7 @@ def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, t
         page.locator("#top-k input[type=number]").press("Enter")
         page.locator("#query textarea, #query input").first.fill(QUERY)
         page.locator("#run-compare").click()
-        page.wait_for_function("() => document.querySelectorAll('#stage-columns .stage-column').length === 3",
+        page.wait_for_function("() => document.querySelectorAll('#stage-columns .stage-column').length === 5",
                                timeout=300_000)
         columns = page.locator("#stage-columns .stage-column").evaluate_all(
             "cols => cols.map(c => [c.dataset.kind, [...c.querySelectorAll('li.hit')].map(r => r.dataset.docId)])"
@@ -129,9 +129,12 @@ def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, t
     with redirect_stdout(buffer):
         assert main(["compare", "--query", QUERY, "--corpus", str(corpus_file), "--top-k", str(TOP_K),
                      "--first-stage", "hybrid", "--rerankers", "late,cross", "--json"]) == 0
-    stages = json.loads(buffer.getvalue())["stages"]
-    assert [kind for kind, _ in columns] == [stage["kind"] for stage in stages] == ["hybrid", "late", "cross"]
-    for (_, shown), stage in zip(columns, stages):
+    data = json.loads(buffer.getvalue())
+    # BM25 and the bi-encoder alone (the hybrid's parts), then the hybrid, late interaction, cross-encoder.
+    expected = data["first_stage_components"] + data["stages"]
+    assert [kind for kind, _ in columns] == [stage["kind"] for stage in expected] == [
+        "lexical", "bi", "hybrid", "late", "cross"]
+    for (_, shown), stage in zip(columns, expected):
         assert shown == [hit["id"] for hit in stage["ranking"]]
 
 

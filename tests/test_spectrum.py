@@ -254,6 +254,15 @@ def test_cli_hybrid_then_late_then_cross(corpus_file):
     assert [h["id"] for h in data["cross_encoder"]] == [h["id"] for h in stages[2]["ranking"]]
     assert set(data["models"]) == {"first_stage", "late_interaction", "cross_encoder"}
     assert data["timings_ms"]["rerank_late"] >= 0 and data["timings_ms"]["rerank"] >= 0
+    # The hybrid's parts sit beside it: each equals that first stage run on its own.
+    parts = data["first_stage_components"]
+    assert [part["kind"] for part in parts] == ["lexical", "bi"]
+    for part, first_stage in zip(parts, ("bm25", "bi")):
+        alone = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "4",
+                        "--first-stage", first_stage, "--rerankers", "none", "--precision", "fp32", "--json")
+        assert part["ranking"] == alone["stages"][0]["ranking"]
+    labels = {(a["a"], a["b"]) for a in data["agreement"]}
+    assert ("0a:lexical", "0b:bi") in labels and ("0:hybrid", "2:cross") in labels and len(labels) == 10
 
 
 def test_cli_late_only_and_none(corpus_file):

@@ -178,6 +178,8 @@ def compare(
     stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
     timing_keys = run.rerank_timings or [RERANK_TIMING[output.info.kind] for output in run.reranked]
     stages += [_stage(output, top_k, documents, clock.ms.get(key, 0.0)) for output, key in zip(run.reranked, timing_keys)]
+    components = (hybrid_components(pipeline.first_stage, query, corpus, top_k)
+                  if isinstance(pipeline.first_stage, Hybrid) else [])
     models = {"first_stage": pipeline.first_stage.info.name}
     runs_on = {"first_stage": pipeline.first_stage.info.runs_on}
     if last is not None:
@@ -197,10 +199,24 @@ def compare(
         reranked=reranked_hits(run.reranked[-1]) if run.reranked else [],
         reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
         stages=stages,
+        components=components,
         timings_ms=clock.ms,
         corpus_index_cached=run.index_cached,
         notes=notes,
     )
+
+
+def hybrid_components(hybrid: Hybrid, query: str, corpus: Corpus, top_k: int) -> list[Stage]:
+    """BM25's and the bi-encoder's own top-k for the query, each from its cached index: what the
+    fusion was made of, shown beside it (the pipeline itself re-ranks the fusion's top-k only)."""
+    components = []
+    for ranker in (hybrid.lexical, hybrid.dense):
+        clock = Stopwatch()
+        with clock.stage("rank"):
+            ranked = ranker.rank(query, corpus.texts, corpus.fingerprint, top_k)
+        components.append(_stage(StageOutput(ranker.info, [[p for p, _ in ranked]], [[s for _, s in ranked]]),
+                                 top_k, corpus.documents, clock.ms["rank"]))
+    return components
 
 
 def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:

@@ -100,6 +100,9 @@ class Comparison:
     timings_ms: dict[str, float]
     corpus_index_cached: bool
     notes: list[str] = field(default_factory=list)
+    # A hybrid first stage's parts, BM25's and the bi-encoder's own top-k: shown beside the
+    # fusion so the four ways of matching sit side by side; nothing re-ranks them.
+    components: list[Stage] = field(default_factory=list)
 
     @property
     def first_stage_label(self) -> str:
@@ -140,8 +143,14 @@ class Comparison:
         Each stage's ranking is the first stage's top-k (or a re-ranking of those same k), so
         the rankings compared are top-k lists; stages are labelled "index:kind".
         """
-        return pairwise([(f"{i}:{stage.kind}", f"{stage.name} [{stage.runs_on}]", [hit.id for hit in stage.ranking])
-                         for i, stage in enumerate(self.stages)])
+        return pairwise([(label, f"{stage.name} [{stage.runs_on}]", [hit.id for hit in stage.ranking])
+                         for label, stage in self.labelled_columns()])
+
+    def labelled_columns(self) -> list[tuple[str, Stage]]:
+        """Every ranking shown side by side with its label: a hybrid's parts ("0a:lexical",
+        "0b:bi"), then the stages ("0:hybrid", "1:late", ...)."""
+        parts = [(f"0{letter}:{stage.kind}", stage) for letter, stage in zip("ab", self.components)]
+        return parts + [(f"{i}:{stage.kind}", stage) for i, stage in enumerate(self.stages)]
 
     def to_dict(self) -> dict:
         """The JSON of `compare --json` and the API: one shape, stable keys.
@@ -174,6 +183,8 @@ class Comparison:
             key = RERANKER_KEYS[self.reranker_kind]
             data[key] = [hit.to_dict() for hit in self.reranked]
             data[f"{key}_full"] = None if self.reranked_full is None else [h.to_dict() for h in self.reranked_full]
+        if self.components:
+            data["first_stage_components"] = [stage.to_dict() for stage in self.components]
         return data | {
             "stages": [stage.to_dict() for stage in self.stages],
             "timings_ms": self.timings_ms,

@@ -129,18 +129,28 @@ def _late_list(result: Comparison, titles: dict[str, str], scope: str) -> str:
     return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
 
 
+def _column_number(label: str) -> str:
+    """"1a" for a hybrid's first part ("0a:lexical"), "2" for the first re-ranker ("1:late")."""
+    index = label.split(":", 1)[0]
+    return f"{int(index[0]) + 1}{index[1:]}"
+
+
 def stage_columns(result: Comparison) -> str:
     """Every stage side by side, one column each: its ranking of the same k candidates, named score,
-    place moved against the first stage, time and pairs (or documents) per second."""
-    if len(result.stages) <= 2:
+    place moved against the first stage, time and pairs (or documents) per second. A hybrid first
+    stage is preceded by its two parts (BM25 and the bi-encoder alone), so the four ways of
+    matching sit side by side."""
+    columns_shown = result.labelled_columns()
+    if len(columns_shown) <= 2:
         return ""
     first_rank = {hit.id: hit.rank for hit in result.stages[0].ranking}
     columns = []
-    for number, stage in enumerate(result.stages):
+    for label, stage in columns_shown:
+        reranks = not label.startswith("0")  # first stages (and a hybrid's parts) rank the whole corpus
         rows = []
         for hit in stage.ranking:
             move = first_rank.get(hit.id, hit.rank) - hit.rank
-            badge = "" if number == 0 else (
+            badge = "" if not reranks else (
                 f"<span class='move move-up'>▲ {move}</span>" if move > 0
                 else f"<span class='move move-down'>▼ {-move}</span>" if move < 0 else "<span class='move move-same'>=</span>"
             )
@@ -150,16 +160,17 @@ def stage_columns(result: Comparison) -> str:
                 f"<span class='doc-id'>[{escape(hit.id)}]</span>"
                 f"<span class='score'>{hit.score:.3f} {escape(stage.score_name)}</span>{badge}</div></div></li>"
             )
-        # The first stage searches the whole corpus; a re-ranker scores the k candidate pairs.
-        count = result.corpus_size if number == 0 else len(stage.ranking)
-        rate = f" · {count / (stage.ms / 1000):,.0f} {'documents' if number == 0 else 'pairs'}/s" if stage.ms > 0 else ""
+        count = len(stage.ranking) if reranks else result.corpus_size
+        rate = f" · {count / (stage.ms / 1000):,.0f} {'pairs' if reranks else 'documents'}/s" if stage.ms > 0 else ""
+        alone = " alone" if label[1:2].isalpha() else ""
         header = (
-            f"<div class='list-header'><div class='list-title'>{number + 1}. {escape(KIND_TITLES.get(stage.kind, stage.kind))}</div>"
+            f"<div class='list-header'><div class='list-title'>{_column_number(label)}. "
+            f"{escape(KIND_TITLES.get(stage.kind, stage.kind))}{alone}</div>"
             f"<div class='list-meta'>{escape(stage.name)} · <span class='precision'>{escape(stage.runs_on)}</span>"
             f" · score: {escape(stage.score_name)} · {stage.ms:,.1f} ms{rate}</div></div>"
         )
-        columns.append(f"<div class='ranked-list stage-column' data-kind='{escape(stage.kind, quote=True)}'>"
-                       f"{header}<ol>{''.join(rows)}</ol></div>")
+        columns.append(f"<div class='ranked-list stage-column' data-kind='{escape(stage.kind, quote=True)}' "
+                       f"data-label='{escape(label, quote=True)}'>{header}<ol>{''.join(rows)}</ol></div>")
     return f"<div class='stage-columns' style='--columns:{len(columns)}'>{''.join(columns)}</div>"
 
 
@@ -169,9 +180,9 @@ def _agreement_value(value: float | None) -> str:
 
 def _stage_label(label: str, name: str) -> str:
     """"2. Cross-encoder" for the stage labelled "1:cross", its model named on hover."""
-    index, kind = label.split(":", 1)
+    kind = label.split(":", 1)[1]
     short = KIND_TITLES.get(kind, kind).split(" (")[0]
-    return f"<span title='{escape(name, quote=True)}'>{int(index) + 1}. {escape(short)}</span>"
+    return f"<span title='{escape(name, quote=True)}'>{_column_number(label)}. {escape(short)}</span>"
 
 
 def agreement_html(result: Comparison) -> str:
