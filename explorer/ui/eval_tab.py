@@ -309,6 +309,8 @@ def run_pipelines(
             progress=lambda fraction, message: progress(fraction, desc=message),
         )
         report.notes[:0] = data.notes
+        if label_source == "Upload":  # name the set after what was uploaded, not the member inside the zip
+            report.corpus_name = Path(labels_zip or corpus_file).name
         where = _labelled_corpus_for_compare(data, label_source, builtin_corpus, labels_zip or corpus_file or "labels")
     except ExplorerError as error:
         raise gr.Error(str(error), title="Cannot evaluate") from None
@@ -352,13 +354,14 @@ def update_disagreements(report: ExperimentReport | None, labelled: dict | None,
 
 
 def _pipeline_for_compare(a: str, b: str) -> tuple[str, list[str]]:
-    """The Compare tab shows one pipeline: b's if it re-ranks, else a's, else b's first stage + cross."""
+    """The Compare tab shows one pipeline: b's if it re-ranks, else a's, else the first stage of
+    b (or a; an imported run has none) followed by the cross-encoder."""
     for name in (b, a):
         first, *kinds = name.split("+")
         if kinds and first in FIRST_STAGES:
             return first, [k.split("@")[0] for k in kinds]
-    first = b.split("+")[0]
-    return (first if first in FIRST_STAGES else "bi"), ["cross"]
+    firsts = [name.split("+")[0] for name in (b, a) if name.split("+")[0] in FIRST_STAGES]
+    return (firsts[0] if firsts else "bi"), ["cross"]
 
 
 def select_disagreement(labelled: dict | None, a: str | None, b: str | None, event: gr.SelectData):
@@ -411,15 +414,19 @@ def build_pipelines_panel() -> PipelinesPanel:
             with gr.Group(visible=False) as upload_group:
                 labels_zip = gr.File(label="One BEIR zip: corpus.jsonl, queries.jsonl, qrels/test.tsv",
                                      file_types=[".zip"], type="filepath", elem_id="pipe-zip")
-                with gr.Row():
-                    corpus_file = gr.File(label="…or a corpus (.jsonl/.csv/.txt)", type="filepath",
-                                          file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-corpus")
-                    queries_file = gr.File(label="queries (.jsonl/.csv/.txt)", type="filepath",
-                                           file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-queries")
-                    qrels_file = gr.File(label="qrels (TREC, .jsonl or BEIR .tsv)", type="filepath",
-                                         elem_id="pipe-qrels")
-            run_files = gr.File(label="External TREC runs to evaluate beside them (optional; named after the file)",
-                                file_count="multiple", type="filepath", elem_id="pipe-runs")
+                with gr.Accordion("…or three files: corpus, queries, qrels (with a zip, queries or qrels here "
+                                  "replace the zip's)", open=False, elem_id="pipe-three-files"):
+                    with gr.Row():
+                        corpus_file = gr.File(label="corpus (.jsonl/.csv/.txt)", type="filepath",
+                                              file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-corpus")
+                        queries_file = gr.File(label="queries (.jsonl/.csv/.txt)", type="filepath",
+                                               file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-queries")
+                        qrels_file = gr.File(label="qrels (TREC, .jsonl or BEIR .tsv)", type="filepath",
+                                             elem_id="pipe-qrels")
+            with gr.Accordion("External TREC runs to evaluate beside them (optional)", open=False, elem_id="pipe-runs-box"):
+                run_files = gr.File(label="TREC runs, six columns 'qid Q0 docid rank score tag'; each is named after "
+                                    "its file (prod.run → prod)", file_count="multiple", type="filepath",
+                                    elem_id="pipe-runs")
         with gr.Column(scale=2):
             pipelines = gr.CheckboxGroup(PIPELINE_CHOICES, value=DEFAULT_PIPELINES, label="Pipelines",
                                          elem_id="pipe-pipelines")
@@ -429,16 +436,16 @@ def build_pipelines_panel() -> PipelinesPanel:
                               label="top-k: first-stage candidates each re-ranker re-orders")
             run = gr.Button("Evaluate pipelines", variant="primary", elem_id="run-pipelines")
     summary = gr.Markdown(elem_id="pipe-summary")
-    metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and cost", interactive=False,
-                           elem_id="pipe-metrics")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            significance_note = gr.Markdown(elem_id="pipe-significance-note")
-            significance = gr.Dataframe(label="Against the baseline", interactive=False, elem_id="pipe-significance")
+            metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and cost", interactive=False,
+                                   elem_id="pipe-metrics")
+            runs_zip = gr.File(label="Every pipeline's TREC run (a zip of PIPELINE.run files)", interactive=False,
+                               elem_id="pipe-runs-zip", height=80)
         with gr.Column(scale=2):
             chart = gr.Plot(label="Cost against quality", elem_id="pipe-cost-quality")
-    runs_zip = gr.File(label="Every pipeline's TREC run (a zip of PIPELINE.run files)", interactive=False,
-                       elem_id="pipe-runs-zip")
+    significance_note = gr.Markdown(elem_id="pipe-significance-note")
+    significance = gr.Dataframe(label="Against the baseline", interactive=False, elem_id="pipe-significance")
     gr.Markdown("**Where two pipelines disagree**: queries with the largest difference in nDCG@10 first "
                 "(then the lowest Kendall's τ). Click a query to open it in Compare, with each document's grade.")
     with gr.Row():
