@@ -37,7 +37,7 @@ def cli_report(labelled_zip) -> dict:
     buffer = io.StringIO()
     with redirect_stdout(buffer):
         assert main(["eval", "--corpus", str(labelled_zip), "--top-k", str(TOP_K), "--pipelines", ",".join(PIPELINES),
-                     "--baseline", "bi", "--disagree", "bi,bi+cross", "--json"]) == 0
+                     "--baseline", "bi", "--disagree", "bm25,bi+cross", "--json"]) == 0
     return json.loads(buffer.getvalue())
 
 
@@ -76,6 +76,10 @@ def test_upload_evaluate_three_pipelines_and_open_the_most_disagreeing_query(app
         metrics = _table(page, "pipe-metrics")
         significance = _table(page, "pipe-significance")
         note = page.locator("#pipe-significance-note").inner_text()
+        # Where BM25 and bi+cross disagree: pick A = bm25 (B is bi+cross, the last pipeline).
+        page.locator("#pipe-disagree-a input").click()
+        page.get_by_role("option", name="bm25", exact=True).click()
+        page.locator("#pipe-disagreements").get_by_text("nDCG@10 bm25").wait_for(timeout=60_000)
         disagreement = _table(page, "pipe-disagreements")
         page.screenshot(path=str(SHOTS / "eval-pipelines.png"), full_page=True)
 
@@ -107,8 +111,11 @@ def test_upload_evaluate_three_pipelines_and_open_the_most_disagreeing_query(app
         assert row[7].replace(" ", "") == f"{expected['wins']}/{expected['ties']}/{expected['losses']}"
         assert float(row[6]) == pytest.approx(expected["p_holm"], abs=1e-3)
     assert "too few for these tests to mean anything" in note  # 5 queries
-    # The disagreement rows in the command line's order; the first is the one clicked.
+    # The disagreement rows in the command line's order and values; the first is the one clicked.
     assert [row[0] for row in disagreement] == [row["query_id"] for row in cli_report["disagreements"]]
+    for row, expected in zip(disagreement, cli_report["disagreements"]):
+        assert float(row[4]) == pytest.approx(expected["diff"], abs=1e-4)
+    assert abs(float(disagreement[0][4])) > 0  # BM25 and the re-ranked bi-encoder differ somewhere
     assert shown_query == QUERIES[top_query_id]
     for list_id, rows in badges.items():
         assert rows, list_id
