@@ -167,3 +167,62 @@ def test_evaluate_pipelines_endpoint_with_an_imported_run(app_url, labelled_zip,
     with zipfile.ZipFile(runs_zip) as archive:
         assert sorted(archive.namelist()) == sorted(f"{name}.run" for name in PIPELINES)
         assert archive.read("bi.run").decode().splitlines()[0].split()[5] == "bi"
+
+
+HOSTILE_ID = "<img/src=x/onerror=window.__xss=1>"
+HOSTILE_QUERY = 'python <img src=x onerror="window.__xss=2;alert(2)"> snake'
+
+
+def _hostile_zip(path: Path, unknown_document: bool = False) -> Path:
+    documents = {HOSTILE_ID: "The python is a large snake <script>window.__xss=3</script> of Asia.",
+                 "plain": "Python is a programming language."}
+    qrels = f"q1\t{HOSTILE_ID}\t2\nq1\tplain\t0\n" + ("q1\t<b/onmouseover=alert(4)>ghost</b>\t1\n" if unknown_document else "")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("corpus.jsonl", "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in documents.items()))
+        archive.writestr("queries.jsonl", json.dumps({"_id": "q1", "text": HOSTILE_QUERY}) + "\n")
+        archive.writestr("qrels/test.tsv", qrels)
+    return path
+
+
+def test_hostile_labels_are_shown_as_text_and_run_nothing(app_url, tmp_path):
+    """Ids, queries and documents from an uploaded zip, in the tables, in Compare with badges, and in
+    the message that refuses a qrels line naming an unknown document: text, never markup."""
+    dialogs: list[str] = []
+    with browser_page(offline=True, viewport=(1440, 1000)) as page:
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        _open_pipelines_panel(page, app_url)
+        page.locator("#pipe-source").get_by_text("Upload", exact=True).click()
+        for name in ("bi", "bi+cross"):  # BM25 alone: no model needed for the evaluation itself
+            page.locator("#pipe-pipelines").get_by_text(name, exact=True).click()
+        page.locator("#pipe-zip input[type=file]").set_input_files(str(_hostile_zip(tmp_path / "hostile.zip")))
+        page.locator("#pipe-zip").get_by_text("hostile.zip").wait_for(timeout=60_000)
+        page.locator("#run-pipelines").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#pipe-disagreements .virtual-body [role=row]').length === 1",
+            timeout=300_000)
+        table = _table(page, "pipe-disagreements")
+        _rows(page, "pipe-disagreements").first.locator("[role=gridcell]").nth(1).click()
+        page.wait_for_function(
+            "() => { const rows = document.querySelectorAll('#cross-list li.hit');"
+            " return rows.length === 2 && [...rows].every(r => r.querySelector('.grade')); }", timeout=300_000)
+        shown = page.locator("#bi-list").inner_text()
+        grades = page.locator("#cross-list li.hit").evaluate_all(
+            "rows => rows.map(r => [r.dataset.docId, r.querySelector('.grade').dataset.grade])")
+        page.screenshot(path=str(SHOTS / "eval-hostile-compare.png"), full_page=False)
+
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#pipe-zip button[aria-label='Clear']").click()
+        page.locator("#pipe-zip input[type=file]").set_input_files(
+            str(_hostile_zip(tmp_path / "unknown.zip", unknown_document=True)))
+        page.locator("#pipe-zip").get_by_text("unknown.zip").wait_for(timeout=60_000)
+        page.locator("#run-pipelines").click()
+        page.get_by_text("is not in the corpus").first.wait_for(timeout=120_000)
+        message = page.get_by_text("is not in the corpus").first.inner_text()
+        page.wait_for_timeout(1500)  # give any injected handler time to fire
+        xss = page.evaluate("window.__xss")
+        images = page.locator("img[src='x']").count()
+    assert table[0][1] == HOSTILE_QUERY
+    assert HOSTILE_ID in shown and "<script>window.__xss=3</script>" in shown
+    assert sorted(grades) == sorted([[HOSTILE_ID, "2"], ["plain", "0"]])
+    assert "line 3" in message and "<b/onmouseover=alert(4)>ghost</b>" in message
+    assert xss is None and images == 0 and dialogs == []

@@ -206,6 +206,12 @@ class PipelinesPanel:
     run_event: object
 
 
+def _shown_error(error: ExplorerError, title: str = "Error") -> gr.Error:
+    """The message as text: the page renders an error's message as HTML, and these name uploaded
+    files, ids and lines (quotes stay readable)."""
+    return gr.Error(html.escape(str(error), quote=False), title=title)
+
+
 def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
                        queries_file: str | None, qrels_file: str | None) -> LabelledData:
     """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
@@ -313,7 +319,7 @@ def run_pipelines(
             report.corpus_name = Path(labels_zip or corpus_file).name
         where = _labelled_corpus_for_compare(data, label_source, builtin_corpus, labels_zip or corpus_file or "labels")
     except ExplorerError as error:
-        raise gr.Error(str(error), title="Cannot evaluate") from None
+        raise _shown_error(error, "Cannot evaluate") from None
     labelled = where | {
         "corpus_size": len(data.corpus),
         "top_k": top_k,
@@ -348,7 +354,7 @@ def update_disagreements(report: ExperimentReport | None, labelled: dict | None,
     try:
         rows = disagreements(report, a, b)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from None
+        raise _shown_error(error) from None
     header, rows = eval_plots.disagreement_rows(report, rows, labelled["queries"])
     return gr.update(value=rows, headers=header)
 

@@ -187,7 +187,9 @@ def summary_html(result: Comparison) -> str:
 
 # ---- relevance grades from labels (the Evaluate tab opens a labelled query here) -----------------
 
-_HIT_ID = re.compile(r"(<li\b[^>]*\bdata-doc-id='([^']*)'[^>]*>.*?<span class='doc-id'>.*?</span>)", re.DOTALL)
+# A row's opening tag (its escaped id) up to its id label, never past the row's end.
+_HIT_ID = re.compile(r"(<li\b[^>]*\bdata-doc-id='([^']*)'[^>]*>(?:(?!</li>).)*?<span class='doc-id'>[^<]*</span>)",
+                     re.DOTALL)
 _GRADE_BADGE = re.compile(r"<span class='grade [^']*'[^>]*>[^<]*</span>")
 
 
