@@ -443,12 +443,12 @@ def build_pipelines_panel() -> PipelinesPanel:
             run = gr.Button("Evaluate pipelines", variant="primary", elem_id="run-pipelines")
     summary = gr.Markdown(elem_id="pipe-summary")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and cost", interactive=False,
+        with gr.Column(scale=1):
+            metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and ms per query", interactive=False,
                                    elem_id="pipe-metrics")
             runs_zip = gr.File(label="Every pipeline's TREC run (a zip of PIPELINE.run files)", interactive=False,
                                elem_id="pipe-runs-zip", height=80)
-        with gr.Column(scale=2):
+        with gr.Column(scale=1):
             chart = gr.Plot(label="Cost against quality", elem_id="pipe-cost-quality")
     significance_note = gr.Markdown(elem_id="pipe-significance-note")
     significance = gr.Dataframe(label="Against the baseline", interactive=False, elem_id="pipe-significance")

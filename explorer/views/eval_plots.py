@@ -106,7 +106,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def experiment_metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
     """Header and one row per pipeline (then each external run): the mean of each measure, and ms per query."""
-    header = ["pipeline"] + [f"{name} (mean)" for name in report.measures] + ["ms / query"]
+    header = ["pipeline"] + list(report.measures) + ["ms/query"]
     rows = []
     for name in report.pipelines:
         ms = report.ms_per_query[name]
@@ -161,11 +161,17 @@ def experiment_summary_markdown(report: ExperimentReport) -> str:
         f"queries, top-k {report.top_k}; {len(report.pipelines)} rankings evaluated in one run"
         + (f" ({pairs})" if pairs else "") + ".",
         "Measures by trec_eval (ir_measures' pytrec_eval backend): gain = grade; grade ≥ 1 counts as relevant "
-        "for RR and recall. ms / query: first-stage search plus re-ranking time per query (indexing and model "
+        "for RR and recall. ms/query: first-stage search plus re-ranking time per query (indexing and model "
         "loading not included); imported runs have no timing.",
     ]
     lines += [f"*Note: {html.escape(note)}*" for note in report.notes]
     return "\n\n".join(lines)
+
+
+def _cost_ranks(report: ExperimentReport, names: list[str]) -> list[int]:
+    """Each pipeline's place (0 = cheapest) in the order of ms per query."""
+    order = sorted(names, key=lambda name: report.ms_per_query[name])
+    return [order.index(name) for name in names]
 
 
 def cost_quality_figure(report: ExperimentReport) -> go.Figure:
@@ -178,7 +184,8 @@ def cost_quality_figure(report: ExperimentReport) -> go.Figure:
             y=[report.metrics[name]["nDCG@10"] for name in timed],
             mode="markers+text",
             text=[html.escape(name) for name in timed],
-            textposition="top center",
+            # Neighbours in cost take turns above and below their point, so close labels do not overlap.
+            textposition=[("top center", "bottom center")[rank % 2] for rank in _cost_ranks(report, timed)],
             marker=dict(size=12, color=["#c62828" if name == report.baseline else "#1565c0" for name in timed]),
             hovertemplate="%{text}<br>nDCG@10 %{y:.3f}<br>%{x:.1f} ms / query<extra></extra>",
             name="pipelines",
@@ -195,7 +202,7 @@ def cost_quality_figure(report: ExperimentReport) -> go.Figure:
     figure.update_traces(cliponaxis=False)
     figure.update_layout(
         title="Cost against quality (red: the baseline)",
-        xaxis_title="milliseconds per query (search + re-ranking, this machine; log scale)",
+        xaxis_title="ms per query, this machine (log scale)",
         yaxis_title="nDCG@10 (mean, 0 to 1)",
         yaxis_range=[max(0.0, low - pad), min(1.08, high + pad)],
         height=420,
