@@ -41,6 +41,9 @@ MAX_EVAL_PIPELINES = 12
 # Document token vectors the late-interaction re-ranker keeps between queries (a ColBERT index
 # keeps them all; here the most recently used, about 1,500 passages of 150 tokens).
 MAX_LATE_CACHE_BYTES = int(os.environ.get("EXPLORER_MAX_LATE_CACHE_BYTES", str(384 * 1024 * 1024)))
+# The Evaluate tab's pipelines run holds its endpoint while re-rankers score every query's top-k:
+# at the 16 to 56 pairs/s measured above, 3,000 pairs is one to three minutes. Past it, the CLI.
+MAX_PAGE_EVAL_PAIRS = 3000
 
 # Characters that print as nothing: a query made only of these is empty.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}

@@ -144,3 +144,22 @@ def read_beir_zip(path: str | os.PathLike, queries_path=None, qrels_path=None) -
         content = _read_small(Path(qrels_path), MAX_LABELS_FILE_BYTES)
     qrels, where = parse_qrels(_decode(content, qrels_name), qrels_name)
     return _check(corpus, queries, qrels, where, queries_name, qrels_name)
+
+
+def write_corpus_jsonl(corpus: Corpus, path: str | os.PathLike) -> Path:
+    """The corpus as JSON lines ``{"id", "text"[, "title"]}``, which `read_corpus` reads back to the same
+    documents (the Compare tab opens an uploaded labelled corpus this way)."""
+    import json
+
+    path = Path(path)
+    lines = []
+    for doc in corpus.documents:
+        record = {"id": doc.id, "text": doc.text}
+        if doc.title:
+            record["title"] = doc.title
+        lines.append(json.dumps(record, ensure_ascii=False))
+    try:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise ExplorerError(f"Cannot write the corpus to {path}: {error.strerror or error}.") from None
+    return path

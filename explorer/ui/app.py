@@ -36,21 +36,38 @@ def _header_html() -> str:
 
 
 def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, inspect_tab: InspectTab) -> None:
-    """Send the picked query to the Compare tab (and run it), or its top pair to the Inspect tab."""
+    """Send the picked query to the Compare tab (and run it, with each document's relevance grade),
+    or its top pair to the Inspect tab. Two ways in: "Compare this query" on the three stages, and
+    one click on a disagreeing query among the pipelines."""
     def to_compare(selection):
         if not selection:
             raise gr.Error("Run an evaluation and click a query first.")
-        return selection["query"], "Built-in", selection["corpus"], selection["top_k"], gr.Tabs(selected="compare")
+        uploaded = selection.get("corpus_file")
+        return (
+            selection["query"], "Upload" if uploaded else "Built-in",
+            gr.update() if uploaded else selection["corpus"], uploaded if uploaded else gr.update(),
+            selection["top_k"], selection.get("first_stage", "bi"), selection.get("rerankers", ["cross"]),
+            selection.get("labels"), gr.Tabs(selected="compare"),
+        )
 
-    eval_tab.open_compare.click(
-        to_compare, eval_tab.selection,
-        [compare_tab.query, compare_tab.source, compare_tab.builtin, compare_tab.top_k, tabs],
-        api_visibility="private",
-    ).success(
-        corpus_input_visibility,
-        compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
-        api_visibility="private",
-    ).then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private")
+    def open_in_compare(start, selection: gr.State) -> None:
+        """`start` begins the chain: a button's `.click`, or `.success` after a table click."""
+        filled = start(
+            to_compare, selection,
+            [compare_tab.query, compare_tab.source, compare_tab.builtin, compare_tab.file, compare_tab.top_k,
+             compare_tab.first_stage, compare_tab.rerankers, compare_tab.labels, tabs],
+            api_visibility="private",
+        ).success(
+            corpus_input_visibility,
+            compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
+            api_visibility="private",
+        )
+        compare_tab.grades_after(filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs,
+                                             api_visibility="private"))
+
+    # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
+    open_in_compare(eval_tab.open_compare.click, eval_tab.selection)
+    open_in_compare(eval_tab.pipelines.select_event.success, eval_tab.pipelines.selection)
 
     def to_inspect(selection):
         if not selection:

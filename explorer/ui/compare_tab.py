@@ -156,6 +156,20 @@ def run_comparison(
     )
 
 
+def show_grades(labels: dict | None, comparison: dict | None, bi_html: str, cross_html: str, columns_html: str):
+    """Each shown document's relevance grade (or "unjudged"), when this comparison is the labelled
+    query on its labelled corpus (`labels`, set by the Evaluate tab); else the lists stay as they are."""
+    same = bool(labels and comparison) and (
+        (comparison.get("query") or "").strip() == (labels.get("query") or "").strip()
+        and comparison.get("corpus_name") == labels.get("corpus_name")
+        and comparison.get("corpus_size") == labels.get("corpus_size")
+    )
+    if not same:
+        return gr.update(), gr.update(), gr.update()
+    grades = labels["grades"]
+    return tuple(results_view.with_grade_badges(h, grades) if h else h for h in (bi_html, cross_html, columns_html))
+
+
 def update_projection(state: dict | None, n):
     if not state:
         return gr.update(), gr.update()
@@ -192,6 +206,12 @@ class CompareTab:
     fn: object  # the compare callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
     inputs: list
     outputs: list
+    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels,
+    # then chains `grades_after(event)` so the lists carry grade badges.
+    first_stage: gr.Radio | None = None
+    rerankers: gr.CheckboxGroup | None = None
+    labels: gr.State | None = None
+    grades_after: object = None
 
 
 def build_compare_tab() -> CompareTab:
@@ -253,6 +273,7 @@ def build_compare_tab() -> CompareTab:
         c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list", js_on_load=PICK_JS)
     c["stage_columns"] = gr.HTML(label="Every stage side by side", elem_id="stage-columns")
     c["state"] = gr.State(None)  # the last comparison's query and shown documents, per visitor
+    c["labels"] = gr.State(None)  # relevance grades of one labelled query, set by the Evaluate tab
     build_contrast_panel(c["state"])
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
@@ -274,13 +295,21 @@ def build_compare_tab() -> CompareTab:
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
-    c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
+    c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
     c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")
     c["projection_n"].change(
         update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
         api_visibility="private",
     )
+
+    def grades_after(event):
+        lists = [c["bi_list"], c["cross_list"], c["stage_columns"]]
+        return event.success(show_grades, [c["labels"], c["json"], *lists], lists, api_visibility="private")
+
+    grades_after(c["compare_event"])
+    grades_after(c["submit_event"])
     return CompareTab(
         c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
         c["inspect_go"], run_comparison, inputs, outputs,
+        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"], grades_after=grades_after,
     )

@@ -1,4 +1,6 @@
-"""The Evaluate tab: metrics of both stages on a shipped labelled corpus, per-query changes.
+"""The Evaluate tab: several pipelines against a baseline on a shipped set or your own labels
+(significance, cost against quality, TREC runs, where two pipelines disagree), and the three
+stages (bi-encoder, re-ranked, cross-encoder over all) on a shipped set, per-query changes.
 
 `build_eval_tab()` lays the tab out inside the caller's `gr.Tab`; the shell (`app.py`)
 connects a chosen query to the Compare and Inspect tabs.
@@ -7,17 +9,25 @@ connects a chosen query to the Compare and Inspect tabs.
 from __future__ import annotations
 
 import html
+import re
+import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, check_whole_corpus_pairs
+from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
+from explorer.data.labels import LabelledData, read_labels, write_corpus_jsonl
+from explorer.data.trec_runs import check_tag, format_run, read_run
 from explorer.errors import ExplorerError
+from explorer.pipeline.compare import FIRST_STAGES
 from explorer.pipeline.evaluate import EvalReport, evaluate
+from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
 
 _REPORTS: OrderedDict[tuple, EvalReport] = OrderedDict()  # finished reports, newest last
 _REPORTS_LOCK = threading.Lock()
@@ -37,6 +47,7 @@ class EvalTab:
     open_compare: gr.Button
     open_inspect: gr.Button
     run_event: object
+    pipelines: "PipelinesPanel"  # several pipelines against a baseline, your own labels
 
 
 def _describe(name: str) -> str:
@@ -103,7 +114,8 @@ def select_query(report: dict | None, event: gr.SelectData):
     row = next((r for r in report["per_query"] if r["query_id"] == query_id), None)
     if row is None:
         return None, "That query is not in the last evaluation; run it again."
-    texts = load_set(report["corpus_name"]).corpus.by_id()
+    labelled = load_set(report["corpus_name"])
+    texts = labelled.corpus.by_id()
     top = row["top_ids"]["rerank"][0]
     first_relevant = row["first_relevant_rank"].get("rerank")
     relevant_id = row["top_ids"]["rerank"][first_relevant - 1] if first_relevant and first_relevant <= 10 else None
@@ -114,6 +126,9 @@ def select_query(report: dict | None, event: gr.SelectData):
         "query": row["query"],
         "top_document": texts[top].text,
         "first_relevant_document": texts[relevant_id].text if relevant_id else None,
+        # The query's relevance labels, so Compare can show each document's grade.
+        "labels": {"corpus_name": labelled.corpus.name, "corpus_size": len(labelled.corpus), "query": row["query"],
+                   "grades": labelled.qrels.get(query_id, {})},
     }
     message = (
         f"Selected **{html.escape(query_id)}**: “{html.escape(row['query'])}”. Re-ranked first: "
@@ -123,7 +138,18 @@ def select_query(report: dict | None, event: gr.SelectData):
 
 
 def build_eval_tab() -> EvalTab:
-    """The tab's components, laid out in the current gradio context (the caller's Tab)."""
+    """The tab's components, laid out in the current gradio context (the caller's Tab): two inner
+    tabs, several pipelines against a baseline (any labels) and the three stages (shipped sets)."""
+    with gr.Tabs(elem_id="eval-modes"):
+        with gr.Tab("Pipelines against a baseline", id="eval-pipelines"):
+            panel = build_pipelines_panel()
+        with gr.Tab("Three stages on a shipped set", id="eval-stages"):
+            tab = _build_three_stages()
+    tab.pipelines = panel
+    return tab
+
+
+def _build_three_stages() -> EvalTab:
     sets = list_sets()
     first = sets[0]
     with gr.Row(equal_height=False):
@@ -159,4 +185,299 @@ def build_eval_tab() -> EvalTab:
     )
     per_query.select(select_query, [report_state], [selection, chosen], api_visibility="private")
     return EvalTab(corpus, top_k, score_all, run, metrics, chart, per_query, selection, open_compare,
-                   open_inspect, run_event)
+                   open_inspect, run_event, pipelines=None)
+
+
+# ---- several pipelines against a baseline, on a shipped set or your own labels ------------------
+
+LABEL_SOURCES = ["Built-in set", "Upload"]
+PIPELINE_CHOICES = ["bm25", "bi", "hybrid", "bi+late", "bi+cross", "bm25+cross", "hybrid+cross", "hybrid+late+cross"]
+DEFAULT_PIPELINES = ["bm25", "bi", "bi+cross"]
+DEFAULT_BASELINE = "bi"
+COMPARE_MAX_TOP_K = 50  # the Compare tab's top-k slider stops here
+
+
+@dataclass
+class PipelinesPanel:
+    # {"query", "corpus" (a shipped set's name) or "corpus_file", "top_k", "first_stage", "rerankers",
+    #  "labels": {"corpus_name", "corpus_size", "query", "grades"}} of the disagreement row clicked.
+    selection: gr.State
+    select_event: object  # the click on a disagreement row; the shell chains "open in Compare" to it
+    run_event: object
+
+
+def _shown_error(error: ExplorerError, title: str = "Error") -> gr.Error:
+    """The message as text: the page renders an error's message as HTML, and these name uploaded
+    files, ids and lines (quotes stay readable)."""
+    return gr.Error(html.escape(str(error), quote=False), title=title)
+
+
+def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
+                       queries_file: str | None, qrels_file: str | None) -> LabelledData:
+    """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
+    qrels an uploaded file replaces), or three uploaded files."""
+    if source != "Upload":
+        shipped = load_set(builtin or "")
+        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
+    if labels_zip:
+        return read_labels(labels_zip, queries_file, qrels_file)
+    if corpus_file and queries_file and qrels_file:
+        return read_labels(corpus_file, queries_file, qrels_file)
+    raise ExplorerError(
+        "Upload one BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv), or all three of a corpus, "
+        "a queries and a qrels file."
+    )
+
+
+def runs_from_uploads(paths: list[str] | None) -> dict:
+    """Each uploaded TREC run, named after its file (prod.run -> prod)."""
+    runs = {}
+    for path in paths or []:
+        name = check_tag(Path(path).stem)
+        if name in runs:
+            raise ExplorerError(f"Two uploaded runs are named {name!r}; rename one.")
+        runs[name] = read_run(path)
+    return runs
+
+
+def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> None:
+    """Refuse a run whose re-rankers would score more pairs than the page allows (at most one
+    pass of each re-ranker over each first stage's top-k; the cache may save some)."""
+    chains = {(first, kind) for first, kinds in parse_pipelines(pipelines) for kind in kinds}
+    pairs = len(chains) * queries * candidates
+    if pairs > MAX_PAGE_EVAL_PAIRS:
+        raise ExplorerError(
+            f"These pipelines re-rank up to {pairs:,} (query, document) pairs; the page stops at "
+            f"{MAX_PAGE_EVAL_PAIRS:,}. Pick fewer re-ranking pipelines or a smaller top-k, or run "
+            "`python -m explorer eval --pipelines ...` from the command line."
+        )
+
+
+def _write_runs_zip(report: ExperimentReport) -> str:
+    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh temporary folder."""
+    path = Path(tempfile.mkdtemp(prefix="explorer-runs-")) / "runs.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in report.pipelines:
+            if name not in report.external_runs:
+                archive.writestr(f"{name}.run", format_run(report.rankings[name], name))
+    return str(path)
+
+
+def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str | None, upload_name: str) -> dict:
+    """Where the Compare tab finds this corpus: a shipped set by name, or the uploaded corpus written
+    once as JSON lines (a zip cannot be opened there)."""
+    if source != "Upload":
+        return {"corpus": builtin, "corpus_file": None, "corpus_name": data.corpus.name}
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(upload_name).stem).strip(".-") or "labelled"
+    path = write_corpus_jsonl(data.corpus, Path(tempfile.mkdtemp(prefix="explorer-labels-")) / f"{stem}-corpus.jsonl")
+    return {"corpus": None, "corpus_file": str(path), "corpus_name": path.name}
+
+
+def _default_pair(report: ExperimentReport) -> tuple[str, str]:
+    names = report.pipelines
+    a = report.baseline if report.baseline in names else names[0]
+    others = [n for n in names if n != a]
+    return a, (others[-1] if others else a)
+
+
+def run_pipelines(
+    label_source: str = "Built-in set",
+    builtin_corpus: str | None = None,
+    labels_zip: str | None = None,
+    corpus_file: str | None = None,
+    queries_file: str | None = None,
+    qrels_file: str | None = None,
+    pipelines: list[str] | None = None,
+    baseline: str | None = DEFAULT_BASELINE,
+    run_files: list[str] | None = None,
+    top_k: float = 10,
+    progress=gr.Progress(),
+):
+    """Evaluate every pipeline (and uploaded run) in one run; returns summary, metrics, significance,
+    cost-quality chart, the runs zip, the disagreement pickers and table, and the report JSON."""
+    try:
+        top_k = check_whole_number(top_k, "top-k")
+        if not 1 <= top_k <= MAX_EVAL_TOP_K:
+            raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
+        pipelines = [p for p in PIPELINE_CHOICES if p in (pipelines or [])] + \
+            [p for p in (pipelines or []) if p not in PIPELINE_CHOICES]
+        if not pipelines:
+            raise ExplorerError("Tick at least one pipeline.")
+        external = runs_from_uploads(run_files)
+        data = labels_from_inputs(label_source, builtin_corpus, labels_zip, corpus_file, queries_file, qrels_file)
+        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)))
+        baseline = baseline or None
+        if baseline is not None and baseline not in pipelines and baseline not in external:
+            raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")
+        report = run_experiment(
+            data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
+            external_runs=external, persist_embeddings=True,
+            progress=lambda fraction, message: progress(fraction, desc=message),
+        )
+        report.notes[:0] = data.notes
+        if label_source == "Upload":  # name the set after what was uploaded, not the member inside the zip
+            report.corpus_name = Path(labels_zip or corpus_file).name
+        where = _labelled_corpus_for_compare(data, label_source, builtin_corpus, labels_zip or corpus_file or "labels")
+    except ExplorerError as error:
+        raise _shown_error(error, "Cannot evaluate") from None
+    labelled = where | {
+        "corpus_size": len(data.corpus),
+        "top_k": top_k,
+        "queries": {q.id: q.text for q in data.queries},
+        "qrels": {q.id: data.qrels.get(q.id, {}) for q in data.queries},
+    }
+    metrics_header, metrics_rows = eval_plots.experiment_metrics_rows(report)
+    sig_header, sig_rows = eval_plots.significance_rows(report)
+    a, b = _default_pair(report)
+    dis_header, dis_rows = eval_plots.disagreement_rows(report, disagreements(report, a, b), labelled["queries"])
+    choices = list(report.pipelines)
+    return (
+        eval_plots.experiment_summary_markdown(report),
+        gr.update(value=metrics_rows, headers=metrics_header),
+        eval_plots.significance_markdown(report),
+        gr.update(value=sig_rows, headers=sig_header),
+        eval_plots.cost_quality_figure(report),
+        _write_runs_zip(report),
+        gr.update(choices=choices, value=a),
+        gr.update(choices=choices, value=b),
+        gr.update(value=dis_rows, headers=dis_header),
+        report.to_dict(),
+        report,
+        labelled,
+    )
+
+
+def update_disagreements(report: ExperimentReport | None, labelled: dict | None, a: str | None, b: str | None):
+    """The disagreement table for another pair of pipelines from the last run."""
+    if report is None or not labelled or not a or not b:
+        return gr.update()
+    try:
+        rows = disagreements(report, a, b)
+    except ExplorerError as error:
+        raise _shown_error(error) from None
+    header, rows = eval_plots.disagreement_rows(report, rows, labelled["queries"])
+    return gr.update(value=rows, headers=header)
+
+
+def _pipeline_for_compare(a: str, b: str) -> tuple[str, list[str]]:
+    """The Compare tab shows one pipeline: b's if it re-ranks, else a's, else the first stage of
+    b (or a; an imported run has none) followed by the cross-encoder."""
+    for name in (b, a):
+        first, *kinds = name.split("+")
+        if kinds and first in FIRST_STAGES:
+            return first, [k.split("@")[0] for k in kinds]
+    firsts = [name.split("+")[0] for name in (b, a) if name.split("+")[0] in FIRST_STAGES]
+    return (firsts[0] if firsts else "bi"), ["cross"]
+
+
+def select_disagreement(labelled: dict | None, a: str | None, b: str | None, event: gr.SelectData):
+    """The clicked query, with the corpus, pipeline and relevance grades Compare opens it with."""
+    if not labelled or event is None or not event.row_value:
+        raise gr.Error("Run an evaluation first, then click a query in the disagreement table.")
+    query_id = str(event.row_value[0])
+    if query_id not in labelled["queries"]:
+        raise gr.Error("That query is not in the last evaluation; run it again.")
+    query = labelled["queries"][query_id]
+    first_stage, rerankers = _pipeline_for_compare(a or "bi", b or "bi")
+    selection = {
+        "query": query,
+        "corpus": labelled["corpus"],
+        "corpus_file": labelled["corpus_file"],
+        "top_k": min(labelled["top_k"], COMPARE_MAX_TOP_K),
+        "first_stage": first_stage,
+        "rerankers": rerankers,
+        "labels": {"corpus_name": labelled["corpus_name"], "corpus_size": labelled["corpus_size"],
+                   "query": query, "grades": labelled["qrels"].get(query_id, {})},
+    }
+    return selection
+
+
+def _toggle_upload(source: str):
+    return gr.update(visible=source != "Upload"), gr.update(visible=source == "Upload")
+
+
+def _baseline_choices(pipelines: list[str] | None, run_files: list[str] | None, current: str | None):
+    names = list(pipelines or [])
+    for path in run_files or []:
+        names.append(Path(path).stem)
+    value = current if current in names else (DEFAULT_BASELINE if DEFAULT_BASELINE in names else (names[0] if names else None))
+    return gr.update(choices=names, value=value)
+
+
+def build_pipelines_panel() -> PipelinesPanel:
+    """Bring your own labels, tick pipelines and a baseline, evaluate; laid out in the current context."""
+    sets = list_sets()
+    gr.Markdown(
+        "Evaluate several pipelines in one run, on a shipped set or **your own labels**, and test each "
+        "against a baseline. Pipelines are `FIRST[+RERANKER...]` as the command line's `--pipelines` takes them."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            source = gr.Radio(LABEL_SOURCES, value=LABEL_SOURCES[0], label="Labelled data", elem_id="pipe-source")
+            with gr.Group(visible=True) as builtin_group:
+                builtin = gr.Dropdown([(f"{info.title} ({info.name})", info.name) for info in sets],
+                                      value=sets[0].name, label="Shipped set", elem_id="pipe-builtin")
+            with gr.Group(visible=False) as upload_group:
+                labels_zip = gr.File(label="One BEIR zip: corpus.jsonl, queries.jsonl, qrels/test.tsv",
+                                     file_types=[".zip"], type="filepath", elem_id="pipe-zip")
+                with gr.Accordion("…or three files: corpus, queries, qrels (with a zip, queries or qrels here "
+                                  "replace the zip's)", open=False, elem_id="pipe-three-files"):
+                    with gr.Row():
+                        corpus_file = gr.File(label="corpus (.jsonl/.csv/.txt)", type="filepath",
+                                              file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-corpus")
+                        queries_file = gr.File(label="queries (.jsonl/.csv/.txt)", type="filepath",
+                                               file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-queries")
+                        qrels_file = gr.File(label="qrels (TREC, .jsonl or BEIR .tsv)", type="filepath",
+                                             elem_id="pipe-qrels")
+            with gr.Accordion("External TREC runs to evaluate beside them (optional)", open=False, elem_id="pipe-runs-box"):
+                run_files = gr.File(label="TREC runs, six columns 'qid Q0 docid rank score tag'; each is named after "
+                                    "its file (prod.run → prod)", file_count="multiple", type="filepath",
+                                    elem_id="pipe-runs")
+        with gr.Column(scale=2):
+            pipelines = gr.CheckboxGroup(PIPELINE_CHOICES, value=DEFAULT_PIPELINES, label="Pipelines",
+                                         elem_id="pipe-pipelines")
+            baseline = gr.Dropdown(DEFAULT_PIPELINES, value=DEFAULT_BASELINE, label="Baseline (the others are tested against it)",
+                                   elem_id="pipe-baseline")
+            top_k = gr.Slider(1, MAX_EVAL_TOP_K, value=10, step=1, elem_id="pipe-top-k",
+                              label="top-k: first-stage candidates each re-ranker re-orders")
+            run = gr.Button("Evaluate pipelines", variant="primary", elem_id="run-pipelines")
+    summary = gr.Markdown(elem_id="pipe-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and ms per query", interactive=False,
+                                   elem_id="pipe-metrics")
+            runs_zip = gr.File(label="Every pipeline's TREC run (a zip of PIPELINE.run files)", interactive=False,
+                               elem_id="pipe-runs-zip", height=80)
+        with gr.Column(scale=1):
+            chart = gr.Plot(label="Cost against quality", elem_id="pipe-cost-quality")
+    significance_note = gr.Markdown(elem_id="pipe-significance-note")
+    significance = gr.Dataframe(label="Against the baseline", interactive=False, elem_id="pipe-significance")
+    gr.Markdown("**Where two pipelines disagree**: queries with the largest difference in nDCG@10 first "
+                "(then the lowest Kendall's τ). Click a query to open it in Compare, with each document's grade.")
+    with gr.Row():
+        disagree_a = gr.Dropdown([], label="Pipeline A", elem_id="pipe-disagree-a")
+        disagree_b = gr.Dropdown([], label="Pipeline B", elem_id="pipe-disagree-b")
+    disagreement = gr.Dataframe(label="Queries, most disagreeing first (click one)", interactive=False, wrap=True,
+                                elem_id="pipe-disagreements")
+    with gr.Accordion("Report JSON", open=False):
+        report_json = gr.JSON(label="report")
+    report_state = gr.State(None)
+    labelled_state = gr.State(None)
+    selection = gr.State(None)
+
+    source.change(_toggle_upload, source, [builtin_group, upload_group], queue=False, api_visibility="private")
+    for trigger in (pipelines.change, run_files.change):
+        trigger(_baseline_choices, [pipelines, run_files, baseline], baseline, queue=False, api_visibility="private")
+    run_event = run.click(
+        run_pipelines,
+        [source, builtin, labels_zip, corpus_file, queries_file, qrels_file, pipelines, baseline, run_files, top_k],
+        [summary, metrics, significance_note, significance, chart, runs_zip, disagree_a, disagree_b, disagreement,
+         report_json, report_state, labelled_state],
+        api_name="evaluate_pipelines",
+    )
+    for picker in (disagree_a, disagree_b):
+        picker.input(update_disagreements, [report_state, labelled_state, disagree_a, disagree_b], disagreement,
+                     api_visibility="private")
+    select_event = disagreement.select(select_disagreement, [labelled_state, disagree_a, disagree_b], selection,
+                                       api_visibility="private")
+    return PipelinesPanel(selection, select_event, run_event)

@@ -1,14 +1,18 @@
-"""Tables and plotly figures for the Evaluate tab, from an `EvalReport` (no gradio here)."""
+"""Tables and plotly figures for the Evaluate tab, from an `EvalReport` (three stages) or an
+`ExperimentReport` (several pipelines against a baseline); no gradio here."""
 
 from __future__ import annotations
 
 import html
+import math
 import textwrap
 
 import plotly.graph_objects as go
 
 from explorer.pipeline.results import CHANGE_EPSILON
 from explorer.pipeline.evaluate import STAGE_LABELS, STAGES, EvalReport
+from explorer.pipeline.experiment import ExperimentReport
+from explorer.pipeline.significance import MIN_QUERIES_FOR_TESTS
 
 IMPROVED, HURT, SAME = "#2e7d32", "#c62828", "#9e9e9e"
 
@@ -91,3 +95,138 @@ def change_figure(report: EvalReport) -> go.Figure:
     )
     figure.add_vline(x=0, line_color="#555", line_width=1)
     return figure
+
+
+# ---- several pipelines against a baseline (an `ExperimentReport`) -------------------------------
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def experiment_metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
+    """Header and one row per pipeline (then each external run): the mean of each measure, and ms per query."""
+    header = ["pipeline"] + list(report.measures) + ["ms/query"]
+    rows = []
+    for name in report.pipelines:
+        ms = report.ms_per_query[name]
+        label = f"{name} (imported run)" if name in report.external_runs else name
+        if name == report.baseline:
+            label += " (baseline)"
+        rows.append([label] + [round(report.metrics[name][m], 4) for m in report.measures]
+                    + ["n/a" if ms is None else round(ms, 1)])
+    return header, rows
+
+
+def significance_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
+    """One row per (pipeline, measure) against the baseline: mean difference, 95% bootstrap CI,
+    the three p-values and win/tie/loss counts over the queries."""
+    header = ["pipeline", "measure", f"mean diff (minus {report.baseline})", "95% CI (bootstrap)",
+              "p_t", "p_perm", "p_holm", "W / T / L"]
+    rows = [
+        [row.pipeline, row.measure, f"{row.mean_diff:+.3f}", f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]",
+         _number(row.p_t), _number(row.p_perm), _number(row.p_holm), f"{row.wins} / {row.ties} / {row.losses}"]
+        for row in report.significance
+    ]
+    return header, rows
+
+
+def significance_markdown(report: ExperimentReport) -> str:
+    """What the significance table means, and a plain warning when there are too few queries."""
+    if report.baseline is None or not report.significance:
+        return "Pick a baseline and at least two pipelines to test the differences."
+    held = [r for r in report.significance if r.p_holm < 0.05]
+    lines = []
+    if report.query_count < MIN_QUERIES_FOR_TESTS:
+        lines.append(
+            f"**Only {report.query_count} labelled queries: too few for these tests to mean anything.** "
+            f"With fewer than {MIN_QUERIES_FOR_TESTS}, p-values and intervals swing with a single query; "
+            "read the per-query differences below instead."
+        )
+    lines.append(
+        f"Each row: the pipeline minus **{html.escape(report.baseline)}**, per query, averaged. "
+        "p_t: paired t-test; p_perm: paired randomization (sign-flip) test; p_holm: p_perm after "
+        f"Holm–Bonferroni over all {len(report.significance)} comparisons. W / T / L: queries where the "
+        f"pipeline wins, ties, loses. **{len(held)}** of {len(report.significance)} differences hold at "
+        "p_holm < 0.05."
+    )
+    return "\n\n".join(lines)
+
+
+def experiment_summary_markdown(report: ExperimentReport) -> str:
+    pairs = ", ".join(f"{kind}: {counts['scored']:,} pairs scored, {counts['reused']:,} reused"
+                      for kind, counts in report.reranker_pairs.items())
+    lines = [
+        f"**{html.escape(report.corpus_name)}**: {report.corpus_size:,} documents, {report.query_count} labelled "
+        f"queries, top-k {report.top_k}; {len(report.pipelines)} rankings evaluated in one run"
+        + (f" ({pairs})" if pairs else "") + ".",
+        "Measures by trec_eval (ir_measures' pytrec_eval backend): gain = grade; grade ≥ 1 counts as relevant "
+        "for RR and recall. ms/query: first-stage search plus re-ranking time per query (indexing and model "
+        "loading not included); imported runs have no timing.",
+    ]
+    lines += [f"*Note: {html.escape(note)}*" for note in report.notes]
+    return "\n\n".join(lines)
+
+
+def _cost_ranks(report: ExperimentReport, names: list[str]) -> list[int]:
+    """Each pipeline's place (0 = cheapest) in the order of ms per query."""
+    order = sorted(names, key=lambda name: report.ms_per_query[name])
+    return [order.index(name) for name in names]
+
+
+def cost_quality_figure(report: ExperimentReport) -> go.Figure:
+    """nDCG@10 against ms per query, one labelled point per pipeline; an imported run (no timing)
+    is a dotted horizontal line at its nDCG@10."""
+    timed = [name for name in report.pipelines if report.ms_per_query[name] is not None]
+    figure = go.Figure(
+        go.Scatter(
+            x=[max(report.ms_per_query[name], 0.001) for name in timed],  # a log axis has no 0
+            y=[report.metrics[name]["nDCG@10"] for name in timed],
+            mode="markers+text",
+            text=[html.escape(name) for name in timed],
+            # Neighbours in cost take turns above and below their point, so close labels do not overlap.
+            textposition=[("top center", "bottom center")[rank % 2] for rank in _cost_ranks(report, timed)],
+            marker=dict(size=12, color=["#c62828" if name == report.baseline else "#1565c0" for name in timed]),
+            hovertemplate="%{text}<br>nDCG@10 %{y:.3f}<br>%{x:.1f} ms / query<extra></extra>",
+            name="pipelines",
+        )
+    )
+    for name in report.pipelines:
+        if report.ms_per_query[name] is None:
+            figure.add_hline(y=report.metrics[name]["nDCG@10"], line_dash="dot", line_color="#6d28d9",
+                             annotation_text=f"{html.escape(name)} (imported run, no timing)",
+                             annotation_position="bottom right")
+    values = [report.metrics[name]["nDCG@10"] for name in report.pipelines]
+    low, high = min(values, default=0.0), max(values, default=1.0)
+    pad = max(0.05, (high - low) * 0.15)
+    figure.update_traces(cliponaxis=False)
+    figure.update_layout(
+        title="Cost against quality (red: the baseline)",
+        xaxis_title="ms per query, this machine (log scale)",
+        yaxis_title="nDCG@10 (mean, 0 to 1)",
+        yaxis_range=[max(0.0, low - pad), min(1.08, high + pad)],
+        height=420,
+        margin=dict(l=10, r=30, t=50, b=50),
+        template="plotly_white",
+        showlegend=False,
+    )
+    # Costs span orders of magnitude (BM25 well under a millisecond, a cross-encoder hundreds): a log
+    # axis keeps every point readable; the range leaves room for the labels at both ends.
+    costs = [max(report.ms_per_query[name], 0.001) for name in timed]
+    if costs:
+        figure.update_xaxes(type="log", dtick=1, range=[math.log10(min(costs)) - 0.3, math.log10(max(costs)) + 0.3])
+    return figure
+
+
+def disagreement_rows(report: ExperimentReport, rows: list[dict], queries: dict[str, str]) -> tuple[list[str], list[list]]:
+    """The queries where pipelines a and b disagree most: nDCG@10 of each, b minus a, Kendall's tau."""
+    if not rows:
+        return ["query id"], []
+    a, b = rows[0]["a"], rows[0]["b"]
+    header = ["query id", "query", f"nDCG@10 {a}", f"nDCG@10 {b}", f"difference ({b} minus {a})",
+              "Kendall's τ of the top 10"]
+    return header, [
+        [row["query_id"], queries.get(row["query_id"], ""), round(row["value_a"], 4), round(row["value_b"], 4),
+         round(row["diff"], 4), "n/a" if row["kendall_tau"] is None else round(row["kendall_tau"], 3)]
+        for row in rows
+    ]

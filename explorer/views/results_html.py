@@ -6,7 +6,8 @@ the order the page shows.
 
 from __future__ import annotations
 
-from html import escape
+import re
+from html import escape, unescape
 
 from explorer.pipeline.results import Comparison, RerankedHit
 
@@ -237,3 +238,31 @@ def summary_html(result: Comparison) -> str:
     chips = "".join(f"<span class='chip'>{fact}</span>" for fact in facts)
     notes = "".join(f"<div class='note'>⚠ {escape(note)}</div>" for note in result.notes)
     return f"<div class='summary'>{chips}{notes}</div>"
+
+
+# ---- relevance grades from labels (the Evaluate tab opens a labelled query here) -----------------
+
+# A row's opening tag (its escaped id) up to its id label, never past the row's end.
+_HIT_ID = re.compile(r"(<li\b[^>]*\bdata-doc-id='([^']*)'[^>]*>(?:(?!</li>).)*?<span class='doc-id'>[^<]*</span>)",
+                     re.DOTALL)
+_GRADE_BADGE = re.compile(r"<span class='grade [^']*'[^>]*>[^<]*</span>")
+
+
+def grade_badge(grade: int | None) -> str:
+    """The document's relevance label: its grade (2, 1, 0 ...) or "unjudged" when the labels do not name it."""
+    if grade is None:
+        return ("<span class='grade grade-unjudged' data-grade='unjudged' "
+                "title='no relevance label for this document'>unjudged</span>")
+    level = "2" if grade >= 2 else str(max(grade, 0))
+    return (f"<span class='grade grade-{level}' data-grade='{int(grade)}' "
+            f"title='relevance label: {int(grade)}'>grade {int(grade)}</span>")
+
+
+def with_grade_badges(list_html: str, grades: dict[str, int]) -> str:
+    """A ranked list's HTML (any of the lists above) with each row's grade badge after its id.
+
+    Row ids are read back from `data-doc-id` (escaped when written, unescaped here to look up
+    the grade); badges already there are replaced, so applying it twice changes nothing.
+    """
+    cleaned = _GRADE_BADGE.sub("", list_html or "")
+    return _HIT_ID.sub(lambda m: m.group(1) + grade_badge(grades.get(unescape(m.group(2)))), cleaned)
