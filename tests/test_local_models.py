@@ -90,3 +90,13 @@ def test_the_pickers_offer_registered_models_and_a_visitor_still_cannot_name_a_p
 
     with pytest.raises(gr.Error, match="not a model id"):
         run_comparison("q", "Paste", "a\nb", top_k=2, cross_encoder=str(folder))
+
+
+def test_an_error_quoting_what_the_visitor_typed_reaches_the_page_as_text():
+    import gradio as gr
+
+    from explorer.ui.compare_tab import run_comparison
+
+    with pytest.raises(gr.Error) as caught:
+        run_comparison("q", "Paste", "a\nb", top_k=2, cross_encoder="<img src=x onerror=alert(1)>")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in caught.value.message and "<img" not in caught.value.message

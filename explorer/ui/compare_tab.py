@@ -22,6 +22,7 @@ from explorer.pipeline.compare import RERANKERS, Comparison, compare
 from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
+from explorer.ui.messages import shown_error
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
@@ -125,7 +126,7 @@ def run_comparison(
             rerankers=kinds,
         )
     except ExplorerError as error:
-        raise gr.Error(str(error), title="Cannot compare") from None
+        raise shown_error(error, title="Cannot compare") from None
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
         _INDEX_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size

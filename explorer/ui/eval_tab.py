@@ -28,6 +28,7 @@ from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES
 from explorer.pipeline.evaluate import EvalReport, evaluate
 from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
+from explorer.ui.messages import shown_error
 
 _REPORTS: OrderedDict[tuple, EvalReport] = OrderedDict()  # finished reports, newest last
 _REPORTS_LOCK = threading.Lock()
@@ -94,7 +95,7 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
         report = _report_for(corpus_name, top_k, bool(score_all), progress)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from None
+        raise shown_error(error) from None
     metrics_header, metrics_rows = eval_plots.metrics_rows(report)
     query_header, query_rows = eval_plots.per_query_rows(report)
     return (
@@ -206,12 +207,6 @@ class PipelinesPanel:
     run_event: object
 
 
-def _shown_error(error: ExplorerError, title: str = "Error") -> gr.Error:
-    """The message as text: the page renders an error's message as HTML, and these name uploaded
-    files, ids and lines (quotes stay readable)."""
-    return gr.Error(html.escape(str(error), quote=False), title=title)
-
-
 def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
                        queries_file: str | None, qrels_file: str | None) -> LabelledData:
     """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
@@ -319,7 +314,7 @@ def run_pipelines(
             report.corpus_name = Path(labels_zip or corpus_file).name
         where = _labelled_corpus_for_compare(data, label_source, builtin_corpus, labels_zip or corpus_file or "labels")
     except ExplorerError as error:
-        raise _shown_error(error, "Cannot evaluate") from None
+        raise shown_error(error, "Cannot evaluate") from None
     labelled = where | {
         "corpus_size": len(data.corpus),
         "top_k": top_k,
@@ -354,7 +349,7 @@ def update_disagreements(report: ExperimentReport | None, labelled: dict | None,
     try:
         rows = disagreements(report, a, b)
     except ExplorerError as error:
-        raise _shown_error(error) from None
+        raise shown_error(error) from None
     header, rows = eval_plots.disagreement_rows(report, rows, labelled["queries"])
     return gr.update(value=rows, headers=header)
 
