@@ -1,9 +1,17 @@
-"""Cross-Encoder Explorer: `python app.py` (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)."""
+"""Cross-Encoder Explorer: `python app.py [--index DIR]` (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)."""
 
+import argparse
 import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+_parser = argparse.ArgumentParser(description="Cross-Encoder Explorer")
+_parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as a corpus; "
+                                                  "or set EXPLORER_INDEX")
+_options, _ = _parser.parse_known_args()
+if _options.index:
+    os.environ["EXPLORER_INDEX"] = _options.index
 
 from explorer.ui.app import build_app, launch_options, warm_up  # noqa: E402
 

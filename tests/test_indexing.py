@@ -238,3 +238,24 @@ def test_recall_at_10_equals_a_numpy_count_on_an_index_that_misses():
     expected = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
     assert expected < 0.95
     assert recall_at_10(index, vectors, queries=len(vectors)) == pytest.approx(expected)
+
+
+def test_the_app_offers_a_prebuilt_index_in_the_corpus_picker(built, tmp_path):
+    """`EXPLORER_INDEX` (what `app.py --index DIR` sets): the picker offers the index, and /compare on it
+    gives the rankings `compare --index` gives."""
+    from gradio_client import Client
+
+    from explorer.tools.app_process import running_app
+
+    out = str(built[0])
+    expected = run_cli("compare", "--index", out, "--query", "python snake", "--top-k", "3", "--json")
+    with (tmp_path / "app.log").open("wb") as log, \
+            running_app(timeout_s=600, extra_env={"HF_HUB_OFFLINE": "1", "EXPLORER_INDEX": out}, log=log) as app:
+        client = Client(app.url, verbose=False)
+        outputs = client.predict(query="python snake", corpus_source="Built-in", builtin_corpus="prebuilt-index",
+                                 top_k=3, api_name="/compare")
+    found = [o for o in outputs if isinstance(o, dict) and "cross_encoder" in o]
+    assert len(found) == 1
+    assert found[0]["corpus_size"] == 7 and found[0]["corpus_embeddings_cached"] is True
+    for key in ("bi_encoder", "cross_encoder"):
+        assert [(h["id"], h["rank"]) for h in found[0][key]] == [(h["id"], h["rank"]) for h in expected[key]]

@@ -120,6 +120,8 @@ class PrebuiltIndex:
 
     def bi_encoder(self, model_id: str, precision: Precision, allow_local_path: bool = False) -> PrebuiltBiEncoder:
         entry = self._entry(model_id)
+        if precision == "auto":  # "whatever suits": the precision the index was built at
+            precision = entry["precision"]
         ranker = PrebuiltBiEncoder(load_model(model_id, "bi", allow_local_path=allow_local_path), precision, self, entry)
         if (ranker.precision, ranker.info.engine) != (entry["precision"], entry["engine"]):
             raise ExplorerError(
