@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--skip-full", action="store_true", help="skip (c), the cross-encoder over the whole corpus (slow on large corpora)"
     )
+    evaluate.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                          help="score (c) as a Ray Data job with resumable shards (pip install -r requirements-ray.txt): "
+                               "join the cluster at ADDRESS, or without one start a local Ray (127.0.0.1) for the run")
+    evaluate.add_argument("--workers", type=int, default=2, help="with --ray: workers at once (one CPU and model each)")
     _add_model_flags(evaluate)
 
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
@@ -297,7 +301,15 @@ def run_eval(args) -> int:
     from explorer.pipeline.evaluate import evaluate, format_report
 
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
+        if args.ray is not None:
+            raise ExplorerError("--ray scores plain eval's stage (c); leave it out with --pipelines or a BEIR zip.")
         return run_pipelines_eval(args)
+    runner = None
+    if args.ray is not None:
+        from explorer.indexing.ray_scoring import RayPairScorer
+
+        def runner(scorer):
+            return RayPairScorer(scorer, address=args.ray or None, workers=args.workers, allow_local_path=True)
     if args.queries is None or args.qrels is None:
         raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
     report = evaluate(
@@ -311,6 +323,7 @@ def run_eval(args) -> int:
         score_all=not args.skip_full,
         persist_embeddings=True,
         allow_local_models=True,
+        cross_encoder_runner=runner,
     )
     _emit(args, report.to_dict(), lambda: format_report(report))
     return 0

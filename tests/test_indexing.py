@@ -35,7 +35,7 @@ from explorer.rankers.late_interaction import load_late_interaction  # noqa: E40
 QUERIES = ["python snake", "a programming language", "comedy", "pets that purr"]
 SHARD = 2  # 7 documents -> 4 shards
 BI_JOB = "bi--sentence-transformers--all-MiniLM-L6-v2-e9e2c881"
-quiet = lambda what: None  # noqa: E731  (no progress lines in the test log)
+quiet = lambda what: lambda done, total: None  # noqa: E731  (no progress lines in the test log)
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +259,30 @@ def test_the_app_offers_a_prebuilt_index_in_the_corpus_picker(built, tmp_path):
     assert found[0]["corpus_size"] == 7 and found[0]["corpus_embeddings_cached"] is True
     for key in ("bi_encoder", "cross_encoder"):
         assert [(h["id"], h["rank"]) for h in found[0][key]] == [(h["id"], h["rank"]) for h in expected[key]]
+
+
+def test_whole_corpus_scoring_on_ray_gives_the_in_process_numbers(local_ray, tmp_path):
+    from explorer.data.builtin_corpora import load_set
+    from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+    from explorer.indexing.ray_scoring import RayPairScorer
+    from explorer.pipeline.evaluate import evaluate
+
+    shipped = load_set("negation")
+    scorers = []
+
+    def on_ray(scorer):
+        scorers.append(RayPairScorer(scorer, workers=2, work_dir=tmp_path, shard_pairs=40, shard_progress=quiet))
+        return scorers[-1]
+
+    def run(runner=None):
+        return evaluate(shipped.corpus, shipped.queries, shipped.qrels, top_k=5, cross_encoder=DEFAULT_CROSS_ENCODER,
+                        precision="fp32", persist_embeddings=False, cross_encoder_runner=runner)
+
+    reference, on_ray_report = run(), run(on_ray)
+    pairs = len(shipped.corpus) * on_ray_report.query_count
+    assert sorted(scorers[0].computed) == list(range(-(-pairs // 40)))
+    assert on_ray_report.metrics == reference.metrics
+    assert [row.top_ids for row in on_ray_report.per_query] == [row.top_ids for row in reference.per_query]
+    # The same job again finds every shard on disk and computes none.
+    again = run(on_ray)
+    assert scorers[1].computed == [] and again.metrics == reference.metrics
