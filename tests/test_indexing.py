@@ -8,6 +8,7 @@ a mismatched index is refused, naming what differs; `compare --index` prints wha
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:  # not imported here: ray_session sets it up for loopback first
+    pytest.skip("Ray is not installed (pip install -r requirements-ray.txt)", allow_module_level=True)
 
 from cli_support import SNAKE_CORPUS, run_cli, write_corpus  # noqa: E402
 
@@ -44,6 +46,9 @@ def local_ray():
     from explorer.indexing.ray_jobs import ray_session
 
     with ray_session(None, 2):
+        import ray
+
+        assert ray.util.get_node_ip_address() == "127.0.0.1"
         yield
 
 

@@ -36,6 +36,10 @@ def _ray():
 @contextmanager
 def ray_session(address: str | None, workers: int) -> Iterator[None]:
     """A Ray to run jobs on: joined at `address`, else a local one with `workers` CPUs, stopped after."""
+    if not address:
+        # Single-node mode: Ray then takes 127.0.0.1 as this node's address and binds its servers
+        # there, instead of the address other machines would use. Read when Ray is imported.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = _ray()
     if ray.is_initialized():
         yield
@@ -53,6 +57,10 @@ def ray_session(address: str | None, workers: int) -> Iterator[None]:
             logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
             runtime_env={"env_vars": {"PYTHONPATH": path, "TOKENIZERS_PARALLELISM": "false"}},
         )
+        if ray.util.get_node_ip_address() != "127.0.0.1":
+            ray.shutdown()
+            raise ExplorerError("The local Ray would listen beyond 127.0.0.1 (Ray was imported before this command "
+                                "set it up); start it through explorer.indexing.ray_jobs.ray_session.")
     try:
         yield
     finally:
