@@ -291,3 +291,21 @@ def test_whole_corpus_scoring_on_ray_gives_the_in_process_numbers(local_ray, tmp
     # The same job again finds every shard on disk and computes none.
     again = run(on_ray)
     assert scorers[1].computed == [] and again.metrics == reference.metrics
+
+
+def test_late_interaction_on_an_index_uses_its_stored_vectors_and_ranks_as_encoding_does(built, tmp_path):
+    out = built[0]
+    index = PrebuiltIndex(out)
+    late = index.stored_reranker("late", "auto")
+    text = index.corpus.texts[0]
+    assert late.token_vectors([text])[0][0] is index.late_vectors(index.manifest["late"])[text]
+    assert index.stored_reranker("cross", "auto") is None
+
+    path = write_corpus(tmp_path)  # the same documents, so the same fingerprint
+    common = ["--query", "python snake", "--top-k", "5", "--rerankers", "late,cross", "--precision", "fp32", "--json"]
+    from_index = run_cli("compare", "--index", str(out), *common)
+    from_corpus = run_cli("compare", "--corpus", path, *common)
+    for ours, theirs in zip(from_index["stages"], from_corpus["stages"]):
+        assert ours["kind"] == theirs["kind"] and ours["model"] == theirs["model"]
+        assert [h["id"] for h in ours["ranking"]] == [h["id"] for h in theirs["ranking"]]
+        np.testing.assert_allclose([h["score"] for h in ours["ranking"]], [h["score"] for h in theirs["ranking"]], atol=1e-4)

@@ -28,6 +28,7 @@ from explorer.rankers.base import Retriever
 from explorer.rankers.bi_encoder import BiEncoder, CorpusIndex
 from explorer.rankers.bm25 import BM25, BM25Index
 from explorer.rankers.hybrid import Hybrid
+from explorer.rankers.late_interaction import LateInteraction
 
 
 class PrebuiltIndex:
@@ -131,6 +132,29 @@ class PrebuiltIndex:
             )
         return ranker
 
+    def stored_reranker(self, entry: str, precision: Precision) -> PrebuiltLateInteraction | None:
+        """Late interaction over the stored token vectors, where the index holds them for this request
+        ("late", at the precision they were computed at); else None, and the re-ranker encodes as usual."""
+        kind, _, named = entry.partition("@")
+        info = self.manifest.get("late")
+        if kind != "late" or not info:
+            return None
+        wanted = named or (info["precision"] if precision == "auto" else precision)
+        ranker = PrebuiltLateInteraction(load_model(info["model_id"], "late"), wanted, self, info)
+        return ranker if (ranker.precision, ranker.info.engine) == (info["precision"], info["engine"]) else None
+
+    def late_vectors(self, info: dict) -> dict[str, np.ndarray]:
+        """Each stored document's token vectors by its text (read once, checksum checked)."""
+        def load() -> dict[str, np.ndarray]:
+            data = read_checked(self.folder / info["file"])
+            if data is None:
+                raise ExplorerError(f"{info['file']} in {self.folder} is missing or damaged; build the index again.")
+            with np.load(io.BytesIO(data)) as stored:
+                vectors, lengths = stored["vectors"], stored["lengths"]
+            bounds = np.concatenate([[0], np.cumsum(lengths)])
+            return {doc.text: vectors[a:b] for doc, a, b in zip(self.corpus.documents, bounds[:-1], bounds[1:])}
+        return self._once(info["file"], load)
+
     def first_stage(self, first_stage: str, bi_encoder: str, precision: Precision,
                     allow_local_models: bool = False) -> Retriever:
         """The retriever `compare` asks for ("bi", "bm25", "hybrid"), over this index."""
@@ -165,3 +189,24 @@ class PrebuiltBM25(BM25):
     def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[BM25Index, bool]:
         self.prebuilt.check_fingerprint(fingerprint)
         return self.prebuilt.lexical_index(), True
+
+
+class PrebuiltLateInteraction(LateInteraction):
+    """Late interaction whose documents' token vectors are the stored ones; queries (and any text the
+    index does not hold) are encoded as `LateInteraction` encodes them."""
+
+    def __init__(self, model, precision: Precision, index: PrebuiltIndex, info: dict):
+        super().__init__(model, precision)
+        self.prebuilt, self.stored = index, info
+
+    def token_vectors(self, texts, progress=None):
+        stored = self.prebuilt.late_vectors(self.stored)
+        missing = [text for text in dict.fromkeys(texts) if text not in stored]
+        encoded, _ = super().token_vectors(missing) if missing else ([], 0)
+        found = {**stored, **dict(zip(missing, encoded))}
+        vectors = [found[text] for text in texts]
+        # A text was cut where its tokens, with [CLS] and [SEP], fill the model's limit (as `LateInteraction` counts).
+        truncated = sum(len(v) + 2 >= self.max_length for v in vectors)
+        if progress:
+            progress(len(texts), len(texts))
+        return vectors, truncated

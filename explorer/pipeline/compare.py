@@ -140,7 +140,10 @@ def compare(
         report(0.0, "Loading models")
         first = (first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models) if index is None
                  else index.first_stage(first_stage, bi_encoder, precision, allow_local_models))
-        pipeline = Pipeline(first, [reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds])
+        # An index that stores late-interaction token vectors re-ranks with them instead of encoding documents.
+        stored = [index.stored_reranker(kind, precision) if index is not None else None for kind in kinds]
+        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models)
+                                    for kind, s in zip(kinds, stored)])
         notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
         stage.check_query(query)
