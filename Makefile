@@ -1,7 +1,7 @@
 # The README's two commands: `make run` (the app) and `make test` (the whole suite).
 # Each sets up only what is missing, so a second run starts in seconds.
 #   make run     venv + requirements.txt, then the app on the offline default models
-#   make test    the same + requirements-dev.txt + Debian's chromium (needs root), then pytest
+#   make test    the same + requirements-ray.txt + requirements-dev.txt + Debian's chromium (needs root), then pytest
 #   make setup   everything `make test` needs, without running the tests
 #   make clean   remove .venv (the next run installs from scratch)
 
@@ -10,6 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Stamps live inside .venv, so deleting the venv also forgets what was installed into it.
 APP_STAMP := $(VENV)/.requirements.stamp
+RAY_STAMP := $(VENV)/.requirements-ray.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
 .PHONY: help run test setup chromium clean
@@ -35,7 +36,13 @@ $(APP_STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-$(DEV_STAMP): requirements-dev.txt $(APP_STAMP) | $(PY)
+# Ray (index building, eval --ray) is optional for the app; the tests use it.
+$(RAY_STAMP): requirements-ray.txt $(APP_STAMP) | $(PY)
+	@echo "Installing requirements-ray.txt into $(VENV)"
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-ray.txt
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(APP_STAMP) $(RAY_STAMP) | $(PY)
 	@echo "Installing requirements-dev.txt into $(VENV)"
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@

@@ -1,5 +1,5 @@
-"""Cross-Encoder Explorer: `python app.py [--model PATH ...]` (host and port from GRADIO_SERVER_NAME /
-GRADIO_SERVER_PORT; `python app.py --help` lists the options)."""
+"""Cross-Encoder Explorer: `python app.py [--model PATH ...] [--index DIR]` (host and port from
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; `python app.py --help` lists the options)."""
 
 import os
 
@@ -10,6 +10,8 @@ from explorer.ui.app import build_app, launch_options, parse_start_arguments, re
 
 start = parse_start_arguments()
 register_models(start.model)  # before the page is built: the pickers offer them
+if start.index:
+    os.environ["EXPLORER_INDEX"] = start.index  # the Compare tab offers it as a corpus
 demo = build_app()
 
 if __name__ == "__main__":

@@ -96,3 +96,8 @@ def check_whole_number(value, what: str) -> int:
     if not number.is_integer():
         raise ExplorerError(f"{what} must be a whole number, not {value!r}.")
     return int(number)
+
+# `python -m explorer index` (command line only, never the app): the corpus it reads. The app's
+# caps above do not apply; a prebuilt index is opened without re-reading the corpus file.
+MAX_INDEX_DOCUMENTS = int(os.environ.get("EXPLORER_MAX_INDEX_DOCUMENTS", "20000000"))
+MAX_INDEX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_INDEX_CORPUS_BYTES", str(20 * 1024 ** 3)))

@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,inspect,explain,eval,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,index,inspect,explain,eval,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="rank a corpus with both models, side by side")
     compare.add_argument("--query", required=True)
-    compare.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
+    compare.add_argument("--corpus", help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
+    compare.add_argument("--index", metavar="DIR",
+                         help="a prebuilt index (python -m explorer index): its documents are the corpus, nothing is "
+                              "encoded again; with --corpus too, the index must have been built from that corpus")
     compare.add_argument("--top-k", type=int, default=10)
     compare.add_argument("--all", action="store_true", help="also score the whole corpus with the last re-ranker")
     compare.add_argument(
@@ -51,6 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_flags(compare)
+
+    index = commands.add_parser("index", help="build a persistent index of a corpus on Ray (pip install -r requirements-ray.txt)")
+    index.add_argument("--corpus", required=True, help="corpus file (.txt, .jsonl, .csv) or builtin:NAME")
+    index.add_argument("--out", required=True, metavar="DIR", help="the index folder; a rerun resumes an unfinished build")
+    index.add_argument("--ray", metavar="ADDRESS", help="join this Ray cluster; without it a local Ray is started "
+                                                         "(127.0.0.1 only) and stopped at the end")
+    index.add_argument("--bi-encoder", action="append", default=[], metavar="ID",
+                       help=f"a bi-encoder to embed the corpus with (repeatable; default {DEFAULT_BI_ENCODER}; "
+                            "'none' for no bi-encoder)")
+    index.add_argument("--bm25", action="store_true", help="also the BM25 index (bm25s)")
+    index.add_argument("--late", action="store_true", help="also late-interaction token vectors (colbert backbone)")
+    index.add_argument("--workers", type=int, default=2, help="Ray workers at once (one CPU and one model copy each)")
+    index.add_argument("--shard-size", type=int, default=256, help="documents per shard (the unit written and resumed)")
+    index.add_argument("--index-type", choices=("auto", "exact", "hnsw"), default="auto",
+                       help="FAISS index: auto is exact up to 50,000 documents, HNSW above")
+    index.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    index.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     inspect = commands.add_parser("inspect", help="attention and attribution for one (query, document) pair")
     inspect.add_argument("--query", required=True)
@@ -93,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--skip-full", action="store_true", help="skip (c), the cross-encoder over the whole corpus (slow on large corpora)"
     )
+    evaluate.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                          help="score (c) as a Ray Data job with resumable shards (pip install -r requirements-ray.txt): "
+                               "join the cluster at ADDRESS, or without one start a local Ray (127.0.0.1) for the run")
+    evaluate.add_argument("--workers", type=int, default=2, help="with --ray: workers at once (one CPU and model each)")
     _add_model_flags(evaluate)
 
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
@@ -182,9 +206,21 @@ def run_compare(args) -> int:
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.pipeline.compare import compare
 
+    if not args.corpus and not args.index:
+        raise ExplorerError("Give --corpus (a corpus file or builtin:NAME) or --index (a prebuilt index folder).")
+    index = corpus = None
+    if args.index:
+        from explorer.indexing.prebuilt import PrebuiltIndex
+
+        index = PrebuiltIndex(args.index)
+        corpus = index.corpus
+    if args.corpus:
+        corpus = read_corpus_argument(args.corpus)
+        if index is not None:
+            index.check_corpus(corpus)
     result = compare(
         args.query,
-        read_corpus_argument(args.corpus),
+        corpus,
         top_k=args.top_k,
         bi_encoder=args.bi_encoder,
         cross_encoder=args.cross_encoder,
@@ -194,8 +230,43 @@ def run_compare(args) -> int:
         allow_local_models=True,
         first_stage=args.first_stage,
         rerankers=args.rerankers,
+        index=index,
     )
     _emit(args, result.to_dict(), lambda: format_comparison(result))
+    return 0
+
+
+def run_index(args) -> int:
+    """Build (or finish) an index folder on Ray."""
+    from explorer.budgets import MAX_INDEX_CORPUS_BYTES, MAX_INDEX_DOCUMENTS
+    from explorer.data.builtin_corpora import BUILTIN_PREFIX, load_set
+    from explorer.data.corpus import read_corpus
+    from explorer.indexing.build import build
+
+    if args.corpus.startswith(BUILTIN_PREFIX):
+        corpus = load_set(args.corpus[len(BUILTIN_PREFIX):]).corpus
+    else:
+        corpus = read_corpus(args.corpus, max_documents=MAX_INDEX_DOCUMENTS, max_bytes=MAX_INDEX_CORPUS_BYTES)
+    bi_encoders = [] if args.bi_encoder == ["none"] else (args.bi_encoder or [DEFAULT_BI_ENCODER])
+    manifest, _ = build(
+        corpus, args.out, bi_encoders, bm25=args.bm25, late=args.late, ray_address=args.ray,
+        workers=args.workers, precision=args.precision, shard_size=args.shard_size,
+        index_type=args.index_type, allow_local_models=True,
+    )
+
+    def text() -> str:
+        lines = [f"Index of {corpus.name} ({len(corpus):,} documents) in {args.out}, built in {manifest['build_seconds']:.1f} s"]
+        for entry in manifest["bi_encoders"]:
+            lines.append(f"  bi-encoder {entry['model_id']} [{entry['precision']}]: {entry['index_type']} FAISS index, "
+                         f"recall@10 vs exact {entry['recall_at_10']:.3f}")
+        if manifest["late"]:
+            lines.append(f"  late interaction {manifest['late']['model_id']}: {manifest['late']['tokens']:,} token vectors")
+        if manifest["bm25"]:
+            lines.append("  BM25 (bm25s)")
+        lines.append("Shards computed in this run: " + ", ".join(f"{k} {v}" for k, v in manifest["shards_computed"].items()))
+        return "\n".join(lines)
+
+    _emit(args, manifest, text)
     return 0
 
 
@@ -238,7 +309,15 @@ def run_eval(args) -> int:
     from explorer.pipeline.evaluate import evaluate, format_report
 
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
+        if args.ray is not None:
+            raise ExplorerError("--ray scores plain eval's stage (c); leave it out with --pipelines or a BEIR zip.")
         return run_pipelines_eval(args)
+    runner = None
+    if args.ray is not None:
+        from explorer.indexing.ray_scoring import RayPairScorer
+
+        def runner(scorer):
+            return RayPairScorer(scorer, address=args.ray or None, workers=args.workers, allow_local_path=True)
     if args.queries is None or args.qrels is None:
         raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
     report = evaluate(
@@ -252,6 +331,7 @@ def run_eval(args) -> int:
         score_all=not args.skip_full,
         persist_embeddings=True,
         allow_local_models=True,
+        cross_encoder_runner=runner,
     )
     _emit(args, report.to_dict(), lambda: format_report(report))
     return 0
@@ -354,6 +434,7 @@ def run_loadtest(args) -> int:
 
 COMMANDS = {
     "compare": run_compare,
+    "index": run_index,
     "inspect": run_inspect,
     "explain": run_explain,
     "eval": run_eval,

@@ -106,6 +106,10 @@ def test_makefile_installs_each_requirements_file_when_it_changes():
     assert "-r requirements.txt" in " ".join(recipe("$(APP_STAMP)"))
     assert {"requirements-dev.txt", "$(APP_STAMP)"} <= set(prerequisites("$(DEV_STAMP)"))
     assert "-r requirements-dev.txt" in " ".join(recipe("$(DEV_STAMP)"))
+    # Ray is optional for the app but installed for the tests (index building, eval --ray).
+    assert {"requirements-ray.txt", "$(APP_STAMP)"} <= set(prerequisites("$(RAY_STAMP)"))
+    assert "-r requirements-ray.txt" in " ".join(recipe("$(RAY_STAMP)"))
+    assert "$(RAY_STAMP)" in prerequisites("$(DEV_STAMP)")
     assert "apt-get install -y -qq chromium" in " ".join(recipe("chromium"))
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from explorer.data.corpus import Corpus
 from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, local_model
@@ -31,6 +32,9 @@ from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
 from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
 from explorer.rankers.probe import probe
+
+if TYPE_CHECKING:
+    from explorer.indexing.prebuilt import PrebuiltIndex
 
 FIRST_STAGES = ("bi", "bm25", "hybrid")
 RERANKERS = ("late", "cross")  # "late": MaxSim over the colbert backbone; "cross": the cross-encoder
@@ -116,6 +120,7 @@ def compare(
     progress: StageProgress | None = None,
     first_stage: str = "bi",
     rerankers: str | Sequence[str] = ("cross",),
+    index: PrebuiltIndex | None = None,
 ) -> Comparison:
     """Rank `corpus` for `query` with the first stage, re-rank its top-k with each re-ranker.
 
@@ -124,8 +129,9 @@ def compare(
     `parse_rerankers`); empty (or "none") for the first stage alone. Every bound model is
     sanity-probed once per process (`rankers/probe.py`); one that fails gets a note. With `score_all`, the
     last re-ranker also scores every document, to show what the first stage missed. The
-    result's `reranked` hits are the last re-ranker's. Raises ExplorerError for anything
-    the user can fix.
+    result's `reranked` hits are the last re-ranker's. With `index` (a prebuilt index of
+    this corpus, `indexing/prebuilt.py`) the first stage searches it instead of indexing the
+    corpus. Raises ExplorerError for anything the user can fix.
     """
     kinds = parse_rerankers(rerankers)
     query = check_query(query)
@@ -137,10 +143,12 @@ def compare(
 
     with clock.stage("model_loading"):
         report(0.0, "Loading models")
-        pipeline = Pipeline(
-            first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models),
-            [reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds],
-        )
+        first = (first_stage_ranker(first_stage, bi_encoder, precision, allow_local_models) if index is None
+                 else index.first_stage(first_stage, bi_encoder, precision, allow_local_models))
+        # An index that stores late-interaction token vectors re-ranks with them instead of encoding documents.
+        stored = [index.stored_reranker(kind, precision) if index is not None else None for kind in kinds]
+        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models)
+                                    for kind, s in zip(kinds, stored)])
         notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
         stage.check_query(query)

@@ -17,7 +17,7 @@ itself (0, 1, 2), and RR and recall count grade >= 1 as relevant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import ir_measures
@@ -30,6 +30,7 @@ from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
 from explorer.pipeline.results import CHANGE_EPSILON
 from explorer.pipeline.stages import Pipeline, StageProgress, Stopwatch, check_top_k, run_pipeline
+from explorer.rankers.base import PairScorer
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.cross_encoder import load_cross_encoder
 
@@ -150,8 +151,13 @@ def evaluate(
     persist_embeddings: bool = True,
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
+    cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
 ) -> EvalReport:
-    """Rank the corpus for every labelled query three ways and score each ranking."""
+    """Rank the corpus for every labelled query three ways and score each ranking.
+
+    `cross_encoder_runner` wraps the bound cross-encoder in what scores the pairs instead of
+    this process (`eval --ray`: `indexing/ray_scoring.py:RayPairScorer`); the measures are the same.
+    """
     top_k, top_k_notes = check_top_k(top_k, len(corpus))
     kept, notes = _labelled_queries(corpus, queries, qrels)
     notes.extend(top_k_notes)
@@ -161,9 +167,10 @@ def evaluate(
 
     report(0.0, "Loading models")
     with clock.stage("model_loading"):
+        scorer = load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
         pipeline = Pipeline(
             load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models),
-            [load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)],
+            [cross_encoder_runner(scorer) if cross_encoder_runner else scorer],
         )
     # (c) scores every pair once, and (b) takes its candidates' logits from that same pass.
     run = run_pipeline(

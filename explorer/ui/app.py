@@ -132,6 +132,8 @@ def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
              "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
              "as local:NAME. Repeat for several.",
     )
+    parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as "
+                        "a corpus in the Compare tab; or set EXPLORER_INDEX")
     arguments, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
     return arguments

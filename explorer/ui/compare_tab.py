@@ -7,7 +7,9 @@ and are shown with `gr.Error`, which leaves every output as it was.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import gradio as gr
 
@@ -17,6 +19,7 @@ from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.errors import ExplorerError
+from explorer.indexing.prebuilt import PrebuiltIndex
 from explorer.paths import REPO_ROOT
 from explorer.pipeline.compare import RERANKERS, Comparison, compare
 from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
@@ -40,9 +43,22 @@ _INDEX_MS: dict[tuple[str, str], float] = {}
 # ---- corpus choice -------------------------------------------------------------------------
 
 
+INDEX_CHOICE = "prebuilt-index"  # the picker's value for the configured prebuilt index
+
+
+@lru_cache(maxsize=1)
+def configured_index() -> PrebuiltIndex | None:
+    """The prebuilt index named by EXPLORER_INDEX (`python app.py --index DIR` sets it), opened once."""
+    folder = os.environ.get("EXPLORER_INDEX")
+    return PrebuiltIndex(folder) if folder else None
+
+
 def builtin_corpus_choices() -> list[tuple[str, str]]:
-    """(title, name) of each shipped corpus."""
-    return [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
+    """(title, name) of each shipped corpus, after the prebuilt index if one is configured."""
+    index = configured_index()
+    offered = [] if index is None else [
+        (f"Prebuilt index: {index.corpus.name} ({len(index.corpus):,} documents)", INDEX_CHOICE)]
+    return offered + [(f"{info.title} ({info.name})", info.name) for info in list_sets()]
 
 
 def corpus_input_visibility(source: str):
@@ -56,6 +72,8 @@ def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str 
         if not upload:
             raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
         return read_corpus(upload)  # checks the size before reading
+    if source == "Built-in" and builtin == INDEX_CHOICE and configured_index() is not None:
+        return configured_index().corpus
     if source == "Built-in":
         return load_set(builtin or "").corpus
     if not (text or "").strip():
@@ -124,6 +142,7 @@ def run_comparison(
             progress=lambda fraction, message: progress(fraction, desc=message),
             first_stage=first_stage or "bi",
             rerankers=kinds,
+            index=configured_index() if corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE else None,
         )
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
