@@ -29,6 +29,13 @@ def inspection_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_pat
     return CrossEncoder(load_model(cross_encoder, "cross", eager_attention=True, allow_local_path=allow_local_path), "fp32")
 
 
+def rescoring_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False) -> CrossEncoder:
+    """The cross-encoder for rescoring, occlusion and gradients: fp32 (exact scores), the same
+    module re-ranking uses. Its SDPA attention returns no weights and runs faster than the
+    eager copy, so only the attention views need `inspection_model`."""
+    return CrossEncoder(load_model(cross_encoder, "cross", allow_local_path=allow_local_path), "fp32")
+
+
 @dataclass
 class EncodedPair:
     """The tokenizer's encoding of one pair, cut to the model's maximum length, with offsets."""
