@@ -42,6 +42,7 @@ class DocumentAttribution:
     words_per_span: int = 1  # occlusion of a long document deletes a run of words at a time
     baseline_logit: float | None = None  # ig only
     convergence_delta: float | None = None  # ig only
+    steps: int | None = None  # ig only
 
     @property
     def deltas(self) -> np.ndarray:
@@ -56,8 +57,8 @@ def attribute_document(scorer: CrossEncoder, pair: EncodedPair, method: str, ste
     if method == "ig":
         ig = integrated_gradients(scorer, pair, steps=steps, method=IG_METHOD)
         words = [{"word": w, "delta": float(d), "start": s, "end": e} for w, d, (s, e) in zip(ig.words, ig.scores, ig.spans)]
-        return DocumentAttribution(method, ig.score, words, pair.words_cut,
-                                   baseline_logit=ig.baseline_logit, convergence_delta=ig.convergence_delta)
+        return DocumentAttribution(method, ig.score, words, pair.words_cut, baseline_logit=ig.baseline_logit,
+                                   convergence_delta=ig.convergence_delta, steps=steps)
     if method == "gradxinput":
         gradients = gradient_attribution(scorer, pair)
         if score is None:
@@ -197,15 +198,26 @@ AGREEMENT_NOTE = (
 )
 
 
-def method_agreement(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
-                     known: dict[str, DocumentAttribution] | None = None) -> dict:
-    """How far occlusion, IG and gradient x input rank one document's words alike (Spearman)."""
-    from scipy.stats import spearmanr
-
+def every_method(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
+                 known: dict[str, DocumentAttribution] | None = None) -> dict[str, DocumentAttribution]:
+    """One document's attributions by occlusion, IG and gradient x input (those in `known` reused)."""
     found = dict(known or {})
     for method in METHODS:
         if method not in found:
             found[method] = attribute_document(scorer, pair, method, steps)
+    return found
+
+
+def method_agreement(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
+                     known: dict[str, DocumentAttribution] | None = None) -> dict:
+    """How far occlusion, IG and gradient x input rank one document's words alike (Spearman)."""
+    return agreement_of(every_method(scorer, pair, steps, known))
+
+
+def agreement_of(found: dict[str, DocumentAttribution]) -> dict:
+    """Spearman between every two of the three methods' attributions of one document."""
+    from scipy.stats import spearmanr
+
     runs = found["occlusion"].words_per_span
     # Align every method to occlusion's units: one entry per word, or per run of `runs` words.
     vectors = {}

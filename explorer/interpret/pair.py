@@ -62,6 +62,15 @@ class EncodedPair:
         return [span for _, span in self.document_word_tokens().values()]
 
     @property
+    def cut_char(self) -> int | None:
+        """The character offset in `document` after which the model reads nothing (the end of the
+        last document token kept), or None when it reads the whole document."""
+        if not self.truncated:
+            return None
+        kept = [end for (_, end), sequence in zip(self.offsets, self.sequence_ids) if sequence == 1]
+        return kept[-1] if kept else 0
+
+    @property
     def words_cut(self) -> int:
         """Document words past the model's maximum length."""
         return self.document_words_total - len(self.document_word_tokens())
