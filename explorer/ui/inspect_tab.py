@@ -214,9 +214,8 @@ def build_inspect_tab() -> InspectTab:
     with gr.Tab("What moved the score"):
         attribution_text = gr.HTML(elem_id="inspect-attribution")
         attribution_plot = gr.Plot(label="Occlusion attribution")
-        with gr.Row():
-            methods_run = gr.Button("Compare methods: occlusion, gradient × input, Integrated Gradients (50 steps)",
-                                    elem_id="inspect-methods-run", scale=0)
+        methods_run = gr.Button("Compare methods: occlusion, gradient × input, Integrated Gradients (50 steps)",
+                                elem_id="inspect-methods-run")
         methods_view = gr.HTML(elem_id="inspect-methods")
     with gr.Tab("How the texts meet"):
         gr.Markdown("One pair, three architectures. The **cross-encoder** reads query and document in one pass "
@@ -231,7 +230,7 @@ def build_inspect_tab() -> InspectTab:
         gr.Markdown("The model reads at most 512 tokens of the pair: in *What moved the score* the text after the "
                     "✂ mark is greyed (never read). Passage-level scoring reads a long document window by window "
                     "and reports the best window's score.")
-        passages_run = gr.Button("Score sliding windows (256 tokens, every 128)", elem_id="inspect-passages-run", scale=0)
+        passages_run = gr.Button("Score sliding windows (256 tokens, every 128)", elem_id="inspect-passages-run")
         passages_view = gr.HTML(elem_id="inspect-passages")
     with gr.Tab("bertviz"):
         gr.Markdown("bertviz's views of the same pair (drawn in your browser, no network). Query = sentence A, "

@@ -32,8 +32,8 @@ def passage_scores_html(document: str, result: PassageScores, max_length: int = 
     return (
         f"<div class='passages' data-best-score='{result.best_window_score:.6f}' data-windows='{len(windows)}'>"
         f"<p><b>Passage-level score: {result.best_window_score:.3f} logit, the best window of {len(windows)}</b> "
-        f"(window {result.best + 1}: {result.window_tokens} document tokens, a new window every {result.stride_tokens}; "
-        f"MaxP). It is that window's score, not the whole document's. The document as the model reads it in one "
+        f"(window {result.best + 1}, highlighted below; windows of up to {result.window_tokens} document tokens, a new "
+        f"one every {result.stride_tokens}; MaxP). It is that window's score, not the whole document's. The document as the model reads it in one "
         f"pair (cut at {max_length} tokens): <b>{result.document_score:.3f}</b> logit. {fits}</p>"
         f"<table class='windows'><thead><tr><th>window</th><th>document tokens</th><th>logit</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"

@@ -25,8 +25,8 @@ ROW_TITLE, COL_TITLE = "document token", "query token"
 def cross_encoder_meeting(block: AttentionBlock, model_name: str) -> go.Figure:
     return _token_heatmap(
         block.values.T, block.col_labels, block.row_labels, "attention %{z:.4f}",
-        f"Cross-encoder: one pass, query → document attention<br><sup>{html.escape(model_name)}; mean over "
-        "layers and heads</sup>", ROW_TITLE, COL_TITLE, joiner="←",
+        f"Cross-encoder: one pass<br><sup>query → document attention, mean over layers and heads<br>"
+        f"{html.escape(model_name)}</sup>", ROW_TITLE, COL_TITLE, joiner="←",
         colorscale="Blues", zmin=0, colorbar={"title": {"text": "weight"}},
     )
 
@@ -34,14 +34,14 @@ def cross_encoder_meeting(block: AttentionBlock, model_name: str) -> go.Figure:
 def late_interaction_meeting(alignment: LateAlignment) -> go.Figure:
     figure = _token_heatmap(
         alignment.similarity.T, alignment.doc_tokens, alignment.query_tokens, "cosine %{z:.3f}",
-        f"Late interaction: MaxSim {alignment.score:.3f} = Σ best cosine per query token<br><sup>"
-        f"{html.escape(alignment.model_name)}</sup>", ROW_TITLE, COL_TITLE, joiner="·",
+        f"Late interaction: MaxSim {alignment.score:.3f}<br><sup>= Σ over query tokens of the ringed best cosine<br>"
+        f"{html.escape(_short(alignment.model_name))}</sup>", ROW_TITLE, COL_TITLE, joiner="·",
         colorscale="RdBu", reversescale=True, zmid=0, colorbar={"title": {"text": "cosine"}},
     )
     query = escape_labels(alignment.query_tokens)
     figure.add_trace(go.Scatter(
         x=list(range(len(query))), y=[int(b) for b in alignment.best], mode="markers",
-        marker={"symbol": "circle-open", "size": 14, "line": {"width": 3, "color": "#111"}},
+        marker={"symbol": "circle-open", "size": 16, "color": "#000000", "line": {"width": 3}},
         customdata=[[q, float(c)] for q, c in zip(query, alignment.contributions)],
         hovertemplate="%{customdata[0]}: best match, adds %{customdata[1]:.3f} to MaxSim<extra></extra>",
         showlegend=False,
@@ -49,10 +49,16 @@ def late_interaction_meeting(alignment: LateAlignment) -> go.Figure:
     return figure
 
 
+def _short(name: str) -> str:
+    """The late-interaction name up to its first colon (the title's room); the hover and the
+    Compare tab carry the whole of it."""
+    return name.split(":")[0]
+
+
 def bi_encoder_meeting(similarity: TokenSimilarity) -> go.Figure:
     return _token_heatmap(
         similarity.similarity.T, similarity.doc_tokens, similarity.query_tokens, "cosine %{z:.3f}",
-        f"Bi-encoder: separate passes, score = pooled cosine {similarity.pooled_cosine:.3f}<br><sup>"
-        f"{html.escape(similarity.model_name)}; token cosines shown, not used</sup>", ROW_TITLE, COL_TITLE,
+        f"Bi-encoder: pooled cosine {similarity.pooled_cosine:.3f}<br><sup>separate passes; these token cosines "
+        f"are not used<br>{html.escape(similarity.model_name)}</sup>", ROW_TITLE, COL_TITLE,
         joiner="·", colorscale="RdBu", reversescale=True, zmid=0, colorbar={"title": {"text": "cosine"}},
     )
