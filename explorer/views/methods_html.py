@@ -14,10 +14,11 @@ GREEN, RED = "22, 163, 74", "220, 38, 38"
 COLUMNS = (("occlusion", "occlusion (full − without)"), ("gradxinput", "gradient × input"), ("ig", "Integrated Gradients"))
 
 
-def _cell(delta: float, scale: float) -> str:
+def _cell(delta: float, scale: float, rows: int = 1) -> str:
     strength = min(1.0, abs(delta) / scale) if scale > 0 else 0.0
     color = GREEN if delta >= 0 else RED
-    return f"<td style='background: rgba({color}, {0.06 + 0.6 * strength:.2f})'>{delta:+.3f}</td>"
+    span = f" rowspan='{rows}'" if rows > 1 else ""
+    return f"<td{span} style='background: rgba({color}, {0.06 + 0.6 * strength:.2f})'>{delta:+.3f}</td>"
 
 
 def methods_html(found: dict[str, DocumentAttribution], agreement: dict) -> str:
@@ -27,11 +28,12 @@ def methods_html(found: dict[str, DocumentAttribution], agreement: dict) -> str:
     runs = found["occlusion"].words_per_span
     heads = "".join(f"<th>{escape(title)}</th>" for _, title in COLUMNS)
     scales = {m: max([abs(w["delta"]) for w in found[m].words] or [1.0]) for m, _ in COLUMNS}
-    # Occlusion of a long document has one entry per run of words: it shows on the run's first word.
+    # Occlusion of a long document has one entry per run of words: one cell spans the run's rows.
     occlusion = {k * runs: w["delta"] for k, w in enumerate(found["occlusion"].words)}
+    words = found["ig"].words
     rows = []
-    for index, word in enumerate(found["ig"].words):
-        occ = _cell(occlusion[index], scales["occlusion"]) if index in occlusion else "<td class='run'>〃</td>"
+    for index, word in enumerate(words):
+        occ = (_cell(occlusion[index], scales["occlusion"], min(runs, len(words) - index)) if index in occlusion else "")
         rows.append(
             f"<tr><td class='word'>{escape(word['word'])}</td>{occ}"
             f"{_cell(found['gradxinput'].words[index]['delta'], scales['gradxinput'])}"
@@ -42,7 +44,7 @@ def methods_html(found: dict[str, DocumentAttribution], agreement: dict) -> str:
     correlations = ", ".join(
         f"{escape(pair.replace('~', ' ~ '))} <b>{'n/a' if value is None else f'{value:+.2f}'}</b>" for pair, value in rho.items()
     )
-    run_note = (f" Occlusion removed {runs} words at a time here (one value per run, on its first word; the other "
+    run_note = (f" Occlusion removed {runs} words at a time here (one value per run, its cell spanning the run's words; the other "
                 "methods are summed over the same runs for the correlation)." if runs > 1 else "")
     return (
         "<div class='methods'>"
