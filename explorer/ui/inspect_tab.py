@@ -16,7 +16,7 @@ from functools import lru_cache
 import gradio as gr
 
 from explorer.views import attention_plots as plots
-from explorer.interpret.attribution import gradient_attribution, occlusion_attribution
+from explorer.interpret.attribution import gradient_attribution, occlusion_attribution, occlusion_spans
 from explorer.views.bertviz_views import bertviz_iframe
 from explorer.errors import ExplorerError
 from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspect_pair
@@ -91,24 +91,31 @@ def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection
 
 
 def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
-    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes."""
+    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes.
+
+    The attention views come first (one pass); occlusion, one rescoring per word (or run of
+    words), follows in a second update, so a long pair's heatmap is not held back by it and the
+    layer and head lists work meanwhile. An API caller gets the final, complete result.
+    """
     cross_encoder = cross_encoder or DEFAULT_CROSS_ENCODER
+    key = (query, document, cross_encoder)
     try:
         scorer, encoded, inspection = _inspected(query, document, cross_encoder)
         heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
+        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
+        summary, meeting = _summary(inspection, similarity.pooled_cosine), bi_encoder_meeting(similarity)
+        pending = (f"<p class='pending'>⏳ Occlusion: rescoring the document with each of its "
+                   f"{len(occlusion_spans(encoded)[0])} words (or runs of words) deleted…</p>")
+        yield key, summary, heatmap, grid, pending, None, meeting
         attribution = occlusion_attribution(scorer, encoded)
         gradients = gradient_attribution(scorer, encoded) if gradient else None
-        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
     except ExplorerError as error:
         raise gr.Error(str(error)) from error
-    return (
-        (query, document, cross_encoder),
-        _summary(inspection, similarity.pooled_cosine),
-        heatmap,
-        grid,
+    yield (
+        key, summary, heatmap, grid,
         plots.attribution_html(encoded.document, attribution, encoded.cut_char, scorer.max_length),
         plots.attribution_bars(attribution, gradients),
-        bi_encoder_meeting(similarity),
+        meeting,
     )
 
 
