@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    bench.add_argument("--contrast", action="store_true",
+                       help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
     loadtest = commands.add_parser("loadtest", help="many gradio_client users against a running app (loopback only)")
     loadtest.add_argument("--url", required=True)
@@ -292,11 +294,11 @@ def run_inspect(args) -> int:
 def run_explain(args) -> int:
     """Scores of A and B, their gap, and each document's words weighed by one method."""
     from explorer.interpret.contrast import explain_pair_gap, format_pair_gap
-    from explorer.interpret.pair import inspection_model
+    from explorer.interpret.pair import rescoring_model
 
     if not 1 <= args.steps <= 1000:
         raise ExplorerError(f"--steps must be 1 to 1000, not {args.steps}.")
-    scorer = inspection_model(args.cross_encoder, allow_local_path=True)
+    scorer = rescoring_model(args.cross_encoder, allow_local_path=True)
     result = explain_pair_gap(scorer, args.query, args.doc, args.versus, args.method,
                               steps=args.steps, agreement=args.agreement)
     _emit(args, result.to_dict(), lambda: format_pair_gap(result))
@@ -419,6 +421,12 @@ def run_bench(args) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Progress goes to stderr, and only with the table: --json output stays one object.
     progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.contrast:
+        from explorer.tools.bench import format_contrast, run_contrast_benchmark
+
+        rows = run_contrast_benchmark(repeats=2 if args.quick else 3)
+        _emit(args, {"contrast": rows}, lambda: format_contrast(rows))
+        return 0
     result = run_benchmark(quick=args.quick, progress=progress)
     _emit(args, result, lambda: format_table(result))
     return 0

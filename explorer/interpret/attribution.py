@@ -50,26 +50,51 @@ def remove_span(document: str, start: int, end: int) -> str:
     return document[:start] + document[end:]
 
 
+def occlusion_spans(pair: EncodedPair) -> tuple[list[tuple[int, int]], int]:
+    """The character spans occlusion deletes one at a time, and how many words each holds.
+
+    A long document is occluded a run of words at a time, so that a 512-token pair costs at
+    most MAX_OCCLUSION_PASSES passes (each word alone would be ~400).
+    """
+    spans = pair.document_word_spans()
+    per_span = -(-len(spans) // MAX_OCCLUSION_PASSES) if spans else 1
+    runs = [(spans[i][0], spans[min(i + per_span, len(spans)) - 1][1]) for i in range(0, len(spans), per_span)]
+    return runs, per_span
+
+
+def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair]) -> list[Attribution]:
+    """`occlusion_attribution` of several pairs of one query, every rescoring in one batch.
+
+    One call for both documents of a contrast lets the length-sorted batches fill up with
+    the variants of either document, and scores the two full documents in the same pass.
+    """
+    if len({pair.query for pair in pairs}) > 1:
+        raise ValueError("occlusion_attributions takes pairs of one query")
+    plans = [occlusion_spans(pair) for pair in pairs]
+    texts: list[str] = []
+    for pair, (spans, _) in zip(pairs, plans):
+        texts += [pair.document, *(remove_span(pair.document, start, end) for start, end in spans)]
+    scores = scorer.score_query(pairs[0].query, texts).logits if texts else []
+    results, cursor = [], 0
+    for pair, (spans, per_span) in zip(pairs, plans):
+        full = float(scores[cursor])
+        words = [
+            WordAttribution(pair.document[start:end], start, end, float(scores[cursor + k + 1]) - full,
+                            float(scores[cursor + k + 1]))
+            for k, (start, end) in enumerate(spans)
+        ]
+        results.append(Attribution(full, words, pair.words_cut, per_span))
+        cursor += len(spans) + 1
+    return results
+
+
 def occlusion_attribution(scorer: CrossEncoder, pair: EncodedPair) -> Attribution:
     """For each document word, the change in the logit when that word is removed.
 
     The edited documents are rescored by `scorer` in one batch; bind it in fp32 (the
     inspection model is) so a delta is an exact rescoring.
     """
-    document = pair.document
-    spans = pair.document_word_spans()
-    # One rescoring per span: a long document is occluded a run of words at a time, so that a
-    # 512-token pair costs at most MAX_OCCLUSION_PASSES passes (each word alone would be ~400).
-    per_span = -(-len(spans) // MAX_OCCLUSION_PASSES) if spans else 1
-    spans = [(spans[i][0], spans[min(i + per_span, len(spans)) - 1][1]) for i in range(0, len(spans), per_span)]
-    edited = [remove_span(document, start, end) for start, end in spans]
-    scores = scorer.score_query(pair.query, [document, *edited]).logits
-    full = float(scores[0])
-    words = [
-        WordAttribution(document[start:end], start, end, float(scores[k + 1]) - full, float(scores[k + 1]))
-        for k, (start, end) in enumerate(spans)
-    ]
-    return Attribution(full, words, pair.words_cut, per_span)
+    return occlusion_attributions(scorer, [pair])[0]
 
 
 def gradient_attribution(scorer: CrossEncoder, pair: EncodedPair) -> GradientAttribution:

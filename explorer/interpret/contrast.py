@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from explorer.errors import ExplorerError
-from explorer.interpret.attribution import gradient_attribution, occlusion_attribution
+from explorer.interpret.attribution import Attribution, gradient_attribution, occlusion_attribution, occlusion_attributions
 from explorer.interpret.integrated_gradients import BASELINE, IG_METHOD, IG_STEPS, integrated_gradients
 from explorer.interpret.pair import EncodedPair, encode_pair
 from explorer.rankers.cross_encoder import CrossEncoder
@@ -42,6 +42,7 @@ class DocumentAttribution:
     words_per_span: int = 1  # occlusion of a long document deletes a run of words at a time
     baseline_logit: float | None = None  # ig only
     convergence_delta: float | None = None  # ig only
+    steps: int | None = None  # ig only
 
     @property
     def deltas(self) -> np.ndarray:
@@ -52,14 +53,12 @@ def attribute_document(scorer: CrossEncoder, pair: EncodedPair, method: str, ste
                        score: float | None = None) -> DocumentAttribution:
     """Per-word contributions of `pair`'s document to its logit; `score` when already known."""
     if method == "occlusion":
-        occlusion = occlusion_attribution(scorer, pair)
-        words = [{"word": w.word, "delta": -w.delta, "start": w.start, "end": w.end} for w in occlusion.words]
-        return DocumentAttribution(method, occlusion.full_logit, words, pair.words_cut, occlusion.words_per_span)
+        return _from_occlusion(pair, occlusion_attribution(scorer, pair))
     if method == "ig":
         ig = integrated_gradients(scorer, pair, steps=steps, method=IG_METHOD)
         words = [{"word": w, "delta": float(d), "start": s, "end": e} for w, d, (s, e) in zip(ig.words, ig.scores, ig.spans)]
-        return DocumentAttribution(method, ig.score, words, pair.words_cut,
-                                   baseline_logit=ig.baseline_logit, convergence_delta=ig.convergence_delta)
+        return DocumentAttribution(method, ig.score, words, pair.words_cut, baseline_logit=ig.baseline_logit,
+                                   convergence_delta=ig.convergence_delta, steps=steps)
     if method == "gradxinput":
         gradients = gradient_attribution(scorer, pair)
         if score is None:
@@ -68,6 +67,12 @@ def attribute_document(scorer: CrossEncoder, pair: EncodedPair, method: str, ste
                  for w, d, (s, e) in zip(gradients.words, gradients.scores, gradients.spans)]
         return DocumentAttribution(method, score, words, pair.words_cut)
     raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
+
+
+def _from_occlusion(pair: EncodedPair, occlusion: Attribution) -> DocumentAttribution:
+    """Occlusion's deltas as contributions (sign flipped: positive raises the score)."""
+    words = [{"word": w.word, "delta": -w.delta, "start": w.start, "end": w.end} for w in occlusion.words]
+    return DocumentAttribution("occlusion", occlusion.full_logit, words, pair.words_cut, occlusion.words_per_span)
 
 
 @dataclass
@@ -102,10 +107,17 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
     if method not in METHODS:
         raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     pair_a, pair_b = _encode(scorer, query, doc_a, "A"), _encode(scorer, query, doc_b, "B")
-    # Both scores in one batch, as re-ranking scores them: the gap is a difference of two rescorings.
-    score_a, score_b = (float(s) for s in scorer.score_query(query, [pair_a.document, pair_b.document]).logits)
-    a = attribute_document(scorer, pair_a, method, steps, score_a)
-    b = attribute_document(scorer, pair_b, method, steps, score_b)
+    if method == "occlusion":
+        # Both documents and every occluded variant of either in one batch: the two full
+        # documents are scored in it too, so the gap is a difference of two rescorings.
+        a, b = (_from_occlusion(pair, found) for pair, found in
+                zip((pair_a, pair_b), occlusion_attributions(scorer, [pair_a, pair_b])))
+        score_a, score_b = a.score, b.score
+    else:
+        # Both scores in one batch, as re-ranking scores them: the gap is a difference of two rescorings.
+        score_a, score_b = (float(s) for s in scorer.score_query(query, [pair_a.document, pair_b.document]).logits)
+        a = attribute_document(scorer, pair_a, method, steps, score_a)
+        b = attribute_document(scorer, pair_b, method, steps, score_b)
     notes = []
     for name, pair, found in (("A", pair_a, a), ("B", pair_b, b)):
         if pair.truncated:
@@ -186,15 +198,26 @@ AGREEMENT_NOTE = (
 )
 
 
-def method_agreement(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
-                     known: dict[str, DocumentAttribution] | None = None) -> dict:
-    """How far occlusion, IG and gradient x input rank one document's words alike (Spearman)."""
-    from scipy.stats import spearmanr
-
+def every_method(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
+                 known: dict[str, DocumentAttribution] | None = None) -> dict[str, DocumentAttribution]:
+    """One document's attributions by occlusion, IG and gradient x input (those in `known` reused)."""
     found = dict(known or {})
     for method in METHODS:
         if method not in found:
             found[method] = attribute_document(scorer, pair, method, steps)
+    return found
+
+
+def method_agreement(scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS,
+                     known: dict[str, DocumentAttribution] | None = None) -> dict:
+    """How far occlusion, IG and gradient x input rank one document's words alike (Spearman)."""
+    return agreement_of(every_method(scorer, pair, steps, known))
+
+
+def agreement_of(found: dict[str, DocumentAttribution]) -> dict:
+    """Spearman between every two of the three methods' attributions of one document."""
+    from scipy.stats import spearmanr
+
     runs = found["occlusion"].words_per_span
     # Align every method to occlusion's units: one entry per word, or per run of `runs` words.
     vectors = {}

@@ -29,6 +29,13 @@ def inspection_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_pat
     return CrossEncoder(load_model(cross_encoder, "cross", eager_attention=True, allow_local_path=allow_local_path), "fp32")
 
 
+def rescoring_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False) -> CrossEncoder:
+    """The cross-encoder for rescoring, occlusion and gradients: fp32 (exact scores), the same
+    module re-ranking uses. Its SDPA attention returns no weights and runs faster than the
+    eager copy, so only the attention views need `inspection_model`."""
+    return CrossEncoder(load_model(cross_encoder, "cross", allow_local_path=allow_local_path), "fp32")
+
+
 @dataclass
 class EncodedPair:
     """The tokenizer's encoding of one pair, cut to the model's maximum length, with offsets."""
@@ -53,6 +60,15 @@ class EncodedPair:
 
     def document_word_spans(self) -> list[tuple[int, int]]:
         return [span for _, span in self.document_word_tokens().values()]
+
+    @property
+    def cut_char(self) -> int | None:
+        """The character offset in `document` after which the model reads nothing (the end of the
+        last document token kept), or None when it reads the whole document."""
+        if not self.truncated:
+            return None
+        kept = [end for (_, end), sequence in zip(self.offsets, self.sequence_ids) if sequence == 1]
+        return kept[-1] if kept else 0
 
     @property
     def words_cut(self) -> int:

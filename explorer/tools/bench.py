@@ -245,6 +245,58 @@ def bench_attention(pair: tuple[str, str], repeats: int) -> dict:
     return {"inspect_pair_ms": round(total, 1), "forward_with_attentions_ms": round(forward, 1)}
 
 
+def contrast_documents(passages: list[str], tokenizer, count: int = 2, low: int = 140, high: int = 160) -> list[str]:
+    """The first `count` passages of `low` to `high` tokens of their own (the issue's ~150-token documents)."""
+    sized = [p for p in passages if low <= len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= high]
+    return sized[:count]
+
+
+def bench_contrast(query: str, doc_a: str, doc_b: str, repeats: int = 3, ig_steps: tuple[int, ...] = (20, 50)) -> list[dict]:
+    """"Why is A above B" as the Compare tab's contrast view computes it, per method: wall time and
+    this process's CPU time (on a shared machine, CPU seconds / threads is the better guide to an
+    idle machine's wall time). Models are loaded and warmed first."""
+    import time
+
+    import torch
+
+    from explorer.interpret.contrast import explain_pair_gap
+    from explorer.interpret.pair import rescoring_model
+
+    scorer = rescoring_model()
+    explain_pair_gap(scorer, query, doc_a[:200], doc_b[:200], "occlusion")  # warm-up: kernels, allocator
+    tokens = [len(scorer.tokenizer(query, d)["input_ids"]) for d in (doc_a, doc_b)]
+    rows = []
+    for method, steps in [("occlusion", None), ("gradxinput", None), *(("ig", s) for s in ig_steps)]:
+        walls, cpus = [], []
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            explain_pair_gap(scorer, query, doc_a, doc_b, method, **({"steps": steps} if steps else {}))
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        rows.append({"method": method, "steps": steps, "pair_tokens": tokens, "wall_s": round(statistics.median(walls), 2),
+                     "cpu_s": round(statistics.median(cpus), 2), "threads": torch.get_num_threads(),
+                     "load_average_1min": round(os.getloadavg()[0], 2)})
+    return rows
+
+
+def format_contrast(rows: list[dict]) -> str:
+    lines = [f"Contrast view (why is A above B), pairs of {rows[0]['pair_tokens']} tokens, median of the runs:",
+             f"{'method':<12} {'steps':>5} {'wall s':>7} {'CPU s':>7} {'CPU s / threads':>16} {'load':>5}"]
+    for row in rows:
+        lines.append(f"{row['method']:<12} {row['steps'] or '':>5} {row['wall_s']:>7} {row['cpu_s']:>7} "
+                     f"{row['cpu_s'] / row['threads']:>16.2f} {row['load_average_1min']:>5}")
+    lines.append("A shared CPU makes wall times noisy: compare runs at similar load, or use CPU s / threads.")
+    return "\n".join(lines)
+
+
+def run_contrast_benchmark(repeats: int = 3) -> list[dict]:
+    """The contrast view's figures on two ~150-token python_docs passages and a shipped query."""
+    from explorer.interpret.pair import rescoring_model
+
+    doc_a, doc_b = contrast_documents(realistic_passages(), rescoring_model().tokenizer)
+    return bench_contrast(benchmark_queries()[0], doc_a, doc_b, repeats)
+
+
 def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
     """compare() on 1,000 passages with cached embeddings, re-ranking the top 50; and the peers doing the same."""
     from sentence_transformers import CrossEncoder, SentenceTransformer

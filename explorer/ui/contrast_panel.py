@@ -2,7 +2,9 @@
 list, see both documents' attributions on one colour scale, then edit A and rescore it.
 
 Only arranges what `interpret/contrast.py` and `interpret/rescore.py` compute, with the
-fp32 inspection model, so every number here is an exact rescoring.
+fp32 rescoring model, so every number here is an exact rescoring. Occlusion of two documents
+takes one rescoring pass per word (seconds on two cores), so the two scores and the gap show
+first, and the attributions replace them when they are ready.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import gradio as gr
 
 from explorer.errors import ExplorerError
 from explorer.interpret.contrast import explain_pair_gap
-from explorer.interpret.pair import inspection_model
+from explorer.interpret.pair import rescoring_model
 from explorer.interpret.rescore import edit_and_rescore
-from explorer.views.contrast_html import contrast_html, edits_html
+from explorer.views.contrast_html import contrast_html, edits_html, pending_html
 
 METHOD_CHOICES = [("occlusion (delete each word, rescore)", "occlusion"),
                   ("Integrated Gradients (captum, 50 steps)", "ig"), ("gradient × input (first-order)", "gradxinput")]
@@ -49,24 +51,31 @@ def _pair(state: dict, picks: list[str]) -> tuple[str, str]:
 def _explain(state: dict, picks: list[str], edits: list[dict], method: str):
     id_a, id_b = _pair(state, picks)
     doc_a = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    gap = explain_pair_gap(inspection_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method)
+    gap = explain_pair_gap(rescoring_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method)
     return contrast_html(gap, doc_a, state["texts"][id_b], id_a, id_b), doc_a
 
 
 def on_pick(value: str, state: dict | None, picks: list[str], method: str):
-    """Keep the last two distinct rows clicked; with two, explain the gap and offer A for editing."""
+    """Keep the last two distinct rows clicked; with two, show both scores at once, then explain
+    the gap and offer A for editing."""
     doc_id = (value or "").split("\u0001")[0]
     if not state or doc_id not in state.get("texts", {}):
-        return picks, gr.skip(), gr.skip(), gr.skip(), [], ""
+        yield picks, gr.skip(), gr.skip(), gr.skip(), [], ""
+        return
     picks = [p for p in picks if p != doc_id][-1:] + [doc_id]
     if len(picks) < 2:
-        return picks, f"Picked [{doc_id}]; click a second document.", gr.skip(), gr.skip(), [], ""
+        yield picks, f"Picked [{doc_id}]; click a second document.", gr.skip(), gr.skip(), [], ""
+        return
+    id_a, id_b = _pair(state, picks)
+    status = f"A = [{id_a}], B = [{id_b}]: why is A above B?"
+    doc_a, doc_b = state["texts"][id_a], state["texts"][id_b]
     try:
-        view, doc_a = _explain(state, picks, [], method)
+        scores = rescoring_model(state["cross_encoder"]).score_query(state["query"], [doc_a, doc_b]).logits
+        yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
+        view, _ = _explain(state, picks, [], method)
     except ExplorerError as error:
         raise gr.Error(str(error)) from None
-    id_a, id_b = _pair(state, picks)
-    return picks, f"A = [{id_a}], B = [{id_b}]: why is A above B?", view, doc_a, [], ""
+    yield picks, status, view, doc_a, [], ""
 
 
 def on_method(state: dict | None, picks: list[str], edits: list[dict], method: str):
@@ -84,7 +93,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
         raise gr.Error("Click two documents in the re-ranked list first.")
     id_a, _ = _pair(state, picks)
     before = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    scorer = inspection_model(state["cross_encoder"])
+    scorer = rescoring_model(state["cross_encoder"])
     try:
         others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]
         candidate_scores = scorer.score_query(state["query"], others).logits if others else []

@@ -1,8 +1,10 @@
-"""The "Inspect a pair" tab: attention, attribution and the bi-encoder contrast for one pair.
+"""The "Inspect a pair" tab: attention, attribution, how three architectures meet the texts,
+long documents, and the attribution methods side by side, for one pair.
 
-Only arranges what `inspect.py`, `attribution.py`, `token_similarity.py`,
-`attention_plots.py` and `bertviz_views.py` compute. The model runs once per "Inspect"
-click; changing layer, head or view redraws from the kept attention weights.
+Only arranges what `interpret/` computes and `views/` draws. The model runs once per
+"Inspect" click; changing layer, head or view redraws from the kept attention weights. The
+slower extras (method comparison with Integrated Gradients, passage scores) run on their own
+buttons.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from functools import lru_cache
 import gradio as gr
 
 from explorer.views import attention_plots as plots
-from explorer.interpret.attribution import gradient_attribution, occlusion_attribution
+from explorer.interpret.attribution import gradient_attribution, occlusion_attribution, occlusion_spans
 from explorer.views.bertviz_views import bertviz_iframe
 from explorer.errors import ExplorerError
 from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspect_pair
@@ -23,6 +25,14 @@ from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.cross_encoder import CrossEncoder
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.interpret.token_similarity import bi_encoder_token_similarity
+from explorer.interpret.contrast import agreement_of, every_method
+from explorer.interpret.late_alignment import late_alignment
+from explorer.interpret.pair import rescoring_model
+from explorer.interpret.passages import passage_scores
+from explorer.rankers.late_interaction import load_late_interaction
+from explorer.views.long_document import passage_scores_html
+from explorer.views.meeting_plots import bi_encoder_meeting, cross_encoder_meeting, late_interaction_meeting
+from explorer.views.methods_html import methods_html
 
 DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
 
@@ -81,24 +91,31 @@ def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection
 
 
 def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
-    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes."""
+    """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes.
+
+    The attention views come first (one pass); occlusion, one rescoring per word (or run of
+    words), follows in a second update, so a long pair's heatmap is not held back by it and the
+    layer and head lists work meanwhile. An API caller gets the final, complete result.
+    """
     cross_encoder = cross_encoder or DEFAULT_CROSS_ENCODER
+    key = (query, document, cross_encoder)
     try:
         scorer, encoded, inspection = _inspected(query, document, cross_encoder)
         heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
+        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
+        summary, meeting = _summary(inspection, similarity.pooled_cosine), bi_encoder_meeting(similarity)
+        pending = (f"<p class='pending'>⏳ Occlusion: rescoring the document with each of its "
+                   f"{len(occlusion_spans(encoded)[0])} words (or runs of words) deleted…</p>")
+        yield key, summary, heatmap, grid, pending, None, meeting
         attribution = occlusion_attribution(scorer, encoded)
         gradients = gradient_attribution(scorer, encoded) if gradient else None
-        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
     except ExplorerError as error:
         raise gr.Error(str(error)) from error
-    return (
-        (query, document, cross_encoder),
-        _summary(inspection, similarity.pooled_cosine),
-        heatmap,
-        grid,
-        plots.attribution_html(document, attribution),
+    yield (
+        key, summary, heatmap, grid,
+        plots.attribution_html(encoded.document, attribution, encoded.cut_char, scorer.max_length),
         plots.attribution_bars(attribution, gradients),
-        plots.token_similarity_heatmap(similarity),
+        meeting,
     )
 
 
@@ -125,6 +142,45 @@ def fit_choices(pair, layer, head):
     if pair is None:
         return gr.skip(), gr.skip()
     return fitted_choices(_inspection(*pair), layer, head)
+
+
+def draw_meeting(pair):
+    """The cross-encoder's and late interaction's side of "how the texts meet" (after the main views)."""
+    if pair is None:
+        return gr.skip(), gr.skip()
+    query, document, _ = pair
+    inspection = _inspection(*pair)
+    try:
+        alignment = late_alignment(load_late_interaction(precision="fp32"), query, document)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+    block = cross_attention_matrix(inspection, "mean", "mean", "query_to_doc")
+    return cross_encoder_meeting(block, inspection.model_name), late_interaction_meeting(alignment)
+
+
+def compare_methods(pair):
+    """Occlusion, gradient x input and Integrated Gradients over the inspected document's words."""
+    if pair is None:
+        raise gr.Error("Inspect a pair first.")
+    query, document, cross_encoder = pair
+    scorer = rescoring_model(cross_encoder)
+    try:
+        found = every_method(scorer, encode_pair(scorer, query, document))
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
+    return methods_html(found, agreement_of(found))
+
+
+def score_passages(pair):
+    """Sliding windows over the inspected document; the best window's score, labelled as such."""
+    if pair is None:
+        raise gr.Error("Inspect a pair first.")
+    query, document, cross_encoder = pair
+    scorer = rescoring_model(cross_encoder)
+    try:
+        return passage_scores_html(document, passage_scores(scorer, query, document), scorer.max_length)
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from error
 
 
 def draw_bertviz(pair):
@@ -164,12 +220,26 @@ def build_inspect_tab() -> InspectTab:
         heatmap = gr.Plot(label="Cross-attention heatmap")
         grid = gr.Plot(label="Every head of the layer")
     with gr.Tab("What moved the score"):
-        attribution_text = gr.HTML()
+        attribution_text = gr.HTML(elem_id="inspect-attribution")
         attribution_plot = gr.Plot(label="Occlusion attribution")
-    with gr.Tab("Bi-encoder contrast"):
-        gr.Markdown("The bi-encoder encodes the query and the document in two separate passes; their token "
-                    "vectors can be compared only afterwards. The retriever uses just the one pooled cosine.")
-        similarity_plot = gr.Plot(label="Bi-encoder token cosine")
+        methods_run = gr.Button("Compare methods: occlusion, gradient × input, Integrated Gradients (50 steps)",
+                                elem_id="inspect-methods-run")
+        methods_view = gr.HTML(elem_id="inspect-methods")
+    with gr.Tab("How the texts meet"):
+        gr.Markdown("One pair, three architectures. The **cross-encoder** reads query and document in one pass "
+                    "(its attention, left). **Late interaction** encodes them apart, then each query token takes "
+                    "its best document token (ringed): the score is the sum of those cosines. The **bi-encoder** "
+                    "encodes them apart too, and scores only the one pooled cosine.")
+        with gr.Row(equal_height=False):
+            cross_meeting = gr.Plot(label="Cross-encoder", elem_id="meet-cross")
+            late_meeting = gr.Plot(label="Late interaction", elem_id="meet-late")
+            similarity_plot = gr.Plot(label="Bi-encoder token cosine", elem_id="meet-bi")
+    with gr.Tab("Long document"):
+        gr.Markdown("The model reads at most 512 tokens of the pair: in *What moved the score* the text after the "
+                    "✂ mark is greyed (never read). Passage-level scoring reads a long document window by window "
+                    "and reports the best window's score.")
+        passages_run = gr.Button("Score sliding windows (256 tokens, every 128)", elem_id="inspect-passages-run")
+        passages_view = gr.HTML(elem_id="inspect-passages")
     with gr.Tab("bertviz"):
         gr.Markdown("bertviz's views of the same pair (drawn in your browser, no network). Query = sentence A, "
                     "document = sentence B. The model view opens on the query → document block.")
@@ -181,6 +251,9 @@ def build_inspect_tab() -> InspectTab:
     def follow_up(event) -> None:
         # The bertviz views and the fitted layer/head lists come after the main views, so the
         # page shows the heatmap and attribution first; a prefill from another tab runs the same.
+        # A new pair clears the extras drawn for the last one.
+        event.then(lambda: ("", ""), None, [methods_view, passages_view], api_visibility="private", show_progress="hidden")
+        event.then(draw_meeting, [pair], [cross_meeting, late_meeting], api_visibility="private")
         event.then(draw_bertviz, [pair], [head_view, model_view], api_visibility="private")
         # No spinner on the lists: they stay usable while the views are drawn.
         event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private", show_progress="hidden")
@@ -192,6 +265,10 @@ def build_inspect_tab() -> InspectTab:
     def inspect_after(event):
         follow_up(event.success(run_inspection, inputs, outputs, api_visibility="private", concurrency_limit=2,
                                 concurrency_id="inspect"))
+    methods_run.click(compare_methods, [pair], methods_view, api_visibility="private", concurrency_limit=2,
+                      concurrency_id="inspect")
+    passages_run.click(score_passages, [pair], passages_view, api_visibility="private", concurrency_limit=2,
+                       concurrency_id="inspect")
     view_controls = [layer, head, direction, special, word_level, renormalize]
     for control in view_controls:
         control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")

@@ -42,6 +42,14 @@ def _cell_size(count: int) -> int:
 
 
 MIN_PLOT_HEIGHT = 180
+# Past this many tokens on an axis, every k-th is labelled (hover still names each cell):
+# 500 labels overlap into a black band. Drag a box on the plot to zoom into a stretch.
+MAX_TICK_LABELS = 80
+
+
+def _ticks(labels: list[str]) -> dict:
+    step = -(-len(labels) // MAX_TICK_LABELS)
+    return {"tickvals": list(range(0, len(labels), step)), "ticktext": labels[::step]}
 
 
 def _token_heatmap(
@@ -62,8 +70,8 @@ def _token_heatmap(
     )
     figure.update_layout(
         title={"text": title},
-        xaxis={"title": col_title, "tickvals": list(range(len(cols))), "ticktext": cols, "tickangle": -60},
-        yaxis={"title": row_title, "tickvals": list(range(len(rows))), "ticktext": rows, "autorange": "reversed"},
+        xaxis={"title": col_title, **_ticks(cols), "tickangle": -60},
+        yaxis={"title": row_title, **_ticks(rows), "autorange": "reversed"},
         # The plot area keeps at least MIN_PLOT_HEIGHT px: a two-word query would get ~40 px and
         # a colour bar too short for its labels.
         height=min(1400, 220 + max(MIN_PLOT_HEIGHT, _cell_size(len(rows)) * len(rows))),
@@ -153,8 +161,24 @@ def attribution_bars(attribution: Attribution, gradient: GradientAttribution | N
     return figure
 
 
-def attribution_html(document: str, attribution: Attribution) -> str:
-    """The document with each word shaded by its occlusion delta; all text escaped."""
+CUT_MARK = "✂ the model stops reading here"
+
+
+def unread_tail_html(document: str, cut_char: int | None, max_length: int = 512) -> str:
+    """`document[cut_char:]`, greyed, after a visible mark: the part the model never read."""
+    if cut_char is None or cut_char >= len(document):
+        return ""
+    return (
+        f"<span class='cut-mark' data-cut-char='{cut_char}' title='the pair is cut at {max_length} tokens'"
+        " style='display:inline-block;margin:0 4px;padding:0 6px;border-left:3px solid #b91c1c;color:#b91c1c;"
+        f"font-weight:600;font-size:0.85em'>{CUT_MARK} ({max_length} tokens)</span>"
+        f"<span class='unread' style='color:#9ca3af'>{html.escape(document[cut_char:])}</span>"
+    )
+
+
+def attribution_html(document: str, attribution: Attribution, cut_char: int | None = None, max_length: int = 512) -> str:
+    """The document with each word shaded by its occlusion delta, and what the model never read
+    (past `cut_char`) greyed after a mark; all text escaped."""
     largest = max((abs(w.delta) for w in attribution.words), default=0.0) or 1.0
     parts, cursor = [], 0
     for word in attribution.words:
@@ -167,9 +191,11 @@ def attribution_html(document: str, attribution: Attribution) -> str:
             f"{html.escape(document[word.start : word.end])}</span>"
         )
         cursor = word.end
-    parts.append(html.escape(document[cursor:]))
-    cut = (f"<p><em>{attribution.words_cut} words past the model's maximum length were not scored.</em></p>"
-           if attribution.words_cut else "")
+    end = len(document) if cut_char is None else max(cursor, cut_char)
+    parts.append(html.escape(document[cursor:end]))
+    parts.append(unread_tail_html(document, end if cut_char is not None else None, max_length))
+    cut = (f"<p><em>{attribution.words_cut} words past the model's maximum length ({max_length} tokens, greyed "
+           "after the mark) were never read, and get no attribution.</em></p>" if attribution.words_cut else "")
     if attribution.words_per_span > 1:
         cut += (f"<p><em>A long document: removed {attribution.words_per_span} words at a time "
                 "(each shaded run is one occlusion), to bound the number of rescoring passes.</em></p>")

@@ -170,7 +170,9 @@ def bertviz_iframe(inspection: PairInspection, view: View, height_px: int = 760)
     if len(inspection.tokens) > MAX_TOKENS:
         return (
             f"<p>The bertviz {view} view is drawn for inputs of at most {MAX_TOKENS} tokens; this pair has "
-            f"{len(inspection.tokens)}. Shorten the document to see it (the heatmaps above cover every token).</p>"
+            f"{len(inspection.tokens)}. bertviz draws every attention weight as its own line: past {MAX_TOKENS} "
+            "tokens that is tens of megabytes sent to the browser and a page that stops responding while it draws. "
+            "Shorten the document to see it; the heatmaps cover every token.</p>"
         )
     document = bertviz_document(inspection, view)
     label = "bertviz head view" if view == "head" else "bertviz model view"

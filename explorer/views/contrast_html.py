@@ -62,6 +62,25 @@ def contrast_html(gap: PairGap, doc_a: str, doc_b: str, id_a: str, id_b: str) ->
     )
 
 
+PENDING = {
+    "occlusion": "occlusion is rescoring every word of both documents deleted in turn (one pass per word: "
+                 "several seconds on two cores)",
+    "ig": "Integrated Gradients is integrating the gradients along the path from the baseline (one forward "
+          "and backward pass per step and document)",
+    "gradxinput": "gradient × input is taking one gradient per document",
+}
+
+
+def pending_html(score_a: float, score_b: float, id_a: str, id_b: str, method: str) -> str:
+    """Both logits and the gap, shown while the attributions are computed."""
+    return (
+        f"<div class='contrast contrast-pending' data-gap='{score_a - score_b:.6f}'>"
+        f"<div class='contrast-gap'>A [{escape(id_a)}] {score_a:.3f} − B [{escape(id_b)}] {score_b:.3f} = "
+        f"<b>{score_a - score_b:+.3f}</b> logit</div>"
+        f"<div class='note'>⏳ {escape(PENDING.get(method, method))}; the shaded words follow.</div></div>"
+    )
+
+
 def edits_html(edits: list[dict]) -> str:
     """The edits tried so far, newest last: score before and after, change, rank among the candidates."""
     if not edits:
