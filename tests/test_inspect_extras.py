@@ -125,8 +125,7 @@ def test_a_kept_attribution_equals_a_fresh_one_and_follows_the_edit(scorer):
     edited = doc_a.replace("capital", "largest city")
     first = contrast.explain_pair_gap(scorer, QUERY, doc_a, doc_b)
     second = contrast.explain_pair_gap(scorer, QUERY, edited, doc_b)
-    with contrast._kept_lock:
-        contrast._kept.clear()
+    contrast.forget_kept_attributions()
     fresh = contrast.explain_pair_gap(scorer, QUERY, edited, doc_b)
     assert second.attribution_b == first.attribution_b
     assert [w["word"] for w in second.attribution_a] == [w["word"] for w in fresh.attribution_a]

@@ -179,6 +179,12 @@ def _keep(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int, foun
             _kept.popitem(last=False)
 
 
+def forget_kept_attributions() -> None:
+    """Empty the kept attributions (a benchmark timing a first view needs nothing kept)."""
+    with _kept_lock:
+        _kept.clear()
+
+
 def _encode(scorer: CrossEncoder, query: str, document: str, name: str) -> EncodedPair:
     """`encode_pair`, with a message that says which document is at fault."""
     try:
