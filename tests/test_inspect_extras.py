@@ -113,3 +113,24 @@ def test_late_alignment_sums_to_maxsim_and_matches_brute_force(late):
     assert alignment.query_tokens == q_tokens and alignment.doc_tokens == d_tokens
     np.testing.assert_array_equal(alignment.best, cosine.argmax(axis=1))
     np.testing.assert_allclose(alignment.contributions, cosine.max(axis=1), atol=1e-5)
+
+
+def test_a_kept_attribution_equals_a_fresh_one_and_follows_the_edit(scorer):
+    """After an edit of A, B's attribution is taken from the last call; every number still equals
+    a computation from scratch, and A's is the edited text's."""
+    from explorer.interpret import contrast
+
+    doc_a = "Paris is the capital of France; the Eiffel Tower stands on the Champ de Mars."
+    doc_b = "Lyon is a large city in France, known for its food and its silk weavers."
+    edited = doc_a.replace("capital", "largest city")
+    first = contrast.explain_pair_gap(scorer, QUERY, doc_a, doc_b)
+    second = contrast.explain_pair_gap(scorer, QUERY, edited, doc_b)
+    contrast.forget_kept_attributions()
+    fresh = contrast.explain_pair_gap(scorer, QUERY, edited, doc_b)
+    assert second.attribution_b == first.attribution_b
+    assert [w["word"] for w in second.attribution_a] == [w["word"] for w in fresh.attribution_a]
+    np.testing.assert_allclose([w["delta"] for w in second.attribution_a + second.attribution_b],
+                               [w["delta"] for w in fresh.attribution_a + fresh.attribution_b], atol=1e-4)
+    alone = [float(scorer.score_query(QUERY, [text]).logits[0]) for text in (edited, doc_b)]
+    assert second.gap == pytest.approx(alone[0] - alone[1], abs=1e-4)
+    assert second.score_a != pytest.approx(first.score_a, abs=1e-3)  # the edit changed A's score

@@ -10,6 +10,8 @@ the word. `ATTRIBUTION_UNIT` says it per method, and the JSON carries it.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -107,17 +109,22 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
     if method not in METHODS:
         raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     pair_a, pair_b = _encode(scorer, query, doc_a, "A"), _encode(scorer, query, doc_b, "B")
+    a, b = _recall(scorer, pair_a, method, steps), _recall(scorer, pair_b, method, steps)
     if method == "occlusion":
-        # Both documents and every occluded variant of either in one batch: the two full
-        # documents are scored in it too, so the gap is a difference of two rescorings.
-        a, b = (_from_occlusion(pair, found) for pair, found in
-                zip((pair_a, pair_b), occlusion_attributions(scorer, [pair_a, pair_b])))
+        # Every occluded variant of both documents (or of the one not kept) in one batch; the
+        # full documents are scored in it too, so the gap is a difference of two rescorings.
+        missing = [pair for pair, found in ((pair_a, a), (pair_b, b)) if found is None]
+        computed = iter(_from_occlusion(pair, found) for pair, found in
+                        zip(missing, occlusion_attributions(scorer, missing) if missing else []))
+        a, b = a or next(computed), b or next(computed)
         score_a, score_b = a.score, b.score
     else:
         # Both scores in one batch, as re-ranking scores them: the gap is a difference of two rescorings.
         score_a, score_b = (float(s) for s in scorer.score_query(query, [pair_a.document, pair_b.document]).logits)
-        a = attribute_document(scorer, pair_a, method, steps, score_a)
-        b = attribute_document(scorer, pair_b, method, steps, score_b)
+        a = a or attribute_document(scorer, pair_a, method, steps, score_a)
+        b = b or attribute_document(scorer, pair_b, method, steps, score_b)
+    _keep(scorer, pair_a, method, steps, a)
+    _keep(scorer, pair_b, method, steps, b)
     notes = []
     for name, pair, found in (("A", pair_a, a), ("B", pair_b, b)):
         if pair.truncated:
@@ -142,6 +149,40 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
             "B": method_agreement(scorer, pair_b, steps, known[1]),
         }
     return result
+
+
+# The last few documents' attributions. After an edit only A changes, so B is found here; an
+# undo, or switching back to a method already shown, finds both. Keyed by everything the
+# numbers depend on: the model and its precision, the query, the document, the method, the steps.
+KEPT_ATTRIBUTIONS = 16
+_kept: OrderedDict[tuple, DocumentAttribution] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def _kept_key(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int) -> tuple:
+    return (scorer.model.id, scorer.model.source, scorer.precision, pair.query, pair.document, method,
+            steps if method == "ig" else None)
+
+
+def _recall(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int) -> DocumentAttribution | None:
+    with _kept_lock:
+        key = _kept_key(scorer, pair, method, steps)
+        if key in _kept:
+            _kept.move_to_end(key)
+        return _kept.get(key)
+
+
+def _keep(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int, found: DocumentAttribution) -> None:
+    with _kept_lock:
+        _kept[_kept_key(scorer, pair, method, steps)] = found
+        while len(_kept) > KEPT_ATTRIBUTIONS:
+            _kept.popitem(last=False)
+
+
+def forget_kept_attributions() -> None:
+    """Empty the kept attributions (a benchmark timing a first view needs nothing kept)."""
+    with _kept_lock:
+        _kept.clear()
 
 
 def _encode(scorer: CrossEncoder, query: str, document: str, name: str) -> EncodedPair:

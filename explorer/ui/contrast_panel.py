@@ -88,7 +88,8 @@ def on_method(state: dict | None, picks: list[str], edits: list[dict], method: s
 
 
 def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: str, method: str):
-    """Score the edited A against its last version; its new rank among the other shown candidates (fp32)."""
+    """Score the edited A against its last version; its new rank among the other shown candidates (fp32).
+    The edit row shows first, the view's attributions of the edited A after it."""
     if not state or len(picks) < 2:
         raise gr.Error("Click two documents in the re-ranked list first.")
     id_a, _ = _pair(state, picks)
@@ -101,7 +102,9 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
     except ExplorerError as error:
         raise gr.Error(str(error)) from None
     edits = edits + [{**result.to_dict(), "doc_id": id_a, "text_before": before, "text_after": edited}]
-    return edits, edits_html(edits), on_method(state, picks, edits, method)
+    # The new score, rank and delta at once; the attributions of the edited A follow.
+    yield edits, edits_html(edits), gr.skip()
+    yield edits, gr.skip(), on_method(state, picks, edits, method)
 
 
 def on_undo(state: dict | None, picks: list[str], edits: list[dict], method: str):
