@@ -18,6 +18,7 @@ from explorer.interpret.contrast import explain_pair_gap
 from explorer.interpret.pair import rescoring_model
 from explorer.interpret.rescore import edit_and_rescore
 from explorer.views.contrast_html import contrast_html, edits_html, pending_html
+from explorer.ui.messages import shown_error
 
 METHOD_CHOICES = [("occlusion (delete each word, rescore)", "occlusion"),
                   ("Integrated Gradients (captum, 50 steps)", "ig"), ("gradient × input (first-order)", "gradxinput")]
@@ -74,7 +75,7 @@ def on_pick(value: str, state: dict | None, picks: list[str], method: str):
         yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
         view, _ = _explain(state, picks, [], method)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from None
+        raise shown_error(error) from None
     yield picks, status, view, doc_a, [], ""
 
 
@@ -84,7 +85,7 @@ def on_method(state: dict | None, picks: list[str], edits: list[dict], method: s
     try:
         return _explain(state, picks, edits, method)[0]
     except ExplorerError as error:
-        raise gr.Error(str(error)) from None
+        raise shown_error(error) from None
 
 
 def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: str, method: str):
@@ -100,7 +101,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
         candidate_scores = scorer.score_query(state["query"], others).logits if others else []
         result = edit_and_rescore(scorer, state["query"], before, edited, candidate_scores)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from None
+        raise shown_error(error) from None
     edits = edits + [{**result.to_dict(), "doc_id": id_a, "text_before": before, "text_after": edited}]
     # The new score, rank and delta at once; the attributions of the edited A follow.
     yield edits, edits_html(edits), gr.skip()

@@ -33,6 +33,7 @@ from explorer.rankers.late_interaction import load_late_interaction
 from explorer.views.long_document import passage_scores_html
 from explorer.views.meeting_plots import bi_encoder_meeting, cross_encoder_meeting, late_interaction_meeting
 from explorer.views.methods_html import methods_html
+from explorer.ui.messages import shown_error
 
 DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
 
@@ -110,7 +111,7 @@ def run_inspection(query, document, cross_encoder, layer, head, direction, speci
         attribution = occlusion_attribution(scorer, encoded)
         gradients = gradient_attribution(scorer, encoded) if gradient else None
     except ExplorerError as error:
-        raise gr.Error(str(error)) from error
+        raise shown_error(error) from error
     yield (
         key, summary, heatmap, grid,
         plots.attribution_html(encoded.document, attribution, encoded.cut_char, scorer.max_length),
@@ -125,7 +126,7 @@ def redraw(pair, layer, head, direction, special, word_level, renormalize):
     try:
         return _views(_inspection(*pair), layer, head, direction, special, word_level, renormalize)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from error
+        raise shown_error(error) from error
 
 
 def fitted_choices(inspection: PairInspection, layer: str, head: str) -> tuple[dict, dict]:
@@ -153,7 +154,7 @@ def draw_meeting(pair):
     try:
         alignment = late_alignment(load_late_interaction(precision="fp32"), query, document)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from error
+        raise shown_error(error) from error
     block = cross_attention_matrix(inspection, "mean", "mean", "query_to_doc")
     return cross_encoder_meeting(block, inspection.model_name), late_interaction_meeting(alignment)
 
@@ -167,7 +168,7 @@ def compare_methods(pair):
     try:
         found = every_method(scorer, encode_pair(scorer, query, document))
     except ExplorerError as error:
-        raise gr.Error(str(error)) from error
+        raise shown_error(error) from error
     return methods_html(found, agreement_of(found))
 
 
@@ -180,7 +181,7 @@ def score_passages(pair):
     try:
         return passage_scores_html(document, passage_scores(scorer, query, document), scorer.max_length)
     except ExplorerError as error:
-        raise gr.Error(str(error)) from error
+        raise shown_error(error) from error
 
 
 def draw_bertviz(pair):
