@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -97,18 +98,45 @@ def run_shards(
         worker_class, fn_constructor_kwargs=worker_args, batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(pending)))), num_cpus=1,
     )
-    computed = []
-    for row in results.iter_rows():
-        shard = int(row["shard"])
-        if row["precision"] != folder.spec.precision or row["engine"] != folder.spec.engine:
-            raise ExplorerError(
-                f"A Ray worker ran {folder.spec.model_id} as {row['precision']} ({row['engine']}), not "
-                f"{folder.spec.precision} ({folder.spec.engine}) as planned; workers must agree (give --precision fp32)."
-            )
-        folder.write(shard, row["payload"])
-        computed.append(shard)
-        report(len(done) + len(computed), len(shards))
+    computed, failure = [], None
+    try:
+        for row in results.iter_rows():
+            shard = int(row["shard"])
+            if row["precision"] != folder.spec.precision or row["engine"] != folder.spec.engine:
+                raise ExplorerError(
+                    f"A Ray worker ran {folder.spec.model_id} as {row['precision']} ({row['engine']}), not "
+                    f"{folder.spec.precision} ({folder.spec.engine}) as planned; workers must agree (give --precision fp32)."
+                )
+            folder.write(shard, row["payload"])
+            computed.append(shard)
+            report(len(done) + len(computed), len(shards))
+    except Exception as error:  # a worker's own error, after Ray's retries
+        # Ray's message holds the worker's traceback: its first "SomethingError: ..." line is the original error.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        failure = (named or lines or [type(error).__name__])[0]
+    if failure is not None:
+        # Nothing may keep the aborted job's actors alive (a traceback would): they hold the CPUs the next job needs.
+        del results, dataset
+        _wait_for_idle_cpus(ray)
+        raise ExplorerError(
+            f"The Ray job stopped: {failure}. Its {len(done) + len(computed)} finished shard(s) of {len(shards)} are "
+            f"kept in {folder.folder}; run the same command again to compute the rest."
+        )
     return computed
+
+
+def _wait_for_idle_cpus(ray, timeout_s: float = 60.0) -> None:
+    """Wait (bounded) until Ray has released every CPU, so the next job on this Ray can start."""
+    import gc
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        gc.collect()
+        if ray.available_resources().get("CPU", 0) >= ray.cluster_resources().get("CPU", 0):
+            return
+        time.sleep(0.5)
 
 
 def print_progress(what: str) -> Callable[[int, int], None]:
