@@ -282,6 +282,22 @@ def test_whole_corpus_scoring_on_ray_gives_the_in_process_numbers(local_ray, tmp
     assert scorers[1].computed == [] and again.metrics == reference.metrics
 
 
+def test_cli_eval_with_ray_prints_what_eval_without_it_prints(local_ray, tmp_path, monkeypatch):
+    """`eval --ray --workers 2` (stage (c) as a Ray job) against the plain command, on `negation`."""
+    from cli_support import run_cli
+    from explorer.indexing import ray_scoring
+
+    monkeypatch.setattr(ray_scoring, "cache_dir", lambda: tmp_path)  # no shards from an earlier run
+
+    folder = Path(__file__).resolve().parent.parent / "corpora" / "negation"
+    arguments = ["eval", "--corpus", str(folder / "corpus.jsonl"), "--queries", str(folder / "queries.jsonl"),
+                 "--qrels", str(folder / "qrels.jsonl"), "--top-k", "5", "--precision", "fp32", "--json"]
+    plain, on_ray = run_cli(*arguments), run_cli(*arguments, "--ray", "--workers", "2")
+    assert on_ray["metrics"] == plain["metrics"] and on_ray["metrics"]["cross_encoder_full"] is not None
+    assert [q["top_ids"] for q in on_ray["per_query"]] == [q["top_ids"] for q in plain["per_query"]]
+    assert list((tmp_path / "ray_jobs").glob("*/*.npz"))  # the pairs were scored on Ray, shard by shard
+
+
 def test_late_interaction_on_an_index_uses_its_stored_vectors_and_ranks_as_encoding_does(built, tmp_path):
     out = built[0]
     index = PrebuiltIndex(out)
