@@ -112,6 +112,29 @@ def test_occlusion_gap_and_sign_convention(scorer, reference):
     assert data["summary"][0].startswith("A scores") and "capital" in data["summary"][1]
 
 
+def test_occlusion_first_view_deletes_runs_and_keeps_nothing(scorer, reference):
+    """The contrast view's first look: at most FIRST_VIEW_OCCLUSION_PASSES runs per document, each
+    delta an exact rescoring without that run; the word-level view after it is computed afresh."""
+    from explorer.budgets import FIRST_VIEW_OCCLUSION_PASSES
+    from explorer.interpret.contrast import forget_kept_attributions
+
+    forget_kept_attributions()
+    first = explain_pair_gap(scorer, QUERY, DOC_A, DOC_B, "occlusion", first_view=True)
+    score_a, score_b = reference(QUERY, [DOC_A]) + reference(QUERY, [DOC_B])
+    assert first.gap == pytest.approx(score_a - score_b, abs=1e-4)
+    for runs, document, full in ((first.attribution_a, DOC_A, score_a), (first.attribution_b, DOC_B, score_b)):
+        spans = encode_pair(scorer, QUERY, document).document_word_spans()
+        assert len(runs) <= FIRST_VIEW_OCCLUSION_PASSES < len(spans)
+        assert (runs[0]["start"], runs[-1]["end"]) == (spans[0][0], spans[-1][1])  # the runs tile every word
+        for run in runs[:2]:
+            without = reference(QUERY, [remove_span(document, run["start"], run["end"])])[0]
+            assert run["delta"] == pytest.approx(full - without, abs=1e-4)
+    assert any("First view" in note for note in first.notes)
+    words = explain_pair_gap(scorer, QUERY, DOC_A, DOC_B, "occlusion")
+    spans_a = encode_pair(scorer, QUERY, DOC_A).document_word_spans()
+    assert len(words.attribution_a) == len(spans_a) and not any("First view" in n for n in words.notes)
+
+
 def test_gradxinput_is_the_existing_gradient_attribution(scorer):
     result = explain_pair_gap(scorer, QUERY, DOC_A, DOC_B, "gradxinput")
     reference = gradient_attribution(scorer, encode_pair(scorer, QUERY, DOC_B))

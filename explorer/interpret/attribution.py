@@ -50,19 +50,20 @@ def remove_span(document: str, start: int, end: int) -> str:
     return document[:start] + document[end:]
 
 
-def occlusion_spans(pair: EncodedPair) -> tuple[list[tuple[int, int]], int]:
+def occlusion_spans(pair: EncodedPair, max_passes: int = MAX_OCCLUSION_PASSES) -> tuple[list[tuple[int, int]], int]:
     """The character spans occlusion deletes one at a time, and how many words each holds.
 
     A long document is occluded a run of words at a time, so that a 512-token pair costs at
-    most MAX_OCCLUSION_PASSES passes (each word alone would be ~400).
+    most `max_passes` passes (each word alone would be ~400).
     """
     spans = pair.document_word_spans()
-    per_span = -(-len(spans) // MAX_OCCLUSION_PASSES) if spans else 1
+    per_span = -(-len(spans) // max_passes) if spans else 1
     runs = [(spans[i][0], spans[min(i + per_span, len(spans)) - 1][1]) for i in range(0, len(spans), per_span)]
     return runs, per_span
 
 
-def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair]) -> list[Attribution]:
+def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair],
+                           max_passes: int = MAX_OCCLUSION_PASSES) -> list[Attribution]:
     """`occlusion_attribution` of several pairs of one query, every rescoring in one batch.
 
     One call for both documents of a contrast lets the length-sorted batches fill up with
@@ -70,7 +71,7 @@ def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair]) -> li
     """
     if len({pair.query for pair in pairs}) > 1:
         raise ValueError("occlusion_attributions takes pairs of one query")
-    plans = [occlusion_spans(pair) for pair in pairs]
+    plans = [occlusion_spans(pair, max_passes) for pair in pairs]
     texts: list[str] = []
     for pair, (spans, _) in zip(pairs, plans):
         texts += [pair.document, *(remove_span(pair.document, start, end) for start, end in spans)]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from explorer.budgets import FIRST_VIEW_OCCLUSION_PASSES, MAX_OCCLUSION_PASSES
 from explorer.errors import ExplorerError
 from explorer.interpret.attribution import Attribution, gradient_attribution, occlusion_attribution, occlusion_attributions
 from explorer.interpret.integrated_gradients import BASELINE, IG_METHOD, IG_STEPS, integrated_gradients
@@ -104,18 +105,25 @@ class PairGap:
 
 
 def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, method: str = "occlusion",
-                     steps: int = IG_STEPS, agreement: bool = False) -> PairGap:
-    """Score A and B for `query`, and attribute each document's score to its words by `method`."""
+                     steps: int = IG_STEPS, agreement: bool = False, first_view: bool = False) -> PairGap:
+    """Score A and B for `query`, and attribute each document's score to its words by `method`.
+
+    `first_view` (occlusion only): each document is occluded in at most
+    FIRST_VIEW_OCCLUSION_PASSES runs of words, exact rescorings still, so the page has a view in
+    about a second; the word-level view (kept for later) follows it.
+    """
     if method not in METHODS:
         raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     pair_a, pair_b = _encode(scorer, query, doc_a, "A"), _encode(scorer, query, doc_b, "B")
-    a, b = _recall(scorer, pair_a, method, steps), _recall(scorer, pair_b, method, steps)
+    coarse = first_view and method == "occlusion"
+    a, b = (None, None) if coarse else (_recall(scorer, pair_a, method, steps), _recall(scorer, pair_b, method, steps))
     if method == "occlusion":
         # Every occluded variant of both documents (or of the one not kept) in one batch; the
         # full documents are scored in it too, so the gap is a difference of two rescorings.
         missing = [pair for pair, found in ((pair_a, a), (pair_b, b)) if found is None]
+        passes = FIRST_VIEW_OCCLUSION_PASSES if coarse else MAX_OCCLUSION_PASSES
         computed = iter(_from_occlusion(pair, found) for pair, found in
-                        zip(missing, occlusion_attributions(scorer, missing) if missing else []))
+                        zip(missing, occlusion_attributions(scorer, missing, passes) if missing else []))
         a, b = a or next(computed), b or next(computed)
         score_a, score_b = a.score, b.score
     else:
@@ -123,14 +131,18 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
         score_a, score_b = (float(s) for s in scorer.score_query(query, [pair_a.document, pair_b.document]).logits)
         a = a or attribute_document(scorer, pair_a, method, steps, score_a)
         b = b or attribute_document(scorer, pair_b, method, steps, score_b)
-    _keep(scorer, pair_a, method, steps, a)
-    _keep(scorer, pair_b, method, steps, b)
+    if not coarse:
+        _keep(scorer, pair_a, method, steps, a)
+        _keep(scorer, pair_b, method, steps, b)
     notes = []
+    if coarse:
+        notes.append(f"First view: occlusion deleted runs of up to {max(a.words_per_span, b.words_per_span)} "
+                     "words; the word-level view follows.")
     for name, pair, found in (("A", pair_a, a), ("B", pair_b, b)):
         if pair.truncated:
             notes.append(f"Document {name} is longer than the model reads: {pair.words_cut} words past "
                          f"{scorer.max_length} tokens get no attribution.")
-        if found.words_per_span > 1:
+        if found.words_per_span > 1 and not coarse:
             notes.append(f"Document {name} is long: occlusion deleted {found.words_per_span} words at a time.")
     result = PairGap(
         query=pair_a.query, method=method, attribution_unit=ATTRIBUTION_UNIT[method],

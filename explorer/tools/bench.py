@@ -266,15 +266,18 @@ def bench_contrast(query: str, doc_a: str, doc_b: str, repeats: int = 3, ig_step
     explain_pair_gap(scorer, query, doc_a[:200], doc_b[:200], "occlusion")  # warm-up: kernels, allocator
     tokens = [len(scorer.tokenizer(query, d)["input_ids"]) for d in (doc_a, doc_b)]
     rows = []
-    for method, steps in [("occlusion", None), ("gradxinput", None), *(("ig", s) for s in ig_steps)]:
+    runs = [("occlusion, first view (runs of words)", "occlusion", {"first_view": True}), ("occlusion", "occlusion", {}),
+            ("gradxinput", "gradxinput", {}), *(("ig", "ig", {"steps": s}) for s in ig_steps)]
+    for name, method, options in runs:
+        steps = options.get("steps")
         walls, cpus = [], []
         for _ in range(repeats):
             forget_kept_attributions()  # a first view: nothing kept from the last run
             wall, cpu = time.perf_counter(), time.process_time()
-            explain_pair_gap(scorer, query, doc_a, doc_b, method, **({"steps": steps} if steps else {}))
+            explain_pair_gap(scorer, query, doc_a, doc_b, method, **options)
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
-        rows.append({"method": method, "steps": steps, "pair_tokens": tokens, "wall_s": round(statistics.median(walls), 2),
+        rows.append({"method": name, "steps": steps, "pair_tokens": tokens, "wall_s": round(statistics.median(walls), 2),
                      "cpu_s": round(statistics.median(cpus), 2), "threads": torch.get_num_threads(),
                      "load_average_1min": round(os.getloadavg()[0], 2)})
     # After an edit of A the view recomputes only A: B's attribution is kept from the last view.
@@ -293,9 +296,9 @@ def bench_contrast(query: str, doc_a: str, doc_b: str, repeats: int = 3, ig_step
 
 def format_contrast(rows: list[dict]) -> str:
     lines = [f"Contrast view (why is A above B), pairs of {rows[0]['pair_tokens']} tokens, median of the runs:",
-             f"{'method':<30} {'steps':>5} {'wall s':>7} {'CPU s':>7} {'CPU s / threads':>16} {'load':>5}"]
+             f"{'method':<40} {'steps':>5} {'wall s':>7} {'CPU s':>7} {'CPU s / threads':>16} {'load':>5}"]
     for row in rows:
-        lines.append(f"{row['method']:<30} {row['steps'] or '':>5} {row['wall_s']:>7} {row['cpu_s']:>7} "
+        lines.append(f"{row['method']:<40} {row['steps'] or '':>5} {row['wall_s']:>7} {row['cpu_s']:>7} "
                      f"{row['cpu_s'] / row['threads']:>16.2f} {row['load_average_1min']:>5}")
     lines.append("A shared CPU makes wall times noisy: compare runs at similar load, or use CPU s / threads.")
     return "\n".join(lines)

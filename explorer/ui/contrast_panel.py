@@ -49,10 +49,11 @@ def _pair(state: dict, picks: list[str]) -> tuple[str, str]:
     return (first, second) if state["ranks"][first] <= state["ranks"][second] else (second, first)
 
 
-def _explain(state: dict, picks: list[str], edits: list[dict], method: str):
+def _explain(state: dict, picks: list[str], edits: list[dict], method: str, first_view: bool = False):
     id_a, id_b = _pair(state, picks)
     doc_a = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    gap = explain_pair_gap(rescoring_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method)
+    gap = explain_pair_gap(rescoring_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method,
+                           first_view=first_view)
     return contrast_html(gap, doc_a, state["texts"][id_b], id_a, id_b), doc_a
 
 
@@ -71,12 +72,17 @@ def on_pick(value: str, state: dict | None, picks: list[str], method: str):
     status = f"A = [{id_a}], B = [{id_b}]: why is A above B?"
     doc_a, doc_b = state["texts"][id_a], state["texts"][id_b]
     try:
-        scores = rescoring_model(state["cross_encoder"]).score_query(state["query"], [doc_a, doc_b]).logits
-        yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
+        if method == "occlusion":
+            # A view in about a second (runs of words, exact rescorings), then word level.
+            yield picks, status, _explain(state, picks, [], method, first_view=True)[0], doc_a, [], ""
+        else:
+            scores = rescoring_model(state["cross_encoder"]).score_query(state["query"], [doc_a, doc_b]).logits
+            yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
         view, _ = _explain(state, picks, [], method)
     except ExplorerError as error:
         raise shown_error(error) from None
-    yield picks, status, view, doc_a, [], ""
+    # The edit box and the edits were set with the first view: a visitor may be editing A by now.
+    yield picks, status, view, gr.skip(), gr.skip(), gr.skip()
 
 
 def on_method(state: dict | None, picks: list[str], edits: list[dict], method: str):
