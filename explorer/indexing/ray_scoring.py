@@ -60,11 +60,8 @@ class RayPairScorer(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
-        if len(queries) != len(documents):
-            raise ValueError("queries and documents must have the same length")
-        if not documents:
-            empty = np.zeros(0, dtype=np.float32)
-            return PairScores(empty, empty.copy(), 0)
+        if (empty := self.no_pairs(queries, documents)) is not None:
+            return empty
         info = self.info
         fingerprint = pairs_fingerprint(queries, documents)
         shards = cut(list(zip(queries, documents)), self.shard_pairs)

@@ -95,6 +95,16 @@ class PairScorer(ABC):
               progress: ProgressCallback | None = None) -> PairScores:
         """Score each (queries[i], documents[i]) pair."""
 
+    @staticmethod
+    def no_pairs(queries: Sequence[str], documents: Sequence[str], probabilities: bool = True) -> PairScores | None:
+        """What every `score` checks first: lists of equal length; for none, the empty result (else None)."""
+        if len(queries) != len(documents):
+            raise ValueError("queries and documents must have the same length")
+        if documents:
+            return None
+        empty = np.zeros(0, dtype=np.float32)
+        return PairScores(empty, empty.copy() if probabilities else None, 0)
+
     def check_query(self, query: str) -> None:
         """Refuse a query too long to share a pair with a document (the query would be cut, not the document)."""
         check_query_tokens(len(self.tokenizer(query, add_special_tokens=False)["input_ids"]), self.max_length)

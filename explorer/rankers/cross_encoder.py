@@ -59,11 +59,8 @@ class CrossEncoder(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
-        if len(queries) != len(documents):
-            raise ValueError("queries and documents must have the same length")
-        if not documents:
-            empty = np.zeros(0, dtype=np.float32)
-            return PairScores(empty, empty.copy(), 0)
+        if (empty := self.no_pairs(queries, documents)) is not None:
+            return empty
         model = self.model
         encoded = model.tokenizer(list(queries), list(documents), truncation=True, max_length=model.max_length)
         raw = np.empty((len(documents), model.module.config.num_labels), dtype=np.float32)

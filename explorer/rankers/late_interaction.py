@@ -150,10 +150,8 @@ class LateInteraction(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
-        if len(queries) != len(documents):
-            raise ValueError("queries and documents must have the same length")
-        if not documents:
-            return PairScores(np.zeros(0, dtype=np.float32), None, 0)
+        if (empty := self.no_pairs(queries, documents, probabilities=False)) is not None:
+            return empty  # MaxSim has no probability
         # Each distinct text is encoded once: a query is shared by all its candidates.
         unique_queries = list(dict.fromkeys(queries))
         unique_documents = list(dict.fromkeys(documents))

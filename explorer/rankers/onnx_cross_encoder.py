@@ -77,11 +77,8 @@ class OnnxCrossEncoder(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
-        if len(queries) != len(documents):
-            raise ValueError("queries and documents must have the same length")
-        if not documents:
-            empty = np.zeros(0, dtype=np.float32)
-            return PairScores(empty, empty.copy(), 0)
+        if (empty := self.no_pairs(queries, documents)) is not None:
+            return empty
         encoded = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length)
         logits = np.empty(len(documents), dtype=np.float32)
         for i in range(len(documents)):

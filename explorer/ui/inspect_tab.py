@@ -159,12 +159,17 @@ def draw_meeting(pair):
     return cross_encoder_meeting(block, inspection.model_name), late_interaction_meeting(alignment)
 
 
-def compare_methods(pair):
-    """Occlusion, gradient x input and Integrated Gradients over the inspected document's words."""
+def _rescoring_pair(pair):
+    """The inspected (query, document) and the fp32 model that rescores them exactly."""
     if pair is None:
         raise gr.Error("Inspect a pair first.")
     query, document, cross_encoder = pair
-    scorer = rescoring_model(cross_encoder)
+    return query, document, rescoring_model(cross_encoder)
+
+
+def compare_methods(pair):
+    """Occlusion, gradient x input and Integrated Gradients over the inspected document's words."""
+    query, document, scorer = _rescoring_pair(pair)
     try:
         found = every_method(scorer, encode_pair(scorer, query, document))
     except ExplorerError as error:
@@ -174,10 +179,7 @@ def compare_methods(pair):
 
 def score_passages(pair):
     """Sliding windows over the inspected document; the best window's score, labelled as such."""
-    if pair is None:
-        raise gr.Error("Inspect a pair first.")
-    query, document, cross_encoder = pair
-    scorer = rescoring_model(cross_encoder)
+    query, document, scorer = _rescoring_pair(pair)
     try:
         return passage_scores_html(document, passage_scores(scorer, query, document), scorer.max_length)
     except ExplorerError as error:
