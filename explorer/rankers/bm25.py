@@ -7,14 +7,13 @@ bm25s's English stopword list, and the Snowball English stemmer (PyStemmer).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import Stemmer
 
+from explorer import caches
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
 K1, B, METHOD, STOPWORDS = 1.5, 0.75, "lucene", "en"
@@ -50,21 +49,17 @@ class BM25Index:
 class BM25(Retriever):
     """BM25 over the corpus; the score is bm25s's BM25 score (0 when no query word occurs)."""
 
-    CACHED_INDEXES = 8  # per process; a small corpus's index is a few hundred kB
-
     def __init__(self):
         self.info = RankerInfo(
             model_id="bm25", name="BM25 (bm25s)", kind="lexical", score_name="BM25 score",
             precision="n/a", engine=SETTINGS,
         )
-        self._indexes: OrderedDict[str, BM25Index] = OrderedDict()
-        self._lock = threading.Lock()
 
     def index_corpus(self, texts, fingerprint, persist=False, progress: ProgressCallback | None = None):
-        with self._lock:
-            if fingerprint in self._indexes:
-                self._indexes.move_to_end(fingerprint)
-                return self._indexes[fingerprint], True
+        # Every BM25 has the same settings, so an index is shared by fingerprint (caches.BM25_INDEXES).
+        key = (SETTINGS, fingerprint)
+        if (cached := caches.BM25_INDEXES.get(key)) is not None:
+            return cached, True
         bm25s = _bm25s()
         retriever = bm25s.BM25(k1=K1, b=B, method=METHOD)
         retriever.index(bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=_STEMMER, show_progress=False),
@@ -72,10 +67,7 @@ class BM25(Retriever):
         if progress:
             progress(len(texts), len(texts))
         index = BM25Index(retriever, len(texts))
-        with self._lock:
-            self._indexes[fingerprint] = index
-            while len(self._indexes) > self.CACHED_INDEXES:
-                self._indexes.popitem(last=False)
+        caches.BM25_INDEXES.put(key, index)
         return index, False
 
     def encode_queries(self, queries: Sequence[str]) -> list[list[str]]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
+from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
 from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
@@ -30,8 +29,6 @@ from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 
-_REPORTS: OrderedDict[tuple, EvalReport] = OrderedDict()  # finished reports, newest last
-_REPORTS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,9 +62,8 @@ def corpus_changed(name: str):
 
 def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
     key = (name, top_k, score_all)
-    with _REPORTS_LOCK:
-        if key in _REPORTS:
-            return _REPORTS[key]
+    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
+        return cached
     labelled = load_set(name)
     pairs = len(labelled.corpus) * len(labelled.queries)
     if score_all:
@@ -79,10 +75,7 @@ def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
         persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
     )
     report.corpus_name = name
-    with _REPORTS_LOCK:
-        _REPORTS[key] = report
-        while len(_REPORTS) > 16:
-            _REPORTS.popitem(last=False)
+    caches.EVAL_REPORTS.put(key, report)
     return report
 
 
