@@ -40,7 +40,8 @@ def test_embedding_disk_cache_evicts_the_least_recently_used_corpus(bi_model, tm
     """Three corpora through the real encoder with room for two files: reading corpus A again makes
     B the least recently used, so writing C removes B's file and keeps A's."""
     from explorer.rankers import bi_encoder
-    from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, _disk_path
+    from explorer.caches import CORPUS_INDEXES as EMBEDDING_CACHE
+    from explorer.rankers.bi_encoder import BiEncoder, _disk_path
 
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
     encoder = BiEncoder(bi_model, "fp32")
