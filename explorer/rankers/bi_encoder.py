@@ -20,7 +20,7 @@ from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
-from explorer.paths import cache_dir, read_checked, write_checked
+from explorer.paths import MAX_EMBEDDING_DISK_BYTES, cache_dir, mark_used, read_checked, trim_to_size, write_checked
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
 
@@ -146,10 +146,13 @@ def corpus_index(
     path = _disk_path(encoder, fingerprint)
     embeddings, note = (_read_checked(path, len(texts)) if persist and path.is_file() else (None, None))
     from_disk = embeddings is not None
-    if embeddings is None:
+    if from_disk:
+        mark_used(path)
+    else:
         embeddings = encoder.encode(texts, progress=progress)
         if persist:
             _write_checked(path, embeddings)
+            trim_to_size(path.parent, MAX_EMBEDDING_DISK_BYTES)  # least recently used files go first
     entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings), cache_note=note)
     caches.CORPUS_INDEXES.put(key, entry)
     return entry, from_disk

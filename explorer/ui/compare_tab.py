@@ -27,6 +27,7 @@ from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
+from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
@@ -155,7 +156,7 @@ def run_comparison(
     costs = asdict(plots.unit_costs(result, caches.INDEXING_COSTS.get(key)))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
-    csv_path, json_path = write_downloads(result)
+    csv_path, json_path = write_downloads(result, request_folder("results"))
     data = result.to_dict()
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}

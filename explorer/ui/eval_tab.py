@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from explorer.pipeline.compare import FIRST_STAGES
 from explorer.pipeline.evaluate import EvalReport, evaluate
 from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
 from explorer.ui.messages import shown_error
+from explorer.ui.served_files import request_folder
 
 
 
@@ -242,8 +242,8 @@ def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> Non
 
 
 def _write_runs_zip(report: ExperimentReport) -> str:
-    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh temporary folder."""
-    path = Path(tempfile.mkdtemp(prefix="explorer-runs-")) / "runs.zip"
+    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh per-request folder."""
+    path = request_folder("runs") / "runs.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in report.pipelines:
             if name not in report.external_runs:
@@ -257,7 +257,7 @@ def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str |
     if source != "Upload":
         return {"corpus": builtin, "corpus_file": None, "corpus_name": data.corpus.name}
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(upload_name).stem).strip(".-") or "labelled"
-    path = write_corpus_jsonl(data.corpus, Path(tempfile.mkdtemp(prefix="explorer-labels-")) / f"{stem}-corpus.jsonl")
+    path = write_corpus_jsonl(data.corpus, request_folder("labels") / f"{stem}-corpus.jsonl")
     return {"corpus": None, "corpus_file": str(path), "corpus_name": path.name}
 
 
