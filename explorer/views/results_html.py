@@ -44,11 +44,28 @@ def move_badge(hit: RerankedHit, first: str = "bi-encoder") -> str:
     return f"<span class='move move-{kind}' title='{escape(title, quote=True)}'>{text}</span>"
 
 
-def _header(title: str, model: str, precision: str, score_name: str) -> str:
+def tie_marker(hit) -> str:
+    """"=" after the rank of a hit whose score equals another's (`tied`), naming the rank they share."""
+    if not getattr(hit, "tied", False):
+        return ""
+    title = f"tied: the same score as another document (shared rank {hit.shared_rank}); listed in the previous stage's order"
+    return f"<span class='tie' title='{escape(title, quote=True)}'>={hit.shared_rank}</span>"
+
+
+def _tie_attributes(hit) -> str:
+    return f" data-shared-rank='{hit.shared_rank}' data-tied='true'" if getattr(hit, "tied", False) else ""
+
+
+def _stage_notes(*notes: str | None) -> str:
+    """A stage's own note (BM25 matched nothing) and how BM25 splits text, under its title."""
+    return "".join(f"<div class='list-note'>{escape(note)}</div>" for note in notes if note)
+
+
+def _header(title: str, model: str, precision: str, score_name: str, *notes: str | None) -> str:
     return (
         f"<div class='list-header'><div class='list-title'>{escape(title)}</div>"
         f"<div class='list-meta'>{escape(model)} · <span class='precision'>{escape(precision)}</span>"
-        f" · score: {escape(score_name)}</div></div>"
+        f" · score: {escape(score_name)}</div>{_stage_notes(*notes)}</div>"
     )
 
 
@@ -71,17 +88,19 @@ def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) ->
         fraction = hit.score if score_name == "cosine" else hit.score / top_score
         bar = max(0.0, min(1.0, fraction)) * 100
         rows.append(
-            f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-            f"<span class='rank'>{hit.rank}</span>"
+            f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'{_tie_attributes(hit)}>"
+            f"<span class='rank'>{hit.rank}</span>{tie_marker(hit)}"
             f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
             f"<span class='score' title='{escape(score_name, quote=True)}'>{hit.score:.3f} {escape(score_name)}</span>{fate}</div>"
             f"<div class='score-bar'><div style='width:{bar:.0f}%'></div></div>"
             f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
         )
     title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
+    first = result.stages[0] if result.stages else None
     header = _header(
         title, result.models["first_stage"], result.precision["first_stage"],
         "cosine similarity" if score_name == "cosine" else score_name,
+        first and first.note, first and first.analyzer and f"BM25 analyzer: {first.analyzer}",
     )
     return f"<div class='ranked-list bi-list'>{header}<ol>{''.join(rows)}</ol></div>"
 
@@ -96,8 +115,8 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None)
     rows = []
     for hit in result.shown_reranked():
         rows.append(
-            f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-            f"<span class='rank'>{hit.rank}</span>"
+            f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'"
+            f"{_tie_attributes(hit)}><span class='rank'>{hit.rank}</span>{tie_marker(hit)}"
             f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
             f"<span class='score' title='cross-encoder logit'>{hit.score:.2f} logit</span>"
             f"<span class='prob' title='sigmoid of the logit'>p = {hit.probability:.3f}</span>"
@@ -118,8 +137,8 @@ def _late_list(result: Comparison, titles: dict[str, str], scope: str) -> str:
     """The late-interaction re-ranker's list: MaxSim scores, no probability."""
     top = max((h.score for h in result.shown_reranked()), default=1.0) or 1.0
     rows = [
-        f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-        f"<span class='rank'>{hit.rank}</span>"
+        f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'"
+        f"{_tie_attributes(hit)}><span class='rank'>{hit.rank}</span>{tie_marker(hit)}"
         f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
         f"<span class='score' title='MaxSim'>{hit.score:.2f} MaxSim</span>{move_badge(hit, result.first_stage_label)}</div>"
         f"<div class='score-bar prob-bar'><div style='width:{max(0.0, hit.score / top) * 100:.0f}%'></div></div>"
@@ -156,8 +175,8 @@ def stage_columns(result: Comparison) -> str:
                 else f"<span class='move move-down'>▼ {-move}</span>" if move < 0 else "<span class='move move-same'>=</span>"
             )
             rows.append(
-                f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-                f"<span class='rank'>{hit.rank}</span><div class='body'><div class='meta'>"
+                f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'{_tie_attributes(hit)}>"
+                f"<span class='rank'>{hit.rank}</span>{tie_marker(hit)}<div class='body'><div class='meta'>"
                 f"<span class='doc-id'>[{escape(hit.id)}]</span>"
                 f"<span class='score'>{hit.score:.3f} {escape(stage.score_name)}</span>{badge}</div></div></li>"
             )
@@ -168,7 +187,8 @@ def stage_columns(result: Comparison) -> str:
             f"<div class='list-header'><div class='list-title'>{_column_number(label)}. "
             f"{escape(KIND_TITLES.get(stage.kind, stage.kind))}{alone}</div>"
             f"<div class='list-meta'>{escape(stage.name)} · <span class='precision'>{escape(stage.runs_on)}</span>"
-            f" · score: {escape(stage.score_name)} · {stage.ms:,.1f} ms{rate}</div></div>"
+            f" · score: {escape(stage.score_name)} · {stage.ms:,.1f} ms{rate}</div>"
+            f"{_stage_notes(stage.note, stage.analyzer and f'BM25 analyzer: {stage.analyzer}')}</div>"
         )
         columns.append(f"<div class='ranked-list stage-column' data-kind='{escape(stage.kind, quote=True)}' "
                        f"data-label='{escape(label, quote=True)}'>{header}<ol>{''.join(rows)}</ol></div>")
