@@ -375,9 +375,9 @@ def test_page_shows_agreement_and_costs_for_every_stage():
 
 
 def test_document_token_vectors_are_kept_between_queries(late, monkeypatch):
-    from explorer.rankers import late_interaction
+    from explorer import caches
 
-    monkeypatch.setattr(late_interaction, "DOCUMENT_VECTORS", late_interaction.DocumentVectorCache())
+    caches.LATE_DOCUMENT_VECTORS.clear()
     documents = TEXTS[1:9]
     first = late.score_query("capital of France", documents).scores
     encoded = []
@@ -388,7 +388,13 @@ def test_document_token_vectors_are_kept_between_queries(late, monkeypatch):
     # Only the query and the one new document went through the model.
     assert encoded == [["capital of France"], [TEXTS[10]]]
     assert again.scores[-1] == pytest.approx(brute_force_maxsim(late.model, "capital of France", TEXTS[10]), abs=1e-4)
-    tiny = late_interaction.DocumentVectorCache(max_bytes=3 * 384 * 4 * 10)
-    for i in range(5):
-        tiny.put(("k", i), np.zeros((10, 384), dtype=np.float32), False)
-    assert len(tiny) == 3 and tiny.get(("k", 0)) is None and tiny.get(("k", 4)) is not None
+    # Bounded in bytes, least recently used out first: room for three 10-token documents.
+    tiny = caches.BoundedCache("test", 3 * 384 * 4 * 10, getsizeof=caches.late_vectors_size)
+    for i in range(4):
+        tiny.put(("k", i), (np.zeros((10, 384), dtype=np.float32), False))
+        if i == 2:
+            assert tiny.get(("k", 0)) is not None  # used: now ("k", 1) is the least recent
+    assert len(tiny) == 3 and tiny.get(("k", 1)) is None and tiny.get(("k", 0)) is not None
+    assert tiny.currsize == 3 * 384 * 4 * 10
+    tiny.put(("k", "huge"), (np.zeros((40, 384), dtype=np.float32), False))  # larger than the whole cache
+    assert ("k", "huge") not in tiny and len(tiny) == 3

@@ -16,15 +16,14 @@ k1 = 1.5 and b = 0.75 over the tokens of this analyzer:
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import Stemmer
 
+from explorer import caches
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
 K1, B, METHOD, STOPWORDS = 1.5, 0.75, "lucene", "en"
@@ -105,21 +104,17 @@ class BM25(Retriever):
     exactly when it holds a query token: a score of 0 means "not matched", never a weak match.
     """
 
-    CACHED_INDEXES = 8  # per process; a small corpus's index is a few hundred kB
-
     def __init__(self):
         self.info = RankerInfo(
             model_id="bm25", name="BM25 (bm25s)", kind="lexical", score_name="BM25 score",
             precision="n/a", engine=SETTINGS,
         )
-        self._indexes: OrderedDict[str, BM25Index] = OrderedDict()
-        self._lock = threading.Lock()
 
     def index_corpus(self, texts, fingerprint, persist=False, progress: ProgressCallback | None = None):
-        with self._lock:
-            if fingerprint in self._indexes:
-                self._indexes.move_to_end(fingerprint)
-                return self._indexes[fingerprint], True
+        # Every BM25 has the same settings, so an index is shared by fingerprint (caches.BM25_INDEXES).
+        key = (SETTINGS, fingerprint)
+        if (cached := caches.BM25_INDEXES.get(key)) is not None:
+            return cached, True
         tokens = tokenize(texts)
         retriever = None
         if any(tokens):  # bm25s cannot index an empty vocabulary
@@ -128,10 +123,7 @@ class BM25(Retriever):
         if progress:
             progress(len(texts), len(texts))
         index = BM25Index(retriever, len(texts))
-        with self._lock:
-            self._indexes[fingerprint] = index
-            while len(self._indexes) > self.CACHED_INDEXES:
-                self._indexes.popitem(last=False)
+        caches.BM25_INDEXES.put(key, index)
         return index, False
 
     def encode_queries(self, queries: Sequence[str]) -> list[list[str]]:

@@ -23,6 +23,7 @@ from explorer.rankers.probe import probe
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+from explorer.ui.served_files import delete_cache
 
 
 def _header_html() -> str:
@@ -95,7 +96,8 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
 
 def build_app() -> gr.Blocks:
     """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
-    with gr.Blocks(title="Cross-Encoder Explorer") as app:
+    # Per-request files (uploads, downloads) live in gradio's cache and go after a while: see served_files.
+    with gr.Blocks(title="Cross-Encoder Explorer", delete_cache=delete_cache()) as app:
         gr.HTML(_header_html())
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):

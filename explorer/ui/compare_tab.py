@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import gradio as gr
 
+from explorer import caches
 from explorer.budgets import check_whole_corpus_pairs
 from explorer.data.builtin_corpora import list_sets, load_set
 from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
@@ -26,6 +27,7 @@ from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
+from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
@@ -35,9 +37,6 @@ FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
-# Last measured cost of indexing one document, per (first-stage model, precision): a cached corpus
-# measures none, and the projection still needs one.
-_INDEX_MS: dict[tuple[str, str], float] = {}
 
 
 # ---- corpus choice -------------------------------------------------------------------------
@@ -148,11 +147,11 @@ def run_comparison(
         raise shown_error(error, title="Cannot compare") from None
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
-        _INDEX_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size
-    costs = asdict(plots.unit_costs(result, _INDEX_MS.get(key)))
+        caches.INDEXING_COSTS.put(key, result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size)
+    costs = asdict(plots.unit_costs(result, caches.INDEXING_COSTS.get(key)))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
-    csv_path, json_path = write_downloads(result)
+    csv_path, json_path = write_downloads(result, request_folder("results"))
     data = result.to_dict()
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}
