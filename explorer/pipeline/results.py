@@ -181,6 +181,22 @@ class Comparison:
         return pairwise([(label, f"{stage.name} [{stage.runs_on}]", [hit.id for hit in stage.ranking])
                          for label, stage in self.labelled_columns()])
 
+    def grades_from(self, labels: dict | None) -> dict[str, int] | None:
+        """A labelled query's {doc id: relevance grade} when `labels` are for this comparison.
+
+        `labels` is {"query", "corpus_name", "corpus_size", "grades"} (the Evaluate tab's
+        click-through); they apply only to the same query (spaces aside) on the same corpus, by
+        name and size. Else None: a comparison of anything else shows no grades.
+        """
+        if not labels:
+            return None
+        same = (
+            (self.query or "").strip() == (labels.get("query") or "").strip()
+            and self.corpus_name == labels.get("corpus_name")
+            and self.corpus_size == labels.get("corpus_size")
+        )
+        return dict(labels.get("grades") or {}) if same else None
+
     def labelled_columns(self) -> list[tuple[str, Stage]]:
         """Every ranking shown side by side with its label: a hybrid's parts ("0a:lexical",
         "0b:bi"), then the stages ("0:hybrid", "1:late", ...)."""

@@ -63,8 +63,7 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
             api_visibility="private",
         )
-        compare_tab.grades_after(filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs,
-                                             api_visibility="private"))
+        filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private")
 
     # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
     open_in_compare(eval_tab.open_compare.click, eval_tab.selection)

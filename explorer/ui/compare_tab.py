@@ -116,9 +116,14 @@ def run_comparison(
     projection_n: float = DEFAULT_PROJECTION_N,
     first_stage: str = "bi",
     rerankers: list[str] | None = None,
+    labels: dict | None = None,
     progress=gr.Progress(),
 ):
-    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them."""
+    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them.
+
+    `labels` (a gr.State, not an API parameter) are a labelled query's relevance grades set by the
+    Evaluate tab: the lists show each document's grade when this comparison is that query.
+    """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
         kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
@@ -158,11 +163,12 @@ def run_comparison(
     state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
              "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
     choices = _inspect_choices(result)
+    grades = result.grades_from(labels)
     return (
         results_view.summary_html(result),
-        results_view.bi_encoder_list(result, titles),
-        results_view.cross_encoder_list(result, titles),
-        results_view.stage_columns(result) + results_view.agreement_html(result),
+        results_view.bi_encoder_list(result, titles, grades),
+        results_view.cross_encoder_list(result, titles, grades),
+        results_view.stage_columns(result, grades) + results_view.agreement_html(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),
@@ -173,20 +179,6 @@ def run_comparison(
         state,
         gr.update(choices=choices, value=choices[0][1] if choices else None),
     )
-
-
-def show_grades(labels: dict | None, comparison: dict | None, bi_html: str, cross_html: str, columns_html: str):
-    """Each shown document's relevance grade (or "unjudged"), when this comparison is the labelled
-    query on its labelled corpus (`labels`, set by the Evaluate tab); else the lists stay as they are."""
-    same = bool(labels and comparison) and (
-        (comparison.get("query") or "").strip() == (labels.get("query") or "").strip()
-        and comparison.get("corpus_name") == labels.get("corpus_name")
-        and comparison.get("corpus_size") == labels.get("corpus_size")
-    )
-    if not same:
-        return gr.update(), gr.update(), gr.update()
-    grades = labels["grades"]
-    return tuple(results_view.with_grade_badges(h, grades) if h else h for h in (bi_html, cross_html, columns_html))
 
 
 def update_projection(state: dict | None, n):
@@ -225,12 +217,11 @@ class CompareTab:
     fn: object  # the compare callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
     inputs: list
     outputs: list
-    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels,
-    # then chains `grades_after(event)` so the lists carry grade badges.
+    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels
+    # (an input of `fn`, so the lists carry grade badges).
     first_stage: gr.Radio | None = None
     rerankers: gr.CheckboxGroup | None = None
     labels: gr.State | None = None
-    grades_after: object = None
 
 
 def build_compare_tab() -> CompareTab:
@@ -311,7 +302,7 @@ def build_compare_tab() -> CompareTab:
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
     c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
@@ -321,14 +312,8 @@ def build_compare_tab() -> CompareTab:
         api_visibility="private",
     )
 
-    def grades_after(event):
-        lists = [c["bi_list"], c["cross_list"], c["stage_columns"]]
-        return event.success(show_grades, [c["labels"], c["json"], *lists], lists, api_visibility="private")
-
-    grades_after(c["compare_event"])
-    grades_after(c["submit_event"])
     return CompareTab(
         c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
         c["inspect_go"], run_comparison, inputs, outputs,
-        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"], grades_after=grades_after,
+        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"],
     )
