@@ -4,10 +4,19 @@ into JSON one way (`to_dict`).
 A comparison is a first stage (BM25, a bi-encoder, or their hybrid) that ranks the whole
 corpus, and zero or more re-rankers (late interaction, the cross-encoder) that each re-order
 the first stage's top-k; every stage is kept in `stages`, in the order it ran.
+
+Ties: documents with exactly equal scores are listed in the order of the stage before (a first
+stage's ties in corpus order; a re-ranker's in the first stage's order, hence corpus order for
+documents the first stage tied too), and every hit says so: `shared_rank` is the best rank among
+its equal scores (competition ranking: 1, 1, 3) and `tied` is true. The run files
+(`data/trec_runs.py`) carry scores that fall strictly with this order, so trec_eval and the
+measures (`pipeline/evaluate.py`) rank exactly as the page; left to its own rule, trec_eval would
+order equal scores by document id, descending as strings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from explorer.pipeline.agreement import Agreement, pairwise
@@ -19,11 +28,30 @@ RERANKER_KEYS = {"cross": "cross_encoder", "late": "late_interaction"}
 CHANGE_EPSILON = 1e-9
 
 
+def tie_marks(scores: Sequence[float]) -> list[tuple[int, bool]]:
+    """(shared rank, tied) for each score of a list ordered best first: the 1-based rank of the first
+    score equal to it, and whether another score in the list equals it.
+
+    Pass one score more than will be shown, where there is one: the last hit shown then knows
+    whether it ties the next document down.
+    """
+    scores = list(scores)
+    marks, first = [], 0
+    for place, score in enumerate(scores):
+        if place and scores[place - 1] != score:
+            first = place
+        tied = first < place or (place + 1 < len(scores) and scores[place + 1] == score)
+        marks.append((first + 1, tied))
+    return marks
+
+
 @dataclass
 class StageHit:
     id: str
     score: float
-    rank: int  # 1-based
+    rank: int  # 1-based, the place shown
+    shared_rank: int = 0  # the best rank among equal scores (= rank when not tied); see `tie_marks`
+    tied: bool = False
 
 
 @dataclass
@@ -37,6 +65,8 @@ class Stage:
     runs_on: str  # precision and device, e.g. "bf16 on cpu"
     ms: float  # this stage's own time (for a first stage: query encoding + search)
     ranking: list[StageHit]
+    note: str | None = None  # what this stage's ranking means here, e.g. "BM25 matched no query term"
+    analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -50,6 +80,8 @@ class FirstStageHit:
     text: str
     score: float  # the first stage's score (cosine for a bi-encoder, BM25 score for BM25)
     rank: int  # 1-based
+    shared_rank: int = 0  # see StageHit
+    tied: bool = False
 
 
 @dataclass
@@ -62,6 +94,8 @@ class RerankedHit:
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
     in_candidates: bool  # was it among the first stage's top-k candidates?
+    shared_rank: int = 0  # see StageHit
+    tied: bool = False
 
     @property
     def move(self) -> int:
@@ -81,6 +115,7 @@ class RerankedHit:
             "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
             "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
             "in_bi_top_k": self.in_candidates, "move": self.move,
+            "shared_rank": self.shared_rank, "tied": self.tied,
         }
 
 
@@ -167,6 +202,15 @@ class Comparison:
         "0b:bi"), then the stages ("0:hybrid", "1:late", ...)."""
         parts = [(f"0{letter}:{stage.kind}", stage) for letter, stage in zip("ab", self.components)]
         return parts + [(f"{i}:{stage.kind}", stage) for i, stage in enumerate(self.stages)]
+
+    def tie_note(self) -> str | None:
+        """The tie rule, said once when a column shows documents with equal scores, else None."""
+        tied = [stage.name for _, stage in self.labelled_columns() if any(hit.tied for hit in stage.ranking)]
+        if not tied:
+            return None
+        return (f"Equal scores (marked =, with their shared rank) in: {'; '.join(dict.fromkeys(tied))}. Tied documents "
+                "are listed in the order of the stage before (a first stage's in corpus order), the order the run "
+                "files and the measures use too.")
 
     def to_dict(self) -> dict:
         """The JSON of `compare --json` and the API: one shape, stable keys.

@@ -26,13 +26,17 @@ def _row(hit, scores: list[tuple[str, str, str]], moved: str | None = None, fate
     return {
         "id": hit.id, "rank": hit.rank, "scores": scores, "moved": moved, "fate": fate, "move": move, "bar": bar,
         "text": _shown_text(hit.text) if with_text else None, "title": (titles or {}).get(hit.id, ""),
+        # An equal score: "=" and the rank the tied documents share (see `pipeline/results.py`).
+        "tie": hit.shared_rank if getattr(hit, "tied", False) else None,
     }
 
 
 def _list(css: str, title: str, model: str, runs_on: str, score_name: str, rows: list[dict],
-          extra: str = "", data: list[tuple[str, str]] | None = None) -> dict:
+          extra: str = "", data: list[tuple[str, str]] | None = None, stage=None) -> dict:
+    """One list for the template; `stage`'s note (BM25 matched nothing) and BM25's analyzer go under its title."""
+    notes = [] if stage is None else [stage.note, stage.analyzer and f"BM25 analyzer: {stage.analyzer}"]
     return {"css": css, "title": title, "model": model, "runs_on": runs_on, "score_name": score_name,
-            "rows": rows, "extra": extra, "data": data or []}
+            "rows": rows, "extra": extra, "data": data or [], "notes": [note for note in notes if note]}
 
 
 # What each kind of stage is called on the page.
@@ -79,7 +83,8 @@ def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
                          bar=("", max(0.0, min(1.0, fraction)) * 100), titles=titles))
     title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
     shown = _list("bi-list", title, result.models["first_stage"], result.precision["first_stage"],
-                  "cosine similarity" if score_name == "cosine" else score_name, rows)
+                  "cosine similarity" if score_name == "cosine" else score_name, rows,
+                  stage=result.stages[0] if result.stages else None)
     return render("ranked_list.html.j2", list=shown, grades=grades)
 
 
@@ -139,7 +144,7 @@ def stage_columns(result: Comparison, grades: dict[str, int] | None = None) -> s
         columns.append(_list(
             "stage-column", f"{_column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind)}{alone}",
             stage.name, stage.runs_on, stage.score_name, rows, extra=f" · {stage.ms:,.1f} ms{rate}",
-            data=[("kind", stage.kind), ("label", label)],
+            data=[("kind", stage.kind), ("label", label)], stage=stage,
         ))
     return render("ranked_list.html.j2", columns=columns, grades=grades)
 
