@@ -308,7 +308,7 @@ def run_explain(args) -> int:
 def run_eval(args) -> int:
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.data.corpus import read_qrels, read_queries
-    from explorer.pipeline.evaluate import evaluate, format_report
+    from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
 
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
         if args.ray is not None:
@@ -335,7 +335,7 @@ def run_eval(args) -> int:
         allow_local_models=True,
         cross_encoder_runner=runner,
     )
-    _emit(args, report.to_dict(), lambda: format_report(report))
+    _emit(args, three_stage_dict(report), lambda: format_report(report))
     return 0
 
 
