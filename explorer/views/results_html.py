@@ -201,7 +201,7 @@ def agreement_html(result: Comparison) -> str:
             f"<tr data-a='{escape(item.a, quote=True)}' data-b='{escape(item.b, quote=True)}'>"
             f"<td>{_stage_label(item.a, item.a_name)} ↔ {_stage_label(item.b, item.b_name)}</td>"
             f"<td class='num'>{item.overlap_at_k:.2f}</td>"
-            f"<td class='num'>{_agreement_value(item.kendall_tau)} <span class='muted'>({item.shared} shared)</span></td>"
+            f"<td class='num'>{_agreement_value(item.kendall_tau_shared)} <span class='muted'>({item.shared} shared)</span></td>"
             f"<td class='num'>{item.rbo:.2f}</td><td>{moves}</td></tr>"
         )
     p = agreements[0].rbo_p
