@@ -6,6 +6,7 @@ Each limit is shown to the user when it bites (the message names it and the valu
 from __future__ import annotations
 
 import os
+import unicodedata
 
 from explorer.errors import ExplorerError
 
@@ -42,15 +43,17 @@ MAX_LABELS_ZIP_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_ZIP_BYTES", str(2
 MAX_LABELS_FILE_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_FILE_BYTES", str(20 * 1024 * 1024)))  # queries, qrels, runs
 MAX_RUN_LINES = int(os.environ.get("EXPLORER_MAX_RUN_LINES", "1000000"))
 MAX_EVAL_PIPELINES = 12
-# Document token vectors the late-interaction re-ranker keeps between queries (a ColBERT index
-# keeps them all; here the most recently used, about 1,500 passages of 150 tokens).
-MAX_LATE_CACHE_BYTES = int(os.environ.get("EXPLORER_MAX_LATE_CACHE_BYTES", str(384 * 1024 * 1024)))
 # The Evaluate tab's pipelines run holds its endpoint while re-rankers score every query's top-k:
 # at the 16 to 56 pairs/s measured above, 3,000 pairs is one to three minutes. Past it, the CLI.
 MAX_PAGE_EVAL_PAIRS = 3000
 
-# Characters that print as nothing: a query made only of these is empty.
-_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+# Characters that print as nothing besides whitespace: every format character (zero-width space
+# and joiners, word joiner, soft hyphen, byte-order mark, direction marks: Unicode "Cf"), controls,
+# separators and unassigned code points, variation selectors, and the letters and symbols drawn
+# blank (Hangul fillers, the braille blank). A query, a line or a field made only of these is empty.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cn", "Cs", "Zs", "Zl", "Zp"}
+_INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f",
+              *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0xE0100, 0xE01F0))}
 
 
 def check_whole_corpus_pairs(pairs: int, what: str, way_out: str) -> None:
@@ -72,8 +75,11 @@ def check_query_tokens(tokens: int, max_length: int) -> None:
 
 
 def is_blank(text: str) -> bool:
-    """True for text with nothing visible in it (spaces, zero-width characters, soft hyphens)."""
-    return all(ch.isspace() or ch in _INVISIBLE for ch in text or "")
+    """True for text with no visible character: whitespace (no-break spaces too), zero-width and other
+    format characters, controls, variation selectors, Hangul fillers (see `_INVISIBLE`). Every reader
+    treats such a line or field as blank."""
+    return all(ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+               for ch in text or "")
 
 
 def check_encodable(text: str, what: str) -> str:

@@ -120,22 +120,44 @@ class EvalReport:
         return measure_names(self.top_k)
 
 
+def _named(ids, limit: int = 5) -> str:
+    ids = list(ids)
+    return ", ".join(repr(i) for i in ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
 def _labelled_queries(corpus: Corpus, queries: Sequence[Query], qrels: Qrels) -> tuple[list[Query], list[str]]:
-    """Queries that have at least one relevant document, and notes about what was left out."""
+    """The queries the measures are over, those with at least one judged-relevant document (grade > 0),
+    and notes that count and name everything else in the labels.
+
+    Policy, trec_eval's: a judged document missing from the corpus stays in the qrels, so a
+    relevant one counts as relevant and unretrievable (it lowers recall and nDCG; a run cannot
+    hold it); qrels for a query absent from the queries file cannot be run and are left out.
+    """
     known = {doc.id for doc in corpus.documents}
-    missing_docs = sorted({doc for grades in qrels.values() for doc in grades if doc not in known})
+    asked = {q.id for q in queries}
+    dangling = sorted({(qid, doc) for qid, grades in qrels.items() if qid in asked for doc in grades if doc not in known})
     notes = []
-    if missing_docs:
-        shown = ", ".join(missing_docs[:5]) + (" ..." if len(missing_docs) > 5 else "")
-        notes.append(f"{len(missing_docs)} labelled document id(s) are not in the corpus: {shown}")
+    if dangling:
+        relevant = [(qid, doc) for qid, doc in dangling if qrels[qid][doc] > 0]
+        notes.append(
+            f"{len(dangling)} judgment(s) name a document that is not in the corpus "
+            f"({_named(sorted({doc for _, doc in dangling}))}); the {len(relevant)} judged relevant count as "
+            "relevant and unretrievable, as trec_eval counts them (they lower recall and nDCG), the others "
+            "change nothing."
+        )
+    absent = sorted(qid for qid in qrels if qid not in asked)
+    if absent:
+        notes.append(f"{len(absent)} judged query id(s) are not in the queries file and were left out: {_named(absent)}.")
     kept = [q for q in queries if any(g > 0 for g in qrels.get(q.id, {}).values())]
     if len(kept) < len(queries):
-        notes.append(f"{len(queries) - len(kept)} query(ies) have no relevant document in the labels and were skipped.")
+        skipped = [q.id for q in queries if q not in kept]
+        notes.append(f"{len(skipped)} query(ies) have no judged-relevant document and were left out: {_named(skipped)}.")
     if not kept:
         raise ExplorerError(
             "No query has a relevant document in the labels: check that the qrels' query ids match "
             "the ids in the queries file and that some grades are above 0."
         )
+    notes.append(f"Every mean is over {len(kept)} queries (those with at least one judged-relevant document).")
     return kept, notes
 
 
