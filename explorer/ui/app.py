@@ -7,7 +7,6 @@ hands back one handle; only the click-throughs from one tab to another live here
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import sys
 
@@ -25,16 +24,11 @@ from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
 from explorer.ui.messages import guard_events
 from explorer.ui.served_files import delete_cache
+from explorer.views.templating import render
 
 
 def _header_html() -> str:
-    offline = ", ".join(html.escape(c.label) for c in model_choices() if c.offline)
-    return (
-        "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
-        "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
-        "<b>cross-encoder</b> (query and document read together), and see what changed and what it cost.</p>"
-        f"<p class='offline'>Runs offline on: {offline}.</p></div>"
-    )
+    return render("header.html.j2", offline=[c.label for c in model_choices() if c.offline])
 
 
 def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, inspect_tab: InspectTab) -> None:
