@@ -193,7 +193,7 @@ def format_comparison(result) -> str:
     if agreements:
         lines += ["", f"Agreement (top-{agreements[0].k}; Kendall's tau over shared documents; RBO p={agreements[0].rbo_p}):"]
     for item in agreements:
-        tau = "n/a" if item.kendall_tau is None else f"{item.kendall_tau:.2f}"
+        tau = "n/a" if item.kendall_tau_shared is None else f"{item.kendall_tau_shared:.2f}"
         moves = ", ".join(f"[{row['id']}] {row['rank_a']}->{row['rank_b']}" for row in item.largest_disagreements)
         lines.append(f"  {item.a} vs {item.b}: overlap {item.overlap_at_k:.2f}, tau {tau} ({item.shared} shared), "
                      f"RBO {item.rbo:.2f}" + (f"; most moved: {moves}" if moves else ""))
@@ -435,7 +435,7 @@ def run_pipelines_eval(args) -> int:
         if rows is not None:
             lines += ["", f"Where {pair[0]} and {pair[1]} disagree (nDCG@10 {pair[1]} - {pair[0]}, Kendall's tau of the top 10):"]
             for row in rows:
-                tau = "n/a" if row["kendall_tau"] is None else f"{row['kendall_tau']:+.2f}"
+                tau = "n/a" if row["kendall_tau_union"] is None else f"{row['kendall_tau_union']:+.2f}"
                 lines.append(f"  {row['diff']:+.3f}  tau {tau}  [{row['query_id']}]")
         lines += [f"Wrote {path}" for path in written]
         return "\n".join(lines)
