@@ -350,7 +350,7 @@ def _rank_whole_corpus(scorer: PairScorer, documents: Sequence[str], queries: Se
     return [row[:depth] for row in output.positions], scored.truncated
 
 
-def kendall_tau_top(a: Sequence[str], b: Sequence[str], cutoff: int = 10) -> float | None:
+def kendall_tau_union(a: Sequence[str], b: Sequence[str], cutoff: int = 10) -> float | None:
     """Kendall's tau-b between two rankings over the union of their top `cutoff` documents.
 
     Each document's rank in each full ranking (1-based); a document one ranking lacks gets
@@ -378,9 +378,9 @@ def disagreements(report: ExperimentReport, a: str, b: str, measure: str = "nDCG
         va, vb = report.per_query[a][qid][measure], report.per_query[b][qid][measure]
         rows.append({
             "query_id": qid, "a": a, "b": b, "measure": measure, "value_a": va, "value_b": vb, "diff": vb - va,
-            "kendall_tau": kendall_tau_top(report.rankings[a][qid], report.rankings[b][qid]),
+            "kendall_tau_union": kendall_tau_union(report.rankings[a][qid], report.rankings[b][qid]),
         })
-    rows.sort(key=lambda r: (-abs(r["diff"]), 2.0 if r["kendall_tau"] is None else r["kendall_tau"], r["query_id"]))
+    rows.sort(key=lambda r: (-abs(r["diff"]), 2.0 if r["kendall_tau_union"] is None else r["kendall_tau_union"], r["query_id"]))
     return rows
 
 

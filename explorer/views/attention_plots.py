@@ -49,7 +49,7 @@ MAX_TICK_LABELS = 80
 
 
 def _ticks(labels: list[str]) -> dict:
-    step = -(-len(labels) // MAX_TICK_LABELS)
+    step = max(1, -(-len(labels) // MAX_TICK_LABELS))  # an empty axis still gets a valid step
     return {"tickvals": list(range(0, len(labels), step)), "ticktext": labels[::step]}
 
 

@@ -228,6 +228,6 @@ def disagreement_rows(report: ExperimentReport, rows: list[dict], queries: dict[
               "Kendall's τ of the top 10"]
     return header, [
         [row["query_id"], queries.get(row["query_id"], ""), round(row["value_a"], 4), round(row["value_b"], 4),
-         round(row["diff"], 4), "n/a" if row["kendall_tau"] is None else round(row["kendall_tau"], 3)]
+         round(row["diff"], 4), "n/a" if row["kendall_tau_union"] is None else round(row["kendall_tau_union"], 3)]
         for row in rows
     ]
