@@ -164,7 +164,7 @@ def format_comparison(result) -> str:
     lines = [
         f"Query: {result.query}",
         f"Corpus: {result.corpus_name} ({result.corpus_size} documents), top-k {result.top_k}",
-        f"First stage: {result.models['first_stage']} [{result.precision['first_stage']}]",
+        f"First stage: {result.models['first_stage']} [{result.runs_on['first_stage']}]",
     ]
     lines += [f"{RERANKER_LABELS[stage.kind][0]}: {stage.name} [{stage.runs_on}]" for stage in result.stages[1:]]
     kind = result.reranker_kind

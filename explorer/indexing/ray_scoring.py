@@ -60,6 +60,8 @@ class RayPairScorer(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """The wrapped scorer's logits (and probabilities) for each pair, computed in Ray shards that a rerun
+        finds on disk; the same numbers the scorer gives in process."""
         if (empty := self.no_pairs(queries, documents)) is not None:
             return empty
         info = self.info

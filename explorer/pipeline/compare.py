@@ -203,7 +203,7 @@ def compare(
         corpus_size=len(corpus),
         first_stage_kind=first_kind,
         models=models,
-        precision=runs_on,
+        runs_on=runs_on,
         first_stage=[
             FirstStageHit(documents[p].id, documents[p].text, s, rank, shared, tied)
             for rank, (p, s, (shared, tied)) in enumerate(

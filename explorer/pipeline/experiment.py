@@ -41,7 +41,7 @@ from explorer.pipeline.compare import FIRST_STAGES, RERANKERS, first_stage_ranke
 from explorer.pipeline.measures import (
     Qrels, evaluation_depth, first_relevant, labelled_queries, mean_metrics, measure_names, rerank_order, score_rankings,
 )
-from explorer.pipeline.significance import Comparison, compare_to_baseline, format_significance
+from explorer.pipeline.significance import SignificanceTest, compare_to_baseline, format_significance
 from explorer.pipeline.stages import (
     FIRST_STAGE_TIMINGS, Pipeline, StageProgress, Stopwatch, check_top_k, run_pipeline, score_whole_corpus, truncation_note,
 )
@@ -180,7 +180,7 @@ class ExperimentReport:
     metrics: dict[str, dict[str, float]]  # pipeline -> measure -> mean
     per_query: dict[str, dict[str, dict[str, float]]]  # pipeline -> query id -> measure -> value
     ms_per_query: dict[str, float | None]  # None for an external run
-    significance: list[Comparison]
+    significance: list[SignificanceTest]
     reranker_pairs: dict[str, dict[str, int]]  # re-ranker kind -> pairs scored / reused from the cache
     timings_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -332,7 +332,7 @@ def run_experiment(
     measures = measure_names(top_k)
     per_query = {name: score_rankings(runs, qrels, top_k) for name, runs in rankings.items()}
     metrics = {name: mean_metrics(values, measures) for name, values in per_query.items()}
-    significance: list[Comparison] = []
+    significance: list[SignificanceTest] = []
     if baseline is not None and len(per_query) > 1:
         kwargs = {} if seed is None else {"seed": seed}
         significance, stat_notes = compare_to_baseline(per_query, baseline, measures, **kwargs)

@@ -127,7 +127,7 @@ class Comparison:
     corpus_size: int
     first_stage_kind: str  # "bi", "lexical" or "hybrid"
     models: dict[str, str]  # "first_stage" and "reranker" (the last re-ranker, absent when none): display names
-    precision: dict[str, str]  # the same keys: "bf16 on cpu", ...
+    runs_on: dict[str, str]  # the same keys: precision and device, "bf16 on cpu", ... (JSON key "precision")
     first_stage: list[FirstStageHit]
     reranked: list[RerankedHit]  # the LAST re-ranker's order of the candidates; empty with no re-ranker
     reranked_full: list[RerankedHit] | None  # the last re-ranker over the whole corpus, when asked
@@ -223,7 +223,7 @@ class Comparison:
         """
         first_key = "bi_encoder" if self.first_stage_kind == "bi" else "first_stage"
         models = {first_key: self.models["first_stage"]}
-        precision = {first_key: self.precision["first_stage"]}
+        precision = {first_key: self.runs_on["first_stage"]}
         for stage in self.stages[1:]:
             key = RERANKER_KEYS[stage.kind]
             if key in models:  # the same kind again at another precision: "cross_encoder_int8"

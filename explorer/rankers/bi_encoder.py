@@ -82,6 +82,8 @@ class BiEncoder(Retriever):
         return self.encode(queries)
 
     def search(self, index: CorpusIndex, encoded_queries: np.ndarray, depth: int):
+        """(scores, positions), each (queries, depth): cosine of each query vector with the corpus's, best
+        first, by the corpus's FAISS index (exact inner product of L2-normalised vectors, or HNSW)."""
         return search(index.index, encoded_queries, depth)
 
 
@@ -108,10 +110,10 @@ def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int
     return index
 
 
-def search(index: faiss.Index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, positions) for each query row, best first."""
-    k = min(k, index.ntotal)
-    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+def search(index: faiss.Index, query_vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `depth` (scores, positions) for each query row, best first (`depth` cut to the index size)."""
+    depth = min(depth, index.ntotal)
+    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
     return scores, positions
 
 

@@ -59,6 +59,8 @@ class CrossEncoder(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """The relevance logit and its sigmoid probability of each (query, document) pair, shape (pairs,),
+        float32; pairs longer than the model's limit are cut (document side only) and counted."""
         if (empty := self.no_pairs(queries, documents)) is not None:
             return empty
         model = self.model

@@ -77,6 +77,8 @@ class OnnxCrossEncoder(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """The int8 ONNX file's logit and sigmoid probability of each pair, shape (pairs,); each pair runs
+        alone and unpadded (its dynamic quantisation would otherwise depend on the batch)."""
         if (empty := self.no_pairs(queries, documents)) is not None:
             return empty
         encoded = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length)

@@ -82,7 +82,7 @@ def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
         rows.append(_row(hit, [("score", score_name, f"{hit.score:.3f} {score_name}")], fate=fate,
                          bar=("", max(0.0, min(1.0, fraction)) * 100), titles=titles))
     title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
-    shown = _list("bi-list", title, result.models["first_stage"], result.precision["first_stage"],
+    shown = _list("bi-list", title, result.models["first_stage"], result.runs_on["first_stage"],
                   "cosine similarity" if score_name == "cosine" else score_name, rows,
                   stage=result.stages[0] if result.stages else None)
     return render("ranked_list.html.j2", list=shown, grades=grades)
@@ -101,7 +101,7 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
                      move=move_badge(hit, first), bar=("prob-bar", max(0.0, hit.score / top) * 100), titles=titles)
                 for hit in hits]
         shown = _list("cross-list", f"Late interaction ({scope})", result.models["reranker"],
-                      result.precision["reranker"], "MaxSim", rows)
+                      result.runs_on["reranker"], "MaxSim", rows)
     else:
         rows = [_row(hit, [("score", "cross-encoder logit", f"{hit.score:.2f} logit"),
                            ("prob", "sigmoid of the logit", f"p = {hit.probability:.3f}")],
@@ -109,7 +109,7 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
                      titles=titles)
                 for hit in hits]
         shown = _list("cross-list", f"Cross-encoder ({scope})", result.models["reranker"],
-                      result.precision["reranker"], "logit, sigmoid probability p", rows)
+                      result.runs_on["reranker"], "logit, sigmoid probability p", rows)
     return render("ranked_list.html.j2", list=shown, grades=grades)
 
 
