@@ -125,9 +125,11 @@ class CachedScorer(PairScorer):
 
     @property
     def max_length(self) -> int:
+        """The inner re-ranker's token limit per pair."""
         return self.inner.max_length
 
     def check_query(self, query: str) -> None:
+        """The inner re-ranker's check: ExplorerError for a query too long to share a pair."""
         self.inner.check_query(query)
 
     def score(self, queries: Sequence[str], documents: Sequence[str], progress=None) -> PairScores:
@@ -397,6 +399,7 @@ def disagreements(report: ExperimentReport, a: str, b: str, measure: str = "nDCG
 
 
 def format_experiment(report: ExperimentReport) -> str:
+    """The readable table of `eval --pipelines`: one row per pipeline (means, ms/query), then the tests."""
     measures = report.measures
     width = max(12, *(len(name) + 2 for name in report.pipelines))
     lines = [

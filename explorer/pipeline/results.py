@@ -47,6 +47,8 @@ def tie_marks(scores: Sequence[float]) -> list[tuple[int, bool]]:
 
 @dataclass
 class StageHit:
+    """One document in one stage's ranking: its id, that stage's score (named by `Stage.score_name`) and 1-based rank."""
+
     id: str
     score: float
     rank: int  # 1-based, the place shown
@@ -69,6 +71,7 @@ class Stage:
     analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
 
     def to_dict(self) -> dict:
+        """The stage as JSON: every field, the ranking as a list of {"id", "score", "rank", ...}."""
         data = asdict(self)
         data["ranking"] = [asdict(hit) for hit in self.ranking]
         return data
@@ -76,6 +79,8 @@ class Stage:
 
 @dataclass
 class FirstStageHit:
+    """One document of the first stage's top-k, with its text and first-stage score."""
+
     id: str
     text: str
     score: float  # the first stage's score (cosine for a bi-encoder, BM25 score for BM25)
@@ -86,6 +91,8 @@ class FirstStageHit:
 
 @dataclass
 class RerankedHit:
+    """One document as the last re-ranker placed it, with where the first stage had it (`move`, `move_kind`)."""
+
     id: str
     text: str
     score: float  # the re-ranker's score (a cross-encoder's logit, late interaction's MaxSim)
@@ -111,6 +118,7 @@ class RerankedHit:
 
     def to_dict(self) -> dict:
         # The JSON keeps the names it has always had (the default first stage is the bi-encoder).
+        """The hit as `compare --json` prints it (keys bi_rank, bi_score, in_bi_top_k kept for the JSON's readers)."""
         return {
             "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
             "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
@@ -121,6 +129,9 @@ class RerankedHit:
 
 @dataclass
 class Comparison:
+    """One query through one pipeline: every stage's ranking, the last re-ranker's hits with rank moves,
+    timings in ms (time.perf_counter) and notes; `to_dict` is the JSON of `compare --json` and the API."""
+
     query: str
     top_k: int
     corpus_name: str
@@ -141,6 +152,7 @@ class Comparison:
 
     @property
     def first_stage_label(self) -> str:
+        """What the first stage is called in sentences: "bi-encoder", "BM25" or "hybrid (BM25 + bi-encoder, RRF)"."""
         return {"lexical": "BM25", "hybrid": "hybrid (BM25 + bi-encoder, RRF)"}.get(self.first_stage_kind, "bi-encoder")
 
     @property
@@ -150,6 +162,7 @@ class Comparison:
 
     @property
     def first_score_name(self) -> str:
+        """The first stage's score name: "cosine", "BM25 score" or "RRF score"."""
         return self.stages[0].score_name
 
     def shown_reranked(self) -> list[RerankedHit]:

@@ -58,6 +58,7 @@ class SignificanceTest:
     losses: int
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values."""
         return asdict(self)
 
 
