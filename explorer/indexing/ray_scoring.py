@@ -21,7 +21,7 @@ from explorer.indexing.ray_jobs import print_progress, ray_session, run_shards
 from explorer.indexing.shards import JobSpec, ShardFolder, ShardWorker, cut
 from explorer.paths import cache_dir
 from explorer.rankers.base import PairScorer, PairScores, ProgressCallback
-from explorer.rankers.cross_encoder import CrossEncoder, sigmoid
+from explorer.rankers.cross_encoder import CrossEncoder
 
 SHARD_PAIRS = 512  # about 30 s of fp32 scoring on one core: a lost worker loses little
 
@@ -81,4 +81,4 @@ class RayPairScorer(PairScorer):
         pieces = [folder.read(i) for i in range(len(shards))]
         logits = np.concatenate([p["scores"] for p in pieces]).astype(np.float32)
         truncated = int(sum(int(p["truncated"]) for p in pieces))
-        return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)
+        return PairScores(logits, self.inner.probabilities(logits).astype(np.float32), truncated)

@@ -81,8 +81,10 @@ def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool) -> PairScorer:
-    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once."""
+def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool,
+             cross_label: str | None = None) -> PairScorer:
+    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once; a
+    cross-encoder with several labels ranks by `cross_label` (its default label when None)."""
     kind, _, named = kind.partition("@")
     precision = named or precision
     local = local_model(cross_encoder)
@@ -97,7 +99,7 @@ def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_mo
             )
         return load_onnx_cross_encoder()
     if kind == "cross":
-        return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
+        return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models, label=cross_label)
     return load_late_interaction(COLBERT_BACKBONE, precision)
 
 
@@ -121,6 +123,7 @@ def compare(
     first_stage: str = "bi",
     rerankers: str | Sequence[str] = ("cross",),
     index: PrebuiltIndex | None = None,
+    cross_label: str | None = None,
 ) -> Comparison:
     """Rank `corpus` for `query` with the first stage, re-rank its top-k with each re-ranker.
 
@@ -131,7 +134,8 @@ def compare(
     last re-ranker also scores every document, to show what the first stage missed. The
     result's `reranked` hits are the last re-ranker's. With `index` (a prebuilt index of
     this corpus, `indexing/prebuilt.py`) the first stage searches it instead of indexing the
-    corpus. Raises ExplorerError for anything the user can fix.
+    corpus. A cross-encoder with several labels (a pair classifier) ranks by `cross_label`
+    (`CrossEncoder.resolve_label`). Raises ExplorerError for anything the user can fix.
     """
     kinds = parse_rerankers(rerankers)
     query = check_query(query)
@@ -147,7 +151,7 @@ def compare(
                  else index.first_stage(first_stage, bi_encoder, precision, allow_local_models))
         # An index that stores late-interaction token vectors re-ranks with them instead of encoding documents.
         stored = [index.stored_reranker(kind, precision) if index is not None else None for kind in kinds]
-        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models)
+        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models, cross_label)
                                     for kind, s in zip(kinds, stored)])
         notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
@@ -231,7 +235,7 @@ def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:
     info = output.info
     return Stage(
         name=info.name, kind=info.kind, model=info.model_id, score_name=info.score_name, runs_on=info.runs_on,
-        ms=round(ms, 3),
+        ms=round(ms, 3), engine=info.engine, prompts=info.prompts, probability_name=info.probability_name,
         ranking=[
             StageHit(documents[p].id, score, rank)
             for rank, (p, score) in enumerate(zip(output.positions[0][:top_k], output.scores[0][:top_k]), start=1)

@@ -37,6 +37,9 @@ class Stage:
     runs_on: str  # precision and device, e.g. "bf16 on cpu"
     ms: float  # this stage's own time (for a first stage: query encoding + search)
     ranking: list[StageHit]
+    engine: str = ""  # how the model ran: "packed bf16", "sentence-transformers forward", ...
+    prompts: str = ""  # the prompts put before texts, e.g. "query prompt: 'query: '"; "" for none
+    probability_name: str = ""  # a cross-encoder's probability column: "sigmoid(logit)", "raw score", ...
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -57,7 +60,7 @@ class RerankedHit:
     id: str
     text: str
     score: float  # the re-ranker's score (a cross-encoder's logit, late interaction's MaxSim)
-    probability: float | None  # sigmoid(logit); None where the score is not a logit (MaxSim)
+    probability: float | None  # the model's activation of the logit (Stage.probability_name); None for MaxSim
     rank: int  # 1-based, by the re-ranker
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
