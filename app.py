@@ -7,6 +7,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from explorer.ui.app import build_app, launch_options, parse_start_arguments, register_models, warm_up  # noqa: E402
+from explorer.ui.served_files import start_sweeper  # noqa: E402
 
 start = parse_start_arguments()
 register_models(start.model)  # before the page is built: the pickers offer them
@@ -16,5 +17,6 @@ demo = build_app()
 
 if __name__ == "__main__":
     warm_up()  # both default models loaded and run once before the first visitor
+    start_sweeper()  # per-request files older than their age go, even with no new request
     # One comparison at a time fits 2 CPU cores; others wait in the queue and see their place.
     demo.queue(default_concurrency_limit=1, max_size=64).launch(**launch_options())

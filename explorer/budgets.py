@@ -42,9 +42,6 @@ MAX_LABELS_ZIP_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_ZIP_BYTES", str(2
 MAX_LABELS_FILE_BYTES = int(os.environ.get("EXPLORER_MAX_LABELS_FILE_BYTES", str(20 * 1024 * 1024)))  # queries, qrels, runs
 MAX_RUN_LINES = int(os.environ.get("EXPLORER_MAX_RUN_LINES", "1000000"))
 MAX_EVAL_PIPELINES = 12
-# Document token vectors the late-interaction re-ranker keeps between queries (a ColBERT index
-# keeps them all; here the most recently used, about 1,500 passages of 150 tokens).
-MAX_LATE_CACHE_BYTES = int(os.environ.get("EXPLORER_MAX_LATE_CACHE_BYTES", str(384 * 1024 * 1024)))
 # The Evaluate tab's pipelines run holds its endpoint while re-rankers score every query's top-k:
 # at the 16 to 56 pairs/s measured above, 3,000 pairs is one to three minutes. Past it, the CLI.
 MAX_PAGE_EVAL_PAIRS = 3000

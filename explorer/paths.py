@@ -39,6 +39,49 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+# The on-disk embedding cache (`cache_dir()/embeddings`, one .npy per corpus, model and precision:
+# about 29 MB for 20,000 passages at 384 dimensions) keeps at most this many bytes; past it the
+# least recently used files go first. Operators set EXPLORER_MAX_EMBEDDING_DISK_MB.
+MAX_EMBEDDING_DISK_BYTES = int(os.environ.get("EXPLORER_MAX_EMBEDDING_DISK_MB", "1024")) * 2**20
+
+
+def mark_used(path: Path) -> None:
+    """Record a read of a cache file for least-recently-used eviction (its mtime; atime is often off)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def trim_to_size(folder: Path, max_bytes: int, pattern: str = "*.npy") -> list[Path]:
+    """Delete the least recently used `pattern` files of `folder` (with their .sha256) until the rest
+    fit in `max_bytes`; returns what was deleted, oldest first. The newest file always stays, so a
+    cap smaller than one file still keeps the file just written.
+
+    Recency is the mtime: `write_checked` sets it, `mark_used` refreshes it on every read.
+    """
+    entries = []
+    for path in folder.glob(pattern):
+        try:
+            size = path.stat().st_size + (checksum_path(path).stat().st_size if checksum_path(path).exists() else 0)
+            entries.append((path.stat().st_mtime, size, path))
+        except OSError:  # removed meanwhile by another process
+            continue
+    entries.sort()
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, path in entries[:-1]:
+        if total <= max_bytes:
+            break
+        for target in (path, checksum_path(path)):
+            target.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    if removed:
+        LOG.info("embedding cache over %d MB: removed %d least recently used file(s)", max_bytes // 2**20, len(removed))
+    return removed
+
+
 def write_checked(path: Path, data: bytes) -> None:
     """Write a cache file and its SHA-256 beside it; each lands whole (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "explorer"
 # Lower layers never import higher ones. Modules at the package's top (errors, paths) are layer 0;
 # tools/ (benchmark, load test) are developer tools over the product; cli.py dispatches to all of it.
 LAYERS = {
-    "errors": 0, "paths": 0, "budgets": 0, "engine": 1, "rankers": 2, "data": 2,
+    "errors": 0, "paths": 0, "budgets": 0, "caches": 0, "engine": 1, "rankers": 2, "data": 2,
     "pipeline": 3, "interpret": 3, "indexing": 3, "views": 4, "ui": 5, "tools": 6, "cli": 7, "__main__": 7,
 }
 

@@ -16,7 +16,8 @@ from explorer.errors import ExplorerError
 from explorer.interpret.pair import encode_pair
 from explorer.pipeline.compare import compare
 from explorer.paths import checksum_path
-from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, _disk_path
+from explorer.caches import CORPUS_INDEXES
+from explorer.rankers.bi_encoder import BiEncoder, _disk_path
 from explorer.views.export import write_downloads
 
 FORMULAS = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "=HYPERLINK(\"http://127.0.0.1\")"]
@@ -42,19 +43,19 @@ def test_same_size_corrupted_embedding_cache_is_detected_and_rebuilt(bi_model, t
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
     corpus = corpus_from_text("Cats purr.\nDogs bark.\nThe Berlin Wall fell in 1989.\nPython is a language.")
     encoder = BiEncoder(bi_model, "fp32")
-    EMBEDDING_CACHE.clear()
+    CORPUS_INDEXES.clear()
     first, _ = encoder.index_corpus(corpus.texts, corpus.fingerprint, persist=True)
     path = _disk_path(encoder, corpus.fingerprint)
     assert path.is_file() and checksum_path(path).is_file()
     path.write_bytes(b"\0" * path.stat().st_size)  # same size, zeros: np.load alone would not notice
-    EMBEDDING_CACHE.clear()
+    CORPUS_INDEXES.clear()
     result = compare("cats", corpus, top_k=2, precision="fp32", persist_embeddings=True)
     assert any("damaged" in note for note in result.notes)
-    EMBEDDING_CACHE.clear()
+    CORPUS_INDEXES.clear()
     again, from_disk = encoder.index_corpus(corpus.texts, corpus.fingerprint, persist=True)
     assert from_disk and again.cache_note is None  # the rebuilt file passes its check
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
-    EMBEDDING_CACHE.clear()
+    CORPUS_INDEXES.clear()
 
 
 @pytest.mark.parametrize("query", ["\u200b\u200b", " \ufeff ", "\u00ad"])

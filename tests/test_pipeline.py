@@ -13,7 +13,8 @@ from explorer.pipeline.compare import compare
 from explorer.data.corpus import Corpus, Document, parse_txt
 from explorer.errors import ExplorerError
 from explorer.rankers.cross_encoder import CrossEncoder
-from explorer.rankers.bi_encoder import EMBEDDING_CACHE, BiEncoder, build_index, search
+from explorer.caches import CORPUS_INDEXES
+from explorer.rankers.bi_encoder import BiEncoder, build_index, search
 from pair_sets import QUERY_SETS
 
 SNAKE_CORPUS = [
@@ -73,7 +74,7 @@ def test_python_snake_reranks_the_pet_passage_first():
 
 
 def test_second_query_on_same_corpus_reuses_embeddings(passages_corpus):
-    EMBEDDING_CACHE.clear()
+    CORPUS_INDEXES.clear()
     first = compare("why is the sky blue", passages_corpus, top_k=3)
     second = compare("symptoms of vitamin D deficiency", passages_corpus, top_k=3)
     assert not first.corpus_index_cached and second.corpus_index_cached

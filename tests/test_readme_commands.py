@@ -137,3 +137,21 @@ def test_ci_runs_the_readme_test_command_from_a_fresh_venv():
     # CI must not set up or test its own way beside the README's command.
     for line in commands:
         assert "pytest" not in line and "pip install" not in line, line
+
+
+def test_readme_is_short_and_links_every_docs_page():
+    """A newcomer finishes the README in minutes; the detail lives in docs/, each page linked."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 150
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert pages, "docs/ has no pages"
+    for page in pages:
+        assert f"(docs/{page.name})" in text, f"README does not link docs/{page.name}"
+
+
+def test_relative_links_in_readme_and_docs_resolve():
+    for document in [README, ROOT / "corpora" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", document.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            assert (document.parent / target).exists(), f"{document.name} links missing {target}"

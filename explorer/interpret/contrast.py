@@ -10,12 +10,11 @@ the word. `ATTRIBUTION_UNIT` says it per method, and the JSON carries it.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from explorer import caches
 from explorer.budgets import FIRST_VIEW_OCCLUSION_PASSES, MAX_OCCLUSION_PASSES
 from explorer.errors import ExplorerError
 from explorer.interpret.attribution import Attribution, gradient_attribution, occlusion_attribution, occlusion_attributions
@@ -163,38 +162,24 @@ def explain_pair_gap(scorer: CrossEncoder, query: str, doc_a: str, doc_b: str, m
     return result
 
 
-# The last few documents' attributions. After an edit only A changes, so B is found here; an
-# undo, or switching back to a method already shown, finds both. Keyed by everything the
-# numbers depend on: the model and its precision, the query, the document, the method, the steps.
-KEPT_ATTRIBUTIONS = 16
-_kept: OrderedDict[tuple, DocumentAttribution] = OrderedDict()
-_kept_lock = threading.Lock()
-
-
 def _kept_key(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int) -> tuple:
     return (scorer.model.id, scorer.model.source, scorer.precision, pair.query, pair.document, method,
             steps if method == "ig" else None)
 
 
 def _recall(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int) -> DocumentAttribution | None:
-    with _kept_lock:
-        key = _kept_key(scorer, pair, method, steps)
-        if key in _kept:
-            _kept.move_to_end(key)
-        return _kept.get(key)
+    # Keyed by everything the numbers depend on: the model and its precision, the query, the
+    # document, the method, the steps (caches.KEPT_ATTRIBUTIONS says why they are kept).
+    return caches.KEPT_ATTRIBUTIONS.get(_kept_key(scorer, pair, method, steps))
 
 
 def _keep(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int, found: DocumentAttribution) -> None:
-    with _kept_lock:
-        _kept[_kept_key(scorer, pair, method, steps)] = found
-        while len(_kept) > KEPT_ATTRIBUTIONS:
-            _kept.popitem(last=False)
+    caches.KEPT_ATTRIBUTIONS.put(_kept_key(scorer, pair, method, steps), found)
 
 
 def forget_kept_attributions() -> None:
     """Empty the kept attributions (a benchmark timing a first view needs nothing kept)."""
-    with _kept_lock:
-        _kept.clear()
+    caches.KEPT_ATTRIBUTIONS.clear()
 
 
 def _encode(scorer: CrossEncoder, query: str, document: str, name: str) -> EncodedPair:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -104,6 +104,7 @@ class StageOutput:
     positions: list[list[int]]
     scores: list[list[float]]
     probabilities: list[list[float]] | None = None
+    notes: dict[int, str] = field(default_factory=dict)  # by query row: e.g. "BM25 matched no query term"
 
 
 @dataclass
@@ -159,7 +160,7 @@ def run_pipeline(
     with clock.stage(search_key):
         scores, positions = first.search(index, encoded, depth)
     first_output = StageOutput(first.info, [[int(p) for p in row] for row in positions],
-                               [[float(s) for s in row] for row in scores])
+                               [[float(s) for s in row] for row in scores], notes=first.search_notes(index, encoded))
 
     last = pipeline.rerankers[-1] if pipeline.rerankers else None
     candidates = [row[:top_k] for row in first_output.positions]
@@ -208,6 +209,12 @@ def run_pipeline(
         truncated = max(truncated, full_scores.truncated)
     report(1.0, "Done")
     notes = []
+    if len(queries) == 1:
+        notes.extend(first_output.notes.values())
+    elif first_output.notes:
+        shown = "; ".join(repr(queries[row][:60]) for row in sorted(first_output.notes)[:5])
+        notes.append(f"BM25 matched no query term for {len(first_output.notes)} of {len(queries)} queries "
+                     f"({shown}{' ...' if len(first_output.notes) > 5 else ''}): there it scores every document 0.")
     if getattr(index, "cache_note", None):
         notes.append(index.cache_note)
         index.cache_note = None  # the user is told once

@@ -11,9 +11,6 @@ A corpus is encoded once per (model, precision, content) and reused.
 from __future__ import annotations
 
 import io
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +20,11 @@ import faiss
 import numpy as np
 import torch
 
+from explorer import caches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
-from explorer.paths import cache_dir, read_checked, write_checked
+from explorer.paths import MAX_EMBEDDING_DISK_BYTES, cache_dir, mark_used, read_checked, trim_to_size, write_checked
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
 Side = Literal["query", "document"]
@@ -165,46 +163,6 @@ class CorpusIndex:
     cache_note: str | None = None  # said once to the user when a damaged cache file was rebuilt
 
 
-class EmbeddingCache:
-    """Bounded LRU of corpus indexes in memory, with optional .npy files on disk.
-
-    Bounded by total embedding bytes so a public app cannot grow without end.
-    """
-
-    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple, CorpusIndex] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> CorpusIndex | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: tuple, entry: CorpusIndex) -> None:
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
-                self._entries.popitem(last=False)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(entry.embeddings.nbytes for entry in self._entries.values())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-EMBEDDING_CACHE = EmbeddingCache(int(os.environ.get("EXPLORER_EMBEDDING_CACHE_MB", "512")) * 1024 * 1024)
-
-
 def _disk_path(encoder: BiEncoder, fingerprint: str) -> Path:
     slug = encoder.model.id.replace("/", "--")
     # The packed and padded engines round differently in bf16; files from one are not reused by the other.
@@ -221,18 +179,21 @@ def corpus_index(
 ) -> tuple[CorpusIndex, bool]:
     """The corpus's index, and whether it came from a cache (memory or disk) rather than encoding."""
     key = (encoder.model.id, encoder.precision, fingerprint)
-    cached = EMBEDDING_CACHE.get(key)
+    cached = caches.CORPUS_INDEXES.get(key)
     if cached is not None:
         return cached, True
     path = _disk_path(encoder, fingerprint)
     embeddings, note = (_read_checked(path, len(texts)) if persist and path.is_file() else (None, None))
     from_disk = embeddings is not None
-    if embeddings is None:
+    if from_disk:
+        mark_used(path)
+    else:
         embeddings = encoder.encode(texts, progress=progress)
         if persist:
             _write_checked(path, embeddings)
+            trim_to_size(path.parent, MAX_EMBEDDING_DISK_BYTES)  # least recently used files go first
     entry = CorpusIndex(embeddings=embeddings, index=build_index(embeddings), cache_note=note)
-    EMBEDDING_CACHE.put(key, entry)
+    caches.CORPUS_INDEXES.put(key, entry)
     return entry, from_disk
 
 

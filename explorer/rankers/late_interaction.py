@@ -16,8 +16,8 @@ and document are each encoded alone as "[CLS] text [SEP]", up to the model's 512
 longer document is cut and counted in `PairScores.truncated`.
 
 Documents' token vectors do not depend on the query, so, as a ColBERT index stores them, they
-are kept between queries (`DocumentVectorCache`: least recently used first out, bounded by
-`budgets.MAX_LATE_CACHE_BYTES`, keyed by model, precision, engine and the text's SHA-256):
+are kept between queries (`caches.LATE_DOCUMENT_VECTORS`: least recently used out first, bounded
+in bytes, keyed by model, precision, engine and the text's SHA-256):
 re-ranking documents seen before encodes only the query. Cached vectors are the same float32
 rows, so scores do not change.
 """
@@ -25,14 +25,12 @@ rows, so scores do not change.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from explorer.budgets import MAX_LATE_CACHE_BYTES
+from explorer import caches
 from explorer.engine.batching import padded_batches
 from explorer.engine.catalog import COLBERT_BACKBONE
 from explorer.engine.loading import LoadedModel, load_model
@@ -53,39 +51,6 @@ def maxsim(query_vectors: np.ndarray, document_vectors: np.ndarray) -> float:
     if len(query_vectors) == 0 or len(document_vectors) == 0:
         return 0.0
     return float((query_vectors @ document_vectors.T).max(axis=1).sum())
-
-
-class DocumentVectorCache:
-    """Token vectors by key, least recently used out first once the total passes `max_bytes`."""
-
-    def __init__(self, max_bytes: int = MAX_LATE_CACHE_BYTES):
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple, tuple[np.ndarray, bool]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> tuple[np.ndarray, bool] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: tuple, vectors: np.ndarray, truncated: bool) -> None:
-        with self._lock:
-            if key in self._entries or vectors.nbytes > self.max_bytes:
-                return
-            self._entries[key] = (vectors, truncated)
-            self._bytes += vectors.nbytes
-            while self._bytes > self.max_bytes:
-                _, (old, _) = self._entries.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-DOCUMENT_VECTORS = DocumentVectorCache()
 
 
 class LateInteraction(PairScorer):
@@ -137,13 +102,13 @@ class LateInteraction(PairScorer):
         """`token_vectors` for documents, through the cache: only documents not seen before are encoded."""
         keys = [(self.model.id, self.precision, self.engine.name, hashlib.sha256(d.encode()).hexdigest())
                 for d in documents]
-        cached = [DOCUMENT_VECTORS.get(key) for key in keys]
+        cached = [caches.LATE_DOCUMENT_VECTORS.get(key) for key in keys]
         missing = [i for i, entry in enumerate(cached) if entry is None]
         fresh, _ = self.token_vectors([documents[i] for i in missing], progress) if missing else ([], 0)
         for i, vectors in zip(missing, fresh):
             # Whether this document was cut: its counted tokens plus [CLS] and [SEP] reach the limit.
             cached[i] = (vectors, len(vectors) + 2 >= self.max_length)
-            DOCUMENT_VECTORS.put(keys[i], vectors, cached[i][1])
+            caches.LATE_DOCUMENT_VECTORS.put(keys[i], cached[i])
         if progress and not missing:
             progress(len(documents), len(documents))
         return [vectors for vectors, _ in cached], sum(cut for _, cut in cached)

@@ -23,6 +23,7 @@ from explorer.rankers.probe import probe
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+from explorer.ui.served_files import delete_cache
 
 
 def _header_html() -> str:
@@ -62,8 +63,7 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
             api_visibility="private",
         )
-        compare_tab.grades_after(filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs,
-                                             api_visibility="private"))
+        filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private")
 
     # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
     open_in_compare(eval_tab.open_compare.click, eval_tab.selection)
@@ -95,7 +95,8 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
 
 def build_app() -> gr.Blocks:
     """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
-    with gr.Blocks(title="Cross-Encoder Explorer") as app:
+    # Per-request files (uploads, downloads) live in gradio's cache and go after a while: see served_files.
+    with gr.Blocks(title="Cross-Encoder Explorer", delete_cache=delete_cache()) as app:
         gr.HTML(_header_html())
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):

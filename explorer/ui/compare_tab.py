@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import gradio as gr
 
+from explorer import caches
 from explorer.budgets import check_whole_corpus_pairs
 from explorer.data.builtin_corpora import list_sets, load_set
 from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
@@ -26,6 +27,7 @@ from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
+from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
@@ -35,9 +37,6 @@ FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
-# Last measured cost of indexing one document, per (first-stage model, precision): a cached corpus
-# measures none, and the projection still needs one.
-_INDEX_MS: dict[tuple[str, str], float] = {}
 
 
 # ---- corpus choice -------------------------------------------------------------------------
@@ -117,9 +116,14 @@ def run_comparison(
     projection_n: float = DEFAULT_PROJECTION_N,
     first_stage: str = "bi",
     rerankers: list[str] | None = None,
+    labels: dict | None = None,
     progress=gr.Progress(),
 ):
-    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them."""
+    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them.
+
+    `labels` (a gr.State, not an API parameter) are a labelled query's relevance grades set by the
+    Evaluate tab: the lists show each document's grade when this comparison is that query.
+    """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
         kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
@@ -148,22 +152,23 @@ def run_comparison(
         raise shown_error(error, title="Cannot compare") from None
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
-        _INDEX_MS[key] = result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size
-    costs = asdict(plots.unit_costs(result, _INDEX_MS.get(key)))
+        caches.INDEXING_COSTS.put(key, result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size)
+    costs = asdict(plots.unit_costs(result, caches.INDEXING_COSTS.get(key)))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
-    csv_path, json_path = write_downloads(result)
+    csv_path, json_path = write_downloads(result, request_folder("results"))
     data = result.to_dict()
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}
     state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
              "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
     choices = _inspect_choices(result)
+    grades = result.grades_from(labels)
     return (
         results_view.summary_html(result),
-        results_view.bi_encoder_list(result, titles),
-        results_view.cross_encoder_list(result, titles),
-        results_view.stage_columns(result) + results_view.agreement_html(result),
+        results_view.bi_encoder_list(result, titles, grades),
+        results_view.cross_encoder_list(result, titles, grades),
+        results_view.stage_columns(result, grades) + results_view.agreement_html(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),
@@ -174,20 +179,6 @@ def run_comparison(
         state,
         gr.update(choices=choices, value=choices[0][1] if choices else None),
     )
-
-
-def show_grades(labels: dict | None, comparison: dict | None, bi_html: str, cross_html: str, columns_html: str):
-    """Each shown document's relevance grade (or "unjudged"), when this comparison is the labelled
-    query on its labelled corpus (`labels`, set by the Evaluate tab); else the lists stay as they are."""
-    same = bool(labels and comparison) and (
-        (comparison.get("query") or "").strip() == (labels.get("query") or "").strip()
-        and comparison.get("corpus_name") == labels.get("corpus_name")
-        and comparison.get("corpus_size") == labels.get("corpus_size")
-    )
-    if not same:
-        return gr.update(), gr.update(), gr.update()
-    grades = labels["grades"]
-    return tuple(results_view.with_grade_badges(h, grades) if h else h for h in (bi_html, cross_html, columns_html))
 
 
 def update_projection(state: dict | None, n):
@@ -226,12 +217,11 @@ class CompareTab:
     fn: object  # the compare callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
     inputs: list
     outputs: list
-    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels,
-    # then chains `grades_after(event)` so the lists carry grade badges.
+    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels
+    # (an input of `fn`, so the lists carry grade badges).
     first_stage: gr.Radio | None = None
     rerankers: gr.CheckboxGroup | None = None
     labels: gr.State | None = None
-    grades_after: object = None
 
 
 def build_compare_tab() -> CompareTab:
@@ -312,7 +302,7 @@ def build_compare_tab() -> CompareTab:
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
     c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
@@ -322,14 +312,8 @@ def build_compare_tab() -> CompareTab:
         api_visibility="private",
     )
 
-    def grades_after(event):
-        lists = [c["bi_list"], c["cross_list"], c["stage_columns"]]
-        return event.success(show_grades, [c["labels"], c["json"], *lists], lists, api_visibility="private")
-
-    grades_after(c["compare_event"])
-    grades_after(c["submit_event"])
     return CompareTab(
         c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
         c["inspect_go"], run_comparison, inputs, outputs,
-        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"], grades_after=grades_after,
+        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"],
     )

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
-import threading
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
+from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
 from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
@@ -29,9 +27,8 @@ from explorer.pipeline.compare import FIRST_STAGES
 from explorer.pipeline.evaluate import EvalReport, evaluate
 from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
 from explorer.ui.messages import shown_error
+from explorer.ui.served_files import request_folder
 
-_REPORTS: OrderedDict[tuple, EvalReport] = OrderedDict()  # finished reports, newest last
-_REPORTS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,9 +62,8 @@ def corpus_changed(name: str):
 
 def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
     key = (name, top_k, score_all)
-    with _REPORTS_LOCK:
-        if key in _REPORTS:
-            return _REPORTS[key]
+    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
+        return cached
     labelled = load_set(name)
     pairs = len(labelled.corpus) * len(labelled.queries)
     if score_all:
@@ -79,10 +75,7 @@ def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
         persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
     )
     report.corpus_name = name
-    with _REPORTS_LOCK:
-        _REPORTS[key] = report
-        while len(_REPORTS) > 16:
-            _REPORTS.popitem(last=False)
+    caches.EVAL_REPORTS.put(key, report)
     return report
 
 
@@ -249,8 +242,8 @@ def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> Non
 
 
 def _write_runs_zip(report: ExperimentReport) -> str:
-    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh temporary folder."""
-    path = Path(tempfile.mkdtemp(prefix="explorer-runs-")) / "runs.zip"
+    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh per-request folder."""
+    path = request_folder("runs") / "runs.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in report.pipelines:
             if name not in report.external_runs:
@@ -264,7 +257,7 @@ def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str |
     if source != "Upload":
         return {"corpus": builtin, "corpus_file": None, "corpus_name": data.corpus.name}
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(upload_name).stem).strip(".-") or "labelled"
-    path = write_corpus_jsonl(data.corpus, Path(tempfile.mkdtemp(prefix="explorer-labels-")) / f"{stem}-corpus.jsonl")
+    path = write_corpus_jsonl(data.corpus, request_folder("labels") / f"{stem}-corpus.jsonl")
     return {"corpus": None, "corpus_file": str(path), "corpus_name": path.name}
 
 

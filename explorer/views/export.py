@@ -62,9 +62,10 @@ def spreadsheet_safe(value):
     return value
 
 
-def write_downloads(result: Comparison) -> tuple[str, str]:
-    """Write comparison.csv and comparison.json into a new temporary folder; return both paths."""
-    folder = Path(tempfile.mkdtemp(prefix="explorer-results-"))
+def write_downloads(result: Comparison, folder: Path | None = None) -> tuple[str, str]:
+    """Write comparison.csv and comparison.json into `folder` (the app passes one its cache policy
+    removes; else a new temporary folder, the caller's to remove); return both paths."""
+    folder = Path(tempfile.mkdtemp(prefix="explorer-results-")) if folder is None else Path(folder)
     csv_path, json_path = folder / "comparison.csv", folder / "comparison.json"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
