@@ -301,3 +301,35 @@ def test_prompts_are_read_from_the_model_and_shown(bi_folders):
     result = compare(QUERY, corpus(), top_k=3, bi_encoder=bi_folders["prompts"], rerankers="none",
                      precision="fp32", allow_local_models=True)
     assert result.stages[0].prompts == "query prompt: 'query: ' · document prompt: 'passage: '"
+
+
+def test_the_command_line_ranks_by_the_named_label_and_explains_it(nli_folder, tmp_path):
+    from cli_support import run_cli
+
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("\n".join(DOCUMENTS) + "\n")
+    expected = reference_cross_encoder(nli_folder).predict([(QUERY, d) for d in DOCUMENTS], apply_softmax=True)
+    neutral = expected[:, NLI_LABELS.index("neutral")]
+    shown = run_cli("compare", "--query", QUERY, "--corpus", str(corpus_file), "--first-stage", "bm25",
+                    "--cross-encoder", nli_folder, "--label", "neutral", "--precision", "fp32", "--top-k", "6", "--json")
+    assert [hit["text"] for hit in shown["reranked"]] == [DOCUMENTS[i] for i in np.argsort(-neutral, kind="stable")]
+    top = shown["reranked"][0]
+    assert top["label_probabilities"] == pytest.approx(dict(zip(NLI_LABELS, expected[DOCUMENTS.index(top["text"])])),
+                                                       abs=FP32_BOUND)
+    inspected = run_cli("inspect", "--query", QUERY, "--doc", DOCUMENTS[0], "--cross-encoder", nli_folder,
+                        "--label", "neutral", "--json")
+    assert inspected["probability"] == pytest.approx(float(neutral[0]), abs=FP32_BOUND)
+    assert inspected["probability_unit"] == "softmax P(neutral)"
+
+
+def test_the_page_names_the_label_the_activation_and_the_prompts(nli_folder, bi_folders):
+    from explorer.views.results_html import bi_encoder_list, cross_encoder_list
+
+    result = compare(QUERY, corpus(), top_k=3, bi_encoder=bi_folders["prompts"], cross_encoder=nli_folder,
+                     precision="fp32", allow_local_models=True, cross_label="entailment")
+    cross = cross_encoder_list(result)
+    assert "logit of &#39;entailment&#39;, softmax P(entailment) p" in cross
+    assert "contradiction 0." in cross and "neutral 0." in cross  # every label's probability, by name
+    first = bi_encoder_list(result)
+    assert "query prompt: &#39;query: &#39; · document prompt: &#39;passage: &#39;" in first
+    assert "sentence-transformers forward" in first or "packed bf16" in first  # what ran, in its runs-on text

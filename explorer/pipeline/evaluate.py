@@ -152,6 +152,7 @@ def evaluate(
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
+    cross_label: str | None = None,
 ) -> EvalReport:
     """Rank the corpus for every labelled query three ways and score each ranking.
 
@@ -167,7 +168,7 @@ def evaluate(
 
     report(0.0, "Loading models")
     with clock.stage("model_loading"):
-        scorer = load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
+        scorer = load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models, label=cross_label)
         pipeline = Pipeline(
             load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models),
             [cross_encoder_runner(scorer) if cross_encoder_runner else scorer],

@@ -161,8 +161,10 @@ def run_experiment(
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
     seed: int | None = None,
+    cross_label: str | None = None,
 ) -> ExperimentReport:
-    """Rank every labelled query with every pipeline, score each, and test each against `baseline`."""
+    """Rank every labelled query with every pipeline, score each, and test each against `baseline`
+    (a pair-classifying cross-encoder ranks by `cross_label`, `CrossEncoder.resolve_label`)."""
     from explorer.data.trec_runs import check_tag, run_rankings
 
     specs = parse_pipelines(pipelines)
@@ -190,7 +192,7 @@ def run_experiment(
     report(0.0, "Loading models")
     with clock.stage("model_loading"):
         retrievers = {first: first_stage_ranker(first, bi_encoder, precision, allow_local_models) for first in firsts}
-        scorers = {kind: CachedScorer(reranker(kind, cross_encoder, precision, allow_local_models)) for kind in kinds_used}
+        scorers = {kind: CachedScorer(reranker(kind, cross_encoder, precision, allow_local_models, cross_label)) for kind in kinds_used}
     for scorer in scorers.values():
         for text in texts:
             scorer.check_query(text)

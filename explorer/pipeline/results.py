@@ -99,6 +99,7 @@ class RerankedHit:
     in_candidates: bool  # was it among the first stage's top-k candidates?
     shared_rank: int = 0  # see StageHit
     tied: bool = False
+    label_probabilities: dict[str, float] | None = None  # a pair classifier's softmax over its labels, by name
 
     @property
     def move(self) -> int:
@@ -119,6 +120,7 @@ class RerankedHit:
             "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
             "in_bi_top_k": self.in_candidates, "move": self.move,
             "shared_rank": self.shared_rank, "tied": self.tied,
+            **({"label_probabilities": self.label_probabilities} if self.label_probabilities else {}),
         }
 
 
