@@ -312,8 +312,8 @@ def test_the_command_line_ranks_by_the_named_label_and_explains_it(nli_folder, t
     neutral = expected[:, NLI_LABELS.index("neutral")]
     shown = run_cli("compare", "--query", QUERY, "--corpus", str(corpus_file), "--first-stage", "bm25",
                     "--cross-encoder", nli_folder, "--label", "neutral", "--precision", "fp32", "--top-k", "6", "--json")
-    assert [hit["text"] for hit in shown["reranked"]] == [DOCUMENTS[i] for i in np.argsort(-neutral, kind="stable")]
-    top = shown["reranked"][0]
+    assert [hit["text"] for hit in shown["cross_encoder"]] == [DOCUMENTS[i] for i in np.argsort(-neutral, kind="stable")]
+    top = shown["cross_encoder"][0]
     assert top["label_probabilities"] == pytest.approx(dict(zip(NLI_LABELS, expected[DOCUMENTS.index(top["text"])])),
                                                        abs=FP32_BOUND)
     inspected = run_cli("inspect", "--query", QUERY, "--doc", DOCUMENTS[0], "--cross-encoder", nli_folder,

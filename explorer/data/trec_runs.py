@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from explorer.budgets import MAX_LABELS_FILE_BYTES, MAX_RUN_LINES
+from explorer.budgets import MAX_LABELS_FILE_BYTES, MAX_RUN_LINES, is_blank
 from explorer.errors import ExplorerError
 
 Run = dict[str, dict[str, float]]
@@ -53,7 +53,7 @@ def parse_run(text: str, name: str) -> Run:
     run: Run = {}
     count = 0
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+        if is_blank(line):
             continue
         count += 1
         if count > MAX_RUN_LINES:

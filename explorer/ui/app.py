@@ -7,7 +7,6 @@ hands back one handle; only the click-throughs from one tab to another live here
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import sys
 
@@ -23,17 +22,13 @@ from explorer.rankers.probe import probe
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+from explorer.ui.messages import guard_events
 from explorer.ui.served_files import delete_cache
+from explorer.views.templating import render
 
 
 def _header_html() -> str:
-    offline = ", ".join(html.escape(c.label) for c in model_choices() if c.offline)
-    return (
-        "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
-        "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
-        "<b>cross-encoder</b> (query and document read together), and see what changed and what it cost.</p>"
-        f"<p class='offline'>Runs offline on: {offline}.</p></div>"
-    )
+    return render("header.html.j2", offline=[c.label for c in model_choices() if c.offline])
 
 
 def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, inspect_tab: InspectTab) -> None:
@@ -107,7 +102,8 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluation = build_eval_tab()
             _wire_evaluate(evaluation, tabs, compare_tab, inspect)
-    return app
+    # Every callback: a user's mistake shown as its message, the app's own fault logged and apologised for.
+    return guard_events(app)
 
 
 def launch_options() -> dict:
@@ -115,7 +111,8 @@ def launch_options() -> dict:
 
     `show_error` passes an exception's message (never a traceback) to the page and the API: a value
     gradio itself cannot read (top-k given as text or null) then says what was wrong instead of a
-    generic "the app raised an exception".
+    generic "the app raised an exception". Our own callbacks never pass Python's text: `guard_events`
+    turns anything but a user's mistake into a logged fault and an apology.
     """
     return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft(), "show_error": True}
 
