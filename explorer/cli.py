@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--contrast", action="store_true",
                        help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
+    bench.add_argument("--heads", action="store_true",
+                       help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
+
     loadtest = commands.add_parser("loadtest", help="many gradio_client users against a running app (loopback only)")
     loadtest.add_argument("--url", required=True)
     loadtest.add_argument("--clients", type=int, default=20)
@@ -465,6 +468,12 @@ def run_bench(args) -> int:
 
         rows = run_contrast_benchmark(repeats=2 if args.quick else 3)
         _emit(args, {"contrast": rows}, lambda: format_contrast(rows))
+        return 0
+    if args.heads:
+        from explorer.tools.bench import benchmark_queries, bench_head_grid, format_head_grid, realistic_passages
+
+        rows = bench_head_grid(benchmark_queries()[0], realistic_passages(), repeats=1 if args.quick else 3)
+        _emit(args, {"head_grid": rows}, lambda: format_head_grid(rows))
         return 0
     result = run_benchmark(quick=args.quick, progress=progress)
     _emit(args, result, lambda: format_table(result))
