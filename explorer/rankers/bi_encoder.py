@@ -109,10 +109,24 @@ def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int
 
 
 def search(index: faiss.Index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, positions) for each query row, best first."""
+    """Top-k (scores, positions) for each query row, best first; equal scores in corpus order.
+
+    FAISS returns equal scores in no fixed order (identical documents come back last position
+    first), and a tie at the k-th place may hold documents it left out: the search goes deeper
+    until every tie at the cut is closed, and each row is sorted by (score descending, position).
+    """
     k = min(k, index.ntotal)
-    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
-    return scores, positions
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    fetch = k
+    while True:
+        scores, positions = index.search(queries, min(fetch + 1, index.ntotal))
+        tie_open = k > 0 and scores.shape[1] > k and bool((scores[:, k - 1] == scores[:, -1]).any())
+        if not tie_open or scores.shape[1] >= index.ntotal:
+            break
+        fetch *= 2
+    order = [np.lexsort((row_positions, -row_scores))[:k] for row_scores, row_positions in zip(scores, positions)]
+    return (np.stack([row[o] for row, o in zip(scores, order)]) if order else scores[:, :k],
+            np.stack([row[o] for row, o in zip(positions, order)]) if order else positions[:, :k])
 
 
 @dataclass
