@@ -8,7 +8,7 @@ at the zip's top or inside one folder. Every problem raises `ExplorerError` nami
 and line; the set is returned only once all of it has been read and checked, so nothing is
 ever half-loaded. Sizes and counts are capped (see budgets.py). Judgments that name a document
 missing from the corpus, or a query missing from the queries file, load (real BEIR sets hold
-them); the evaluation counts and names them (`pipeline/evaluate.py:_labelled_queries`).
+them); the evaluation counts and names them (`pipeline/measures.py:labelled_queries`).
 """
 
 from __future__ import annotations

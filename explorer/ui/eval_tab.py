@@ -16,16 +16,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
+from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_number
 from explorer.data.labels import LabelledData, read_labels, write_corpus_jsonl
 from explorer.data.trec_runs import check_tag, format_run, read_run
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES
-from explorer.pipeline.evaluate import EvalReport, evaluate
-from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
+from explorer.pipeline.evaluate import evaluate_shipped_set, three_stage_dict
+from explorer.pipeline.experiment import ExperimentReport, disagreements, most_pairs, run_experiment
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 
@@ -60,25 +59,6 @@ def corpus_changed(name: str):
     return _describe(name), gr.update(value=info.default_top_k), gr.update(value=affordable)
 
 
-def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
-    key = (name, top_k, score_all)
-    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
-        return cached
-    labelled = load_set(name)
-    pairs = len(labelled.corpus) * len(labelled.queries)
-    if score_all:
-        check_whole_corpus_pairs(
-            pairs, name, "Untick stage (c), or run `python -m explorer eval` from the command line."
-        )
-    report = evaluate(
-        labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
-        persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
-    )
-    report.corpus_name = name
-    caches.EVAL_REPORTS.put(key, report)
-    return report
-
-
 def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, progress=gr.Progress()):
     """Evaluate one shipped corpus; returns summary, metrics table, chart, per-query table, report JSON."""
     try:
@@ -86,7 +66,8 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_EVAL_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
-        report = _report_for(corpus_name, top_k, bool(score_all), progress)
+        report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
+                                      progress=lambda fraction, message: progress(fraction, desc=message))
     except ExplorerError as error:
         raise shown_error(error) from None
     metrics_header, metrics_rows = eval_plots.metrics_rows(report)
@@ -96,7 +77,7 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         gr.update(value=metrics_rows, headers=metrics_header),
         eval_plots.change_figure(report),
         gr.update(value=query_rows, headers=query_header),
-        report.to_dict(),
+        three_stage_dict(report),
     )
 
 
@@ -228,11 +209,9 @@ def runs_from_uploads(paths: list[str] | None) -> dict:
     return runs
 
 
-def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> None:
-    """Refuse a run whose re-rankers would score more pairs than the page allows (at most one
-    pass of each re-ranker over each first stage's top-k; the cache may save some)."""
-    chains = {(first, kind) for first, kinds in parse_pipelines(pipelines) for kind in kinds}
-    pairs = len(chains) * queries * candidates
+def check_page_pairs(pipelines: list[str], queries: int, candidates: int, corpus_size: int) -> None:
+    """Refuse a run whose re-rankers would score more pairs than the page allows (`most_pairs`)."""
+    pairs = most_pairs(pipelines, queries, candidates, corpus_size)
     if pairs > MAX_PAGE_EVAL_PAIRS:
         raise ExplorerError(
             f"These pipelines re-rank up to {pairs:,} (query, document) pairs; the page stops at "
@@ -293,7 +272,7 @@ def run_pipelines(
             raise ExplorerError("Tick at least one pipeline.")
         external = runs_from_uploads(run_files)
         data = labels_from_inputs(label_source, builtin_corpus, labels_zip, corpus_file, queries_file, qrels_file)
-        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)))
+        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)), len(data.corpus))
         baseline = baseline or None
         if baseline is not None and baseline not in pipelines and baseline not in external:
             raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")

@@ -163,7 +163,7 @@ def agreement_html(result: Comparison) -> str:
         return ""
     rows = [
         {"a": item.a, "b": item.b, "a_title": _stage_title(item.a), "b_title": _stage_title(item.b),
-         "a_name": item.a_name, "b_name": item.b_name, "overlap": item.overlap_at_k, "tau": item.kendall_tau,
+         "a_name": item.a_name, "b_name": item.b_name, "overlap": item.overlap_at_k, "tau": item.kendall_tau_shared,
          "shared": item.shared, "rbo": item.rbo,
          "moves": [(row["id"], row["rank_a"], row["rank_b"]) for row in item.largest_disagreements]}
         for item in agreements
