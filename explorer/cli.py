@@ -481,6 +481,49 @@ COMMANDS = {
 }
 
 
+# ---- app.py's start options (the web app is started from a command line too) -------------------
+
+
+def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """What whoever starts the app may configure (`python app.py --help`); a visitor can name no path.
+
+    Local models also come from EXPLORER_MODELS (paths separated by the OS path separator), for a
+    Space, where the start command is fixed.
+    """
+    parser = argparse.ArgumentParser(prog="app.py", description="Cross-Encoder Explorer: the web app.", allow_abbrev=False)
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="PATH",
+        help="a local model folder (a cross-encoder if its config.json is a sequence classifier, else a "
+             "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
+             "as local:NAME. Repeat for several.",
+    )
+    parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as "
+                        "a corpus in the Compare tab; or set EXPLORER_INDEX")
+    if argv is None:  # only `python app.py` hands its own flags to the app; an importer's argv is not ours
+        argv = sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else []
+    arguments = parser.parse_args(argv)  # a mistyped flag stops the start with argparse's message (exit 2)
+    arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
+    return arguments
+
+
+def register_models(paths: list[str]) -> list:  # of engine.catalog.ModelChoice
+    """Check each local model, load it once and run the sanity probe, saying what it found.
+
+    A path that is not a model stops the start with its reason: the operator typed it.
+    """
+    from explorer.pipeline.compare import register_local_model
+
+    registered = []
+    for path in paths:
+        try:
+            choice, verdict = register_local_model(path)
+        except ExplorerError as error:
+            raise SystemExit(f"app.py --model {path}: {error}") from None
+        print(f"Registered {choice.id} from {path}: {choice.label}; {verdict}", file=sys.stderr)
+        registered.append(choice)
+    return registered
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

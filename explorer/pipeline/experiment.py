@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
-from explorer.budgets import MAX_EVAL_PIPELINES
+from explorer.budgets import MAX_EVAL_PIPELINES, MAX_PAGE_EVAL_PAIRS
 from explorer.data.corpus import Corpus, Query
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.engine.precision import Precision
@@ -89,6 +89,18 @@ def most_pairs(pipelines: str | Sequence[str], queries: int, candidates: int, co
     re-ranker alone over the whole corpus; `CachedScorer` may save some of them."""
     chains = {(first, kind) for first, kinds in parse_pipelines(pipelines) for kind in kinds}
     return sum(queries * (corpus_size if first == WHOLE_CORPUS else candidates) for first, _ in chains)
+
+
+def check_page_pairs(pipelines: str | Sequence[str], queries: int, candidates: int, corpus_size: int) -> None:
+    """Refuse a page's run whose re-rankers would score more than MAX_PAGE_EVAL_PAIRS pairs (`most_pairs`);
+    raises ExplorerError saying how many and what to do instead."""
+    pairs = most_pairs(pipelines, queries, candidates, corpus_size)
+    if pairs > MAX_PAGE_EVAL_PAIRS:
+        raise ExplorerError(
+            f"These pipelines re-rank up to {pairs:,} (query, document) pairs; the page stops at "
+            f"{MAX_PAGE_EVAL_PAIRS:,}. Pick fewer re-ranking pipelines or a smaller top-k, or run "
+            "`python -m explorer eval --pipelines ...` from the command line."
+        )
 
 
 def pipeline_name(first: str, kinds: Sequence[str]) -> str:
