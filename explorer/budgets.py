@@ -118,9 +118,10 @@ MAX_INDEX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_INDEX_CORPUS_BYTES", s
 # 2 cores (AVX2 EPYC to AMX Xeon), 40,000 token passes are 4 to 20 s: every head of a pair up to
 # ~236 tokens. A longer pair gets the per-layer view (25 copies: any 512-token pair fits).
 MAX_HEAD_TOKEN_PASSES = int(os.environ.get("EXPLORER_MAX_HEAD_TOKEN_PASSES", "40000"))
-# Tokens in one batched pass of edited copies: bounds the attention scores held at once
-# (copies x 12 heads x tokens^2 floats: 4096 tokens of a 64-token pair are 64 copies, ~12 MB a layer).
-MAX_HEAD_BATCH_TOKENS = 4096
+# Tokens in one batched pass of edited copies: bounds the attention scores held at once (copies x
+# 12 heads x tokens^2 floats: 2048 tokens of a 64-token pair are 32 copies, 6 MB a layer), and sets
+# how often the page's progress bar moves (a 64-token grid is 6 passes).
+MAX_HEAD_BATCH_TOKENS = 2048
 
 
 def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what: str) -> str | None:
