@@ -150,10 +150,24 @@ def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int
 
 
 def search(index: faiss.Index, query_vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `depth` (scores, positions) for each query row, best first (`depth` cut to the index size)."""
+    """The first `depth` (scores, positions) for each query row, best first; equal scores in corpus order.
+
+    FAISS returns equal scores in no fixed order (identical documents come back last position
+    first), and a tie at the last place may hold documents it left out: the search goes deeper
+    until every tie at the cut is closed, and each row is sorted by (score descending, position).
+    """
     depth = min(depth, index.ntotal)
-    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), depth)
-    return scores, positions
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    fetch = depth
+    while True:
+        scores, positions = index.search(queries, min(fetch + 1, index.ntotal))
+        tie_open = depth > 0 and scores.shape[1] > depth and bool((scores[:, depth - 1] == scores[:, -1]).any())
+        if not tie_open or scores.shape[1] >= index.ntotal:
+            break
+        fetch *= 2
+    order = [np.lexsort((row_positions, -row_scores))[:depth] for row_scores, row_positions in zip(scores, positions)]
+    return (np.stack([row[o] for row, o in zip(scores, order)]) if order else scores[:, :depth],
+            np.stack([row[o] for row, o in zip(positions, order)]) if order else positions[:, :depth])
 
 
 @dataclass
