@@ -111,3 +111,32 @@ def check_whole_number(value, what: str) -> int:
 # caps above do not apply; a prebuilt index is opened without re-reading the corpus file.
 MAX_INDEX_DOCUMENTS = int(os.environ.get("EXPLORER_MAX_INDEX_DOCUMENTS", "20000000"))
 MAX_INDEX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_INDEX_CORPUS_BYTES", str(20 * 1024 ** 3)))
+
+# Head importance and patching (interpret/heads.py) run one edited copy of the pair per head or
+# block: the cost is tokens x copies ("token passes"). The full grid of the 12 x 12 cross-encoder is
+# 169 copies (158 for patching). At the 2,000 to 10,000 tokens/s measured for fp32 re-ranking on
+# 2 cores (AVX2 EPYC to AMX Xeon), 40,000 token passes are 4 to 20 s: every head of a pair up to
+# ~236 tokens. A longer pair gets the per-layer view (25 copies: any 512-token pair fits).
+MAX_HEAD_TOKEN_PASSES = int(os.environ.get("EXPLORER_MAX_HEAD_TOKEN_PASSES", "40000"))
+# Tokens in one batched pass of edited copies: bounds the attention scores held at once (copies x
+# 12 heads x tokens^2 floats: 2048 tokens of a 64-token pair are 32 copies, 6 MB a layer), and sets
+# how often the page's progress bar moves (a 64-token grid is 6 passes).
+MAX_HEAD_BATCH_TOKENS = 2048
+
+
+def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what: str) -> str | None:
+    """None when the full grid fits MAX_HEAD_TOKEN_PASSES; else why only the per-layer view is given.
+
+    Raises ExplorerError when even the per-layer view (per_layer_copies) does not fit.
+    """
+    if tokens * full_copies <= MAX_HEAD_TOKEN_PASSES:
+        return None
+    if tokens * per_layer_copies > MAX_HEAD_TOKEN_PASSES:
+        raise ExplorerError(
+            f"The {what} of a {tokens:,}-token pair needs {tokens * per_layer_copies:,} token passes even per layer; "
+            f"the limit is {MAX_HEAD_TOKEN_PASSES:,}. Shorten the document."
+        )
+    return (f"the full {what} of this {tokens:,}-token pair would be {full_copies} copies x {tokens:,} tokens = "
+            f"{tokens * full_copies:,} token passes, past the limit of {MAX_HEAD_TOKEN_PASSES:,}: per layer only "
+            f"({per_layer_copies} copies). Shorten the document to about "
+            f"{MAX_HEAD_TOKEN_PASSES // full_copies} tokens for every head.")

@@ -21,8 +21,10 @@ from explorer.data.corpus import parse_qrels
 from explorer.data.labels import read_labels
 from explorer.data.trec_runs import format_run, parse_run, run_rankings
 from explorer.errors import ExplorerError
-from explorer.pipeline.evaluate import score_rankings
-from explorer.pipeline.experiment import CachedScorer, kendall_tau_union, parse_pipelines
+from explorer.pipeline.measures import score_rankings
+from explorer.pipeline.experiment import (
+    WHOLE_CORPUS, CachedScorer, kendall_tau_union, most_pairs, parse_pipelines, pipeline_name,
+)
 from explorer.pipeline.significance import bootstrap_ci, compare_to_baseline, holm, paired_t_p, permutation_p
 from explorer.rankers.base import PairScorer, PairScores, RankerInfo
 
@@ -152,9 +154,14 @@ def test_compare_to_baseline_rows_and_notes():
 def test_parse_pipelines():
     assert parse_pipelines("bi, bm25+cross,hybrid+late+cross") == [
         ("bi", ()), ("bm25", ("cross",)), ("hybrid", ("late", "cross"))]
-    for bad in ("cross", "bi+bm25", "bi+cross+cross", "bi,bi", ""):
+    # A re-ranker alone is that re-ranker over every document (stage c of plain eval).
+    assert parse_pipelines("cross,bi+cross") == [(WHOLE_CORPUS, ("cross",)), ("bi", ("cross",))]
+    assert [pipeline_name(*spec) for spec in parse_pipelines("late,bm25+late")] == ["late", "bm25+late"]
+    for bad in ("cross+late", "bi+bm25", "bi+cross+cross", "bi,bi", "cross,cross", "", "rerank"):
         with pytest.raises(ExplorerError):
             parse_pipelines(bad)
+    # Pairs: 3 queries x top-5 per (first stage, re-ranker) chain, 3 x 40 documents for a whole-corpus one.
+    assert most_pairs("bi,bi+cross,bi+late+cross,bm25+cross,cross", 3, 5, 40) == 3 * 5 * 3 + 3 * 40
 
 
 class _Counting(PairScorer):
@@ -163,6 +170,9 @@ class _Counting(PairScorer):
 
     def __init__(self):
         self.seen = []
+
+    def check_query(self, query):
+        pass  # no tokenizer: every query fits
 
     def score(self, queries, documents, progress=None):
         self.seen += list(zip(queries, documents))
@@ -181,6 +191,37 @@ def test_cached_scorer_scores_each_pair_once():
     assert first.scores.tolist() == [11, 12, 21]
     assert sorted(inner.seen) == sorted([("q", "a"), ("q", "bb"), ("qq", "a"), ("q", "ccc")])
     assert (cached.computed, cached.reused) == (4, 2)
+
+
+def test_whole_corpus_pipeline_and_its_reranking_share_each_pair(tmp_path, monkeypatch):
+    """`cross` (the re-ranker over every document) and `bm25+cross` in one run: each pair is scored
+    once, `cross` ranks by the scorer's own scores (ties in corpus order), and `bm25+cross` re-orders
+    BM25's top-k by those scores with BM25's order beneath: both checked against a plain sort."""
+    from labelled_zip import write_labelled_zip
+
+    from explorer.pipeline import experiment
+    from explorer.rankers.bm25 import BM25
+
+    data = read_labels(write_labelled_zip(tmp_path / "set.zip"))
+    fake = _Counting()
+    monkeypatch.setattr(experiment, "reranker", lambda kind, *args: fake)
+    report = experiment.run_experiment(data.corpus, data.queries, data.qrels, "cross,bm25+cross", top_k=3)
+    ids, texts = [d.id for d in data.corpus.documents], data.corpus.texts
+    queries = [q for q in data.queries if q.id in report.queries]
+    assert sorted(fake.seen) == sorted({(q.text, t) for q in queries for t in texts})  # every pair, once
+    assert report.reranker_pairs["cross"] == {"scored": len(queries) * len(texts), "reused": len(queries) * 3}
+    score = {(q, t): len(q) * 10 + len(t) for q, t in fake.seen}
+    bm25 = BM25()
+    index, _ = bm25.index_corpus(texts, data.corpus.fingerprint)
+    for query in queries:
+        by_score = sorted(range(len(texts)), key=lambda i: (-score[query.text, texts[i]], i))
+        assert report.rankings["cross"][query.id] == [ids[i] for i in by_score][:10]
+        _, positions = bm25.search(index, bm25.encode_queries([query.text]), 10)
+        first = [int(p) for p in positions[0]]
+        head = sorted(first[:3], key=lambda i: (-score[query.text, texts[i]], first.index(i)))
+        assert report.rankings["bm25+cross"][query.id] == [ids[i] for i in head + first[3:]]
+    assert report.ms_per_query["cross"] >= 0 and report.models["cross"] == "fake"
+    assert set(report.first_relevant_rank) == {"cross", "bm25+cross"}
 
 
 def test_kendall_tau_of_top_lists_against_scipy():
@@ -379,7 +420,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     bad.write_text("neg-pasta-no-cheese Q0 pasta-cheese 1 1.0 x\nbroken line\n")
     for args, message in (
         ((*FILES, "--pipelines", "bm25", "--run", f"ext={bad}"), "bad.run, line 2"),
-        ((*FILES, "--pipelines", "bm25,cross"), "first stage"),
+        ((*FILES, "--pipelines", "bm25,cross+late"), "first stage"),
         ((*FILES, "--pipelines", "bm25,bi+bm25"), "'bm25'"),
         ((*FILES, "--pipelines", "bm25", "--baseline", "bi"), "baseline 'bi'"),
         (("--corpus", str(tmp_path / "nothing.zip")), "nothing.zip"),

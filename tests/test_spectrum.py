@@ -349,7 +349,7 @@ def test_page_shows_agreement_and_costs_for_every_stage():
 
     from explorer.data.corpus import corpus_from_text
     from explorer.pipeline.compare import compare
-    from explorer.views.comparison_plots import dominant_stage, per_query_parts, projection_rows, unit_costs
+    from explorer.pipeline.costs import dominant_stage, per_query_parts, projection_rows, unit_costs
     from explorer.views.results_html import agreement_html
 
     result = compare("pet snakes", corpus_from_text("\n".join(TEXTS)), top_k=6, precision="fp32",

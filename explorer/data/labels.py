@@ -8,7 +8,7 @@ at the zip's top or inside one folder. Every problem raises `ExplorerError` nami
 and line; the set is returned only once all of it has been read and checked, so nothing is
 ever half-loaded. Sizes and counts are capped (see budgets.py). Judgments that name a document
 missing from the corpus, or a query missing from the queries file, load (real BEIR sets hold
-them); the evaluation counts and names them (`pipeline/evaluate.py:_labelled_queries`).
+them); the evaluation counts and names them (`pipeline/measures.py:labelled_queries`).
 """
 
 from __future__ import annotations
@@ -169,3 +169,23 @@ def write_corpus_jsonl(corpus: Corpus, path: str | os.PathLike) -> Path:
     except OSError as error:
         raise ExplorerError(f"Cannot write the corpus to {path}: {error.strerror or error}.") from None
     return path
+
+
+def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
+                       queries_file: str | None, qrels_file: str | None) -> LabelledData:
+    """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
+    qrels an uploaded file replaces), or three uploaded files. Raises ExplorerError for anything
+    else, and for unreadable or inconsistent labels (`read_labels`)."""
+    if source != "Upload":
+        from explorer.data.builtin_corpora import load_set  # builtin_corpora reads labels too
+
+        shipped = load_set(builtin or "")
+        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
+    if labels_zip:
+        return read_labels(labels_zip, queries_file, qrels_file)
+    if corpus_file and queries_file and qrels_file:
+        return read_labels(corpus_file, queries_file, qrels_file)
+    raise ExplorerError(
+        "Upload one BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv), or all three of a corpus, "
+        "a queries and a qrels file."
+    )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 import faiss
@@ -215,3 +217,10 @@ class PrebuiltLateInteraction(LateInteraction):
         if progress:
             progress(len(texts), len(texts))
         return vectors, truncated
+
+
+@lru_cache(maxsize=1)
+def configured_index() -> PrebuiltIndex | None:
+    """The prebuilt index named by EXPLORER_INDEX (`python app.py --index DIR` sets it), opened once."""
+    folder = os.environ.get("EXPLORER_INDEX")
+    return PrebuiltIndex(folder) if folder else None

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from explorer.data.corpus import Corpus
-from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, local_model
+from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, ModelChoice, local_model
 from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
 from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit, tie_marks
@@ -222,6 +222,22 @@ def compare(
     if result.tie_note():
         notes.append(result.tie_note())
     return result
+
+
+def register_local_model(path: str) -> tuple[ModelChoice, str]:
+    """Register a local model folder or .onnx file (`engine.loading.register_model_path`), load it once
+    and run the sanity probe; returns its picker entry and the probe's verdict in words.
+
+    Raises ExplorerError when the path is not a model (the reason is in the message).
+    """
+    from explorer.engine.loading import register_model_path
+    from explorer.rankers.probe import probe
+
+    choice = register_model_path(path)
+    ranker = (reranker("cross", choice.id, "auto", False) if choice.kind == "cross"
+              else first_stage_ranker("bi", choice.id, "auto", False))
+    result = probe(ranker)
+    return choice, "sanity probe ok" if result is None or result.ok else result.note()
 
 
 def hybrid_components(hybrid: Hybrid, query: str, corpus: Corpus, top_k: int) -> list[Stage]:

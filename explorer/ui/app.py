@@ -6,19 +6,14 @@ hands back one handle; only the click-throughs from one tab to another live here
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import gradio as gr
 
 from explorer.budgets import MAX_CORPUS_BYTES
 from explorer.data.corpus import corpus_from_text
-from explorer.engine.catalog import ModelChoice, model_choices
-from explorer.engine.loading import register_model_path
-from explorer.errors import ExplorerError
-from explorer.pipeline.compare import compare, first_stage_ranker, reranker
-from explorer.rankers.probe import probe
+from explorer.engine.catalog import model_choices
+from explorer.pipeline.compare import compare
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
@@ -115,46 +110,6 @@ def launch_options() -> dict:
     turns anything but a user's mistake into a logged fault and an apology.
     """
     return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft(), "show_error": True}
-
-
-def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    """What whoever starts the app may configure (`python app.py --help`); a visitor can name no path.
-
-    Local models also come from EXPLORER_MODELS (paths separated by the OS path separator), for a
-    Space, where the start command is fixed.
-    """
-    parser = argparse.ArgumentParser(prog="app.py", description="Cross-Encoder Explorer: the web app.", allow_abbrev=False)
-    parser.add_argument(
-        "--model", action="append", default=[], metavar="PATH",
-        help="a local model folder (a cross-encoder if its config.json is a sequence classifier, else a "
-             "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
-             "as local:NAME. Repeat for several.",
-    )
-    parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as "
-                        "a corpus in the Compare tab; or set EXPLORER_INDEX")
-    arguments, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
-    return arguments
-
-
-def register_models(paths: list[str]) -> list[ModelChoice]:
-    """Check each local model, load it once and run the sanity probe, saying what it found.
-
-    A path that is not a model stops the start with its reason: the operator typed it.
-    """
-    registered = []
-    for path in paths:
-        try:
-            choice = register_model_path(path)
-            ranker = (reranker("cross", choice.id, "auto", False) if choice.kind == "cross"
-                      else first_stage_ranker("bi", choice.id, "auto", False))
-            result = probe(ranker)
-        except ExplorerError as error:
-            raise SystemExit(f"app.py --model {path}: {error}") from None
-        verdict = "sanity probe ok" if result is None or result.ok else result.note()
-        print(f"Registered {choice.id} from {path}: {choice.label}; {verdict}", file=sys.stderr)
-        registered.append(choice)
-    return registered
 
 
 def warm_up() -> None:

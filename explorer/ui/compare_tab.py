@@ -7,23 +7,19 @@ and are shown with `gr.Error`, which leaves every output as it was.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import gradio as gr
 
-from explorer import caches
 from explorer.budgets import check_whole_corpus_pairs
-from explorer.data.builtin_corpora import list_sets, load_set
-from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
+from explorer.data.builtin_corpora import INDEX_CHOICE, SOURCES, corpus_from_source, list_sets
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.errors import ExplorerError
-from explorer.indexing.prebuilt import PrebuiltIndex
+from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
 from explorer.pipeline.compare import RERANKERS, Comparison, compare
-from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
+from explorer.pipeline.costs import UnitCosts, unit_costs
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
@@ -31,7 +27,6 @@ from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
-SOURCES = ["Paste", "Upload", "Built-in"]
 FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact words)", "bm25"),
                        ("hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")]
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
@@ -40,16 +35,6 @@ DEFAULT_PROJECTION_N = 10_000
 
 
 # ---- corpus choice -------------------------------------------------------------------------
-
-
-INDEX_CHOICE = "prebuilt-index"  # the picker's value for the configured prebuilt index
-
-
-@lru_cache(maxsize=1)
-def configured_index() -> PrebuiltIndex | None:
-    """The prebuilt index named by EXPLORER_INDEX (`python app.py --index DIR` sets it), opened once."""
-    folder = os.environ.get("EXPLORER_INDEX")
-    return PrebuiltIndex(folder) if folder else None
 
 
 def builtin_corpus_choices() -> list[tuple[str, str]]:
@@ -65,21 +50,6 @@ def corpus_input_visibility(source: str):
     return tuple(gr.update(visible=source == option) for option in SOURCES)
 
 
-def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str | None) -> Corpus:
-    """The corpus the user meant: pasted lines, an uploaded file, or a shipped corpus by name."""
-    if source == "Upload":
-        if not upload:
-            raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
-        return read_corpus(upload)  # checks the size before reading
-    if source == "Built-in" and builtin == INDEX_CHOICE and configured_index() is not None:
-        return configured_index().corpus
-    if source == "Built-in":
-        return load_set(builtin or "").corpus
-    if not (text or "").strip():
-        raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
-    return corpus_from_text(text)
-
-
 # ---- the comparison callback -----------------------------------------------------------------
 
 
@@ -89,7 +59,7 @@ def _projection(costs: dict, n) -> tuple[str, object]:
     except (TypeError, ValueError):
         n = DEFAULT_PROJECTION_N
     n = max(2, min(n, 10**9))
-    unit = plots.UnitCosts(**costs)
+    unit = UnitCosts(**costs)
     return plots.projection_markdown(unit, n), plots.projection_figure(unit, n)
 
 
@@ -129,7 +99,9 @@ def run_comparison(
         kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
         if not kinds:
             raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
-        corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        index = configured_index()
+        corpus = corpus_from_source(corpus_source, corpus_text, corpus_file, builtin_corpus,
+                                    None if index is None else index.corpus)
         if score_all:
             check_whole_corpus_pairs(
                 len(corpus), "this corpus",
@@ -150,10 +122,7 @@ def run_comparison(
         )
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
-    key = (result.models["first_stage"], result.precision["first_stage"])
-    if not result.corpus_index_cached:
-        caches.INDEXING_COSTS.put(key, result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size)
-    costs = asdict(plots.unit_costs(result, caches.INDEXING_COSTS.get(key)))
+    costs = asdict(unit_costs(result))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
     csv_path, json_path = write_downloads(result, request_folder("results"))

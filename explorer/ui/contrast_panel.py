@@ -16,7 +16,7 @@ import gradio as gr
 from explorer.errors import ExplorerError
 from explorer.interpret.contrast import explain_pair_gap
 from explorer.interpret.pair import rescoring_model
-from explorer.interpret.rescore import edit_and_rescore
+from explorer.interpret.rescore import rescore_among
 from explorer.views.contrast_html import contrast_html, edits_html, pending_html
 from explorer.ui.messages import shown_error
 
@@ -104,8 +104,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
     scorer = rescoring_model(state["cross_encoder"])
     try:
         others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]
-        candidate_scores = scorer.score_query(state["query"], others).logits if others else []
-        result = edit_and_rescore(scorer, state["query"], before, edited, candidate_scores)
+        result = rescore_among(scorer, state["query"], before, edited, others)
     except ExplorerError as error:
         raise shown_error(error) from None
     edits = edits + [{**result.to_dict(), "doc_id": id_a, "text_before": before, "text_after": edited}]

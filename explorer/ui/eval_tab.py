@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import html
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
-from explorer.data.labels import LabelledData, read_labels, write_corpus_jsonl
-from explorer.data.trec_runs import check_tag, format_run, read_run
+from explorer.budgets import MAX_EVAL_TOP_K, check_whole_number
+from explorer.data.labels import LabelledData, labels_from_inputs, write_corpus_jsonl
+from explorer.data.trec_runs import read_named_runs, write_runs_zip
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES
-from explorer.pipeline.evaluate import EvalReport, evaluate
-from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
+from explorer.pipeline.evaluate import evaluate_shipped_set, three_stage_dict
+from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, disagreements, run_experiment
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 
@@ -60,25 +58,6 @@ def corpus_changed(name: str):
     return _describe(name), gr.update(value=info.default_top_k), gr.update(value=affordable)
 
 
-def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
-    key = (name, top_k, score_all)
-    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
-        return cached
-    labelled = load_set(name)
-    pairs = len(labelled.corpus) * len(labelled.queries)
-    if score_all:
-        check_whole_corpus_pairs(
-            pairs, name, "Untick stage (c), or run `python -m explorer eval` from the command line."
-        )
-    report = evaluate(
-        labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
-        persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
-    )
-    report.corpus_name = name
-    caches.EVAL_REPORTS.put(key, report)
-    return report
-
-
 def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, progress=gr.Progress()):
     """Evaluate one shipped corpus; returns summary, metrics table, chart, per-query table, report JSON."""
     try:
@@ -86,7 +65,8 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_EVAL_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
-        report = _report_for(corpus_name, top_k, bool(score_all), progress)
+        report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
+                                      progress=lambda fraction, message: progress(fraction, desc=message))
     except ExplorerError as error:
         raise shown_error(error) from None
     metrics_header, metrics_rows = eval_plots.metrics_rows(report)
@@ -96,7 +76,7 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         gr.update(value=metrics_rows, headers=metrics_header),
         eval_plots.change_figure(report),
         gr.update(value=query_rows, headers=query_header),
-        report.to_dict(),
+        three_stage_dict(report),
     )
 
 
@@ -200,57 +180,6 @@ class PipelinesPanel:
     run_event: object
 
 
-def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
-                       queries_file: str | None, qrels_file: str | None) -> LabelledData:
-    """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
-    qrels an uploaded file replaces), or three uploaded files."""
-    if source != "Upload":
-        shipped = load_set(builtin or "")
-        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
-    if labels_zip:
-        return read_labels(labels_zip, queries_file, qrels_file)
-    if corpus_file and queries_file and qrels_file:
-        return read_labels(corpus_file, queries_file, qrels_file)
-    raise ExplorerError(
-        "Upload one BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv), or all three of a corpus, "
-        "a queries and a qrels file."
-    )
-
-
-def runs_from_uploads(paths: list[str] | None) -> dict:
-    """Each uploaded TREC run, named after its file (prod.run -> prod)."""
-    runs = {}
-    for path in paths or []:
-        name = check_tag(Path(path).stem)
-        if name in runs:
-            raise ExplorerError(f"Two uploaded runs are named {name!r}; rename one.")
-        runs[name] = read_run(path)
-    return runs
-
-
-def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> None:
-    """Refuse a run whose re-rankers would score more pairs than the page allows (at most one
-    pass of each re-ranker over each first stage's top-k; the cache may save some)."""
-    chains = {(first, kind) for first, kinds in parse_pipelines(pipelines) for kind in kinds}
-    pairs = len(chains) * queries * candidates
-    if pairs > MAX_PAGE_EVAL_PAIRS:
-        raise ExplorerError(
-            f"These pipelines re-rank up to {pairs:,} (query, document) pairs; the page stops at "
-            f"{MAX_PAGE_EVAL_PAIRS:,}. Pick fewer re-ranking pipelines or a smaller top-k, or run "
-            "`python -m explorer eval --pipelines ...` from the command line."
-        )
-
-
-def _write_runs_zip(report: ExperimentReport) -> str:
-    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh per-request folder."""
-    path = request_folder("runs") / "runs.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in report.pipelines:
-            if name not in report.external_runs:
-                archive.writestr(f"{name}.run", format_run(report.rankings[name], name))
-    return str(path)
-
-
 def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str | None, upload_name: str) -> dict:
     """Where the Compare tab finds this corpus: a shipped set by name, or the uploaded corpus written
     once as JSON lines (a zip cannot be opened there)."""
@@ -291,9 +220,9 @@ def run_pipelines(
             [p for p in (pipelines or []) if p not in PIPELINE_CHOICES]
         if not pipelines:
             raise ExplorerError("Tick at least one pipeline.")
-        external = runs_from_uploads(run_files)
+        external = read_named_runs(run_files)
         data = labels_from_inputs(label_source, builtin_corpus, labels_zip, corpus_file, queries_file, qrels_file)
-        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)))
+        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)), len(data.corpus))
         baseline = baseline or None
         if baseline is not None and baseline not in pipelines and baseline not in external:
             raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")
@@ -325,7 +254,8 @@ def run_pipelines(
         eval_plots.significance_markdown(report),
         gr.update(value=sig_rows, headers=sig_header),
         eval_plots.cost_quality_figure(report),
-        _write_runs_zip(report),
+        write_runs_zip({name: report.rankings[name] for name in report.pipelines if name not in report.external_runs},
+                       request_folder("runs") / "runs.zip"),
         gr.update(choices=choices, value=a),
         gr.update(choices=choices, value=b),
         gr.update(value=dis_rows, headers=dis_header),
