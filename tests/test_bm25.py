@@ -177,3 +177,15 @@ def test_a_matched_query_has_no_note_and_marks_only_real_ties():
     # 1 > 2 > 0 = 0: the third place ties the fourth document, below the top-3, and says so.
     assert [(h["id"], h["shared_rank"], h["tied"]) for h in ranking] == [("1", 1, False), ("2", 2, False), ("3", 3, True)]
     assert any(n.startswith("Equal scores (marked =") for n in result.notes)
+
+
+def test_an_evaluation_counts_the_queries_bm25_could_not_match():
+    from explorer.data.corpus import Query, corpus_from_text
+    from explorer.pipeline.experiment import run_experiment
+
+    corpus = corpus_from_text("\n".join(VITAMINS + DIABETES))
+    queries = [Query("q1", "vitamin D"), Query("q2", "xyzzy")]
+    report = run_experiment(corpus, queries, {"q1": {"2": 1}, "q2": {"1": 1}}, "bm25", top_k=2)
+    assert any(n.startswith("BM25 matched no query term for 1 of 2 queries ('xyzzy')") for n in report.notes)
+    # Unmatched, every document ties at 0 and is listed in corpus order (the stated tie rule, the page's too).
+    assert report.rankings["bm25"]["q2"][:2] == ["1", "2"]

@@ -13,7 +13,7 @@ from scipy.stats import kendalltau
 
 from cli_support import run_cli, write_corpus
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
-from explorer.engine.loading import LoadedModel, _offline_bi_encoder_dir, load_model
+from explorer.engine.loading import _offline_bi_encoder_dir, load_model
 from explorer.errors import ExplorerError
 from explorer.pipeline.agreement import kendall_tau_shared, largest_disagreements, overlap_at_k, rbo
 from explorer.pipeline.compare import parse_rerankers
@@ -137,20 +137,20 @@ def cross():
     return load_model(DEFAULT_CROSS_ENCODER, "cross")
 
 
-def bi_encoder_as_cross_encoder() -> CrossEncoder:
-    """MiniLM's bi-encoder weights in a BertForSequenceClassification: its relevance head is random."""
+def bi_encoder_as_cross_encoder(folder) -> CrossEncoder:
+    """MiniLM's bi-encoder weights in a BertForSequenceClassification: its relevance head is random.
+    Saved as a model folder and loaded the way any cross-encoder folder is."""
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     source = str(_offline_bi_encoder_dir())
     torch.manual_seed(0)
-    module = BertForSequenceClassification.from_pretrained(source, num_labels=1).eval()
-    model = LoadedModel(id="sentence-transformers/all-MiniLM-L6-v2", kind="cross", name="MiniLM bi-encoder as a cross-encoder",
-                        source=source, tokenizer=AutoTokenizer.from_pretrained(source), module=module, max_length=256)
-    return CrossEncoder(model, "fp32")
+    BertForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return CrossEncoder(load_model(str(folder), "cross", allow_local_path=True), "fp32")
 
 
-def test_probe_flags_a_bi_encoder_loaded_as_a_cross_encoder(cross):
-    wrong = run_probe(bi_encoder_as_cross_encoder())
+def test_probe_flags_a_bi_encoder_loaded_as_a_cross_encoder(cross, tmp_path):
+    wrong = run_probe(bi_encoder_as_cross_encoder(tmp_path / "minilm-as-cross"))
     assert wrong.verdict in ("flat", "inverted"), wrong
     assert "Sanity probe" in wrong.note() and wrong.verdict in wrong.note()
     right = run_probe(CrossEncoder(cross, "fp32"))

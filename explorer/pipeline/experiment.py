@@ -218,11 +218,13 @@ def run_experiment(
     progress: StageProgress | None = None,
     seed: int | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
+    cross_label: str | None = None,
 ) -> ExperimentReport:
     """Rank every labelled query with every pipeline, score each, and test each against `baseline`.
 
     `external_runs` ({name: TREC run}) are scored beside the pipelines; `cross_encoder_runner`
-    wraps the bound cross-encoder in what scores its pairs elsewhere (`eval --ray`). Raises
+    wraps the bound cross-encoder in what scores its pairs elsewhere (`eval --ray`); a
+    pair-classifying cross-encoder ranks by `cross_label` (`CrossEncoder.resolve_label`). Raises
     ExplorerError for unusable labels, pipelines, names or a baseline that is not among them.
     """
     from explorer.data.trec_runs import check_tag, run_rankings
@@ -254,7 +256,7 @@ def run_experiment(
     with clock.stage("model_loading"):
         retrievers = {first: first_stage_ranker(first, bi_encoder, precision, allow_local_models)
                       for first in firsts if first != WHOLE_CORPUS}
-        bound = {kind: reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds_used}
+        bound = {kind: reranker(kind, cross_encoder, precision, allow_local_models, cross_label) for kind in kinds_used}
         if cross_encoder_runner is not None:
             bound = {kind: cross_encoder_runner(s) if s.info.kind == "cross" else s for kind, s in bound.items()}
         scorers = {kind: CachedScorer(s) for kind, s in bound.items()}

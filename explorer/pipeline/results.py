@@ -65,6 +65,9 @@ class Stage:
     runs_on: str  # precision and device, e.g. "bf16 on cpu"
     ms: float  # this stage's own time (for a first stage: query encoding + search)
     ranking: list[StageHit]
+    engine: str = ""  # how the model ran: "packed bf16", "sentence-transformers forward", ...
+    prompts: str = ""  # the prompts put before texts, e.g. "query prompt: 'query: '"; "" for none
+    probability_name: str = ""  # a cross-encoder's probability column: "sigmoid(logit)", "raw score", ...
     note: str | None = None  # what this stage's ranking means here, e.g. "BM25 matched no query term"
     analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
 
@@ -89,13 +92,14 @@ class RerankedHit:
     id: str
     text: str
     score: float  # the re-ranker's score (a cross-encoder's logit, late interaction's MaxSim)
-    probability: float | None  # sigmoid(logit); None where the score is not a logit (MaxSim)
+    probability: float | None  # the model's activation of the logit (Stage.probability_name); None for MaxSim
     rank: int  # 1-based, by the re-ranker
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
     in_candidates: bool  # was it among the first stage's top-k candidates?
     shared_rank: int = 0  # see StageHit
     tied: bool = False
+    label_probabilities: dict[str, float] | None = None  # a pair classifier's softmax over its labels, by name
 
     @property
     def move(self) -> int:
@@ -116,6 +120,7 @@ class RerankedHit:
             "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
             "in_bi_top_k": self.in_candidates, "move": self.move,
             "shared_rank": self.shared_rank, "tied": self.tied,
+            **({"label_probabilities": self.label_probabilities} if self.label_probabilities else {}),
         }
 
 

@@ -71,9 +71,11 @@ class OnnxCrossEncoder(PairScorer):
         self.output = self.session.get_outputs()[0].name
         self._lock = threading.Lock()  # one run at a time per session keeps timings honest
         if local is None:
-            self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
+            self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE,
+                                   probability_name="sigmoid(logit)")
         else:
-            self.info = RankerInfo(local.id, local.label, "cross", "logit", "as stored", engine=ENGINE)
+            self.info = RankerInfo(local.id, local.label, "cross", "logit", "as stored", engine=ENGINE,
+                                   probability_name="sigmoid(logit)")
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
