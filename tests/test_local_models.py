@@ -82,7 +82,8 @@ def test_paths_that_are_not_models_stop_the_start_with_a_reason(tmp_path):
 
 
 def test_the_pickers_offer_registered_models_and_a_visitor_still_cannot_name_a_path(tmp_path):
-    from explorer.ui.app import build_app, register_models
+    from explorer.cli import register_models
+    from explorer.ui.app import build_app
     from explorer.ui.compare_tab import run_comparison
 
     folder = shutil.copytree(offline_cross_encoder_dir(), tmp_path / "picker-reranker")
@@ -111,7 +112,7 @@ def test_explorer_models_adds_local_models_as_the_model_flag_does(tmp_path, monk
     is fixed: its paths come after any --model, empty entries ignored, and each is registered."""
     import os
 
-    from explorer.ui.app import parse_start_arguments, register_models
+    from explorer.cli import parse_start_arguments, register_models
 
     folder = shutil.copytree(offline_cross_encoder_dir(), tmp_path / "env-reranker")
     monkeypatch.setenv("EXPLORER_MODELS", os.pathsep.join(["", str(folder), " ", "/somewhere/else"]))
