@@ -34,7 +34,7 @@ def test_csv_export_cells_never_start_a_formula_and_json_stays_exact():
         for column in ("doc_id", "text"):
             assert not row[column].startswith(("=", "+", "-", "@")), row
             assert row[column].lstrip("'") in {text for text in FORMULAS} | {f"{t} cats purr" for t in FORMULAS}
-        float(row["cosine"]), float(row["cross_logit"])  # numbers stay numbers
+        float(row["first_stage_score"]), float(row["cross_logit"])  # numbers stay numbers
     data = json.loads(open(json_path, encoding="utf-8").read())
     assert {hit["id"] for hit in data["cross_encoder_full"]} == set(FORMULAS)
 

@@ -121,12 +121,12 @@ class RerankedHit:
         return "up" if self.move > 0 else "down" if self.move < 0 else "same"
 
     def to_dict(self) -> dict:
-        # The JSON keeps the names it has always had (the default first stage is the bi-encoder).
-        """The hit as `compare --json` prints it (keys bi_rank, bi_score, in_bi_top_k kept for the JSON's readers)."""
+        """The hit as `compare --json` prints it; `first_stage_*` name the first stage whatever it is
+        (bi-encoder, BM25 or hybrid), `move` = first_stage_rank - rank."""
         return {
             "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
-            "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
-            "in_bi_top_k": self.in_candidates, "move": self.move,
+            "rank": self.rank, "first_stage_rank": self.first_rank, "first_stage_score": self.first_score,
+            "in_first_stage_top_k": self.in_candidates, "move": self.move,
             "shared_rank": self.shared_rank, "tied": self.tied,
             **({"label_probabilities": self.label_probabilities} if self.label_probabilities else {}),
         }
