@@ -400,7 +400,7 @@ def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
         "peer_ms": round(peer_ms, 1),
         "ratio": round(peer_ms / ours_ms, 2),
         "ours_stage_ms": last.timings_ms,
-        "ours_precision": last.precision,
+        "ours_precision": last.runs_on,
     }
 
 
@@ -426,7 +426,7 @@ def bench_four_columns(passages: list[str], query: str, repeats: int) -> dict:
         "pipeline": "hybrid (BM25 + bi-encoder, RRF) -> late interaction -> cross-encoder",
         "ours_ms": round(total_ms, 1),
         "stage_ms": {stage.kind: round(stage.ms, 1) for stage in last.stages},
-        "precision": last.precision,
+        "precision": last.runs_on,
     }
 
 

@@ -52,7 +52,7 @@ def _pair(state: dict, picks: list[str]) -> tuple[str, str]:
 def _explain(state: dict, picks: list[str], edits: list[dict], method: str, first_view: bool = False):
     id_a, id_b = _pair(state, picks)
     doc_a = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    gap = explain_pair_gap(rescoring_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b], method,
+    gap = explain_pair_gap(rescoring_model(state["cross_encoder"], label=state.get("cross_label")), state["query"], doc_a, state["texts"][id_b], method,
                            first_view=first_view)
     return contrast_html(gap, doc_a, state["texts"][id_b], id_a, id_b), doc_a
 
@@ -76,7 +76,7 @@ def on_pick(value: str, state: dict | None, picks: list[str], method: str):
             # A view in about a second (runs of words, exact rescorings), then word level.
             yield picks, status, _explain(state, picks, [], method, first_view=True)[0], doc_a, [], ""
         else:
-            scores = rescoring_model(state["cross_encoder"]).score_query(state["query"], [doc_a, doc_b]).logits
+            scores = rescoring_model(state["cross_encoder"], label=state.get("cross_label")).score_query(state["query"], [doc_a, doc_b]).logits
             yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
         view, _ = _explain(state, picks, [], method)
     except ExplorerError as error:
@@ -101,7 +101,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
         raise gr.Error("Click two documents in the re-ranked list first.")
     id_a, _ = _pair(state, picks)
     before = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    scorer = rescoring_model(state["cross_encoder"])
+    scorer = rescoring_model(state["cross_encoder"], label=state.get("cross_label"))
     try:
         others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]
         result = rescore_among(scorer, state["query"], before, edited, others)

@@ -68,7 +68,7 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
     cut = " The pair was cut to the model's maximum length." if inspection.truncated else ""
     return (
         f"**Cross-encoder** {html.escape(inspection.model_name)}: score **{inspection.score:.3f} logit** "
-        f"(sigmoid probability {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
+        f"({inspection.probability_name} {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
         f"**{bi_cosine:.3f}**. Input: {len(inspection.tokens)} tokens ({len(inspection.query_index)} query, "
         f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}"
     )

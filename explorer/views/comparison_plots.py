@@ -92,7 +92,7 @@ def timings_figure(result: Comparison) -> go.Figure:
             hovertemplate="%{y}<br>%{x:,.1f} ms<extra></extra>",
         )
     )
-    precision = result.precision
+    precision = result.runs_on
     figure.update_layout(
         **_LAYOUT,
         title=dict(
