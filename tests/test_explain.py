@@ -97,14 +97,14 @@ def test_occlusion_gap_and_sign_convention(scorer, reference):
     assert result.score_a == pytest.approx(score_a, abs=1e-4)
     assert result.score_b == pytest.approx(score_b, abs=1e-4)
     assert result.gap == pytest.approx(score_a - score_b, abs=1e-4) and result.gap > 0
-    # delta = full - score without the word: positive means the word raised the score.
+    # contribution = full - score without the word: positive means the word raised the score.
     for item in result.attribution_a[:3] + result.attribution_b[-2:]:
         document = DOC_A if item in result.attribution_a else DOC_B
         full = score_a if document is DOC_A else score_b
         without = reference(QUERY, [remove_span(document, item["start"], item["end"])])[0]
-        assert item["delta"] == pytest.approx(full - without, abs=1e-4)
+        assert item["contribution"] == pytest.approx(full - without, abs=1e-4)
     capital = next(w for w in result.attribution_a if w["word"] == "capital")
-    assert capital["delta"] > 1.0
+    assert capital["contribution"] > 1.0
     data = result.to_dict()
     json.dumps(data)
     assert "full score - score with the word deleted" in data["attribution_unit"]
@@ -128,7 +128,7 @@ def test_occlusion_first_view_deletes_runs_and_keeps_nothing(scorer, reference):
         assert (runs[0]["start"], runs[-1]["end"]) == (spans[0][0], spans[-1][1])  # the runs tile every word
         for run in runs[:2]:
             without = reference(QUERY, [remove_span(document, run["start"], run["end"])])[0]
-            assert run["delta"] == pytest.approx(full - without, abs=1e-4)
+            assert run["contribution"] == pytest.approx(full - without, abs=1e-4)
     assert any("First view" in note for note in first.notes)
     words = explain_pair_gap(scorer, QUERY, DOC_A, DOC_B, "occlusion")
     spans_a = encode_pair(scorer, QUERY, DOC_A).document_word_spans()
@@ -139,7 +139,7 @@ def test_gradxinput_is_the_existing_gradient_attribution(scorer):
     result = explain_pair_gap(scorer, QUERY, DOC_A, DOC_B, "gradxinput")
     reference = gradient_attribution(scorer, encode_pair(scorer, QUERY, DOC_B))
     assert [w["word"] for w in result.attribution_b] == reference.words
-    np.testing.assert_allclose([w["delta"] for w in result.attribution_b], reference.scores, atol=1e-6)
+    np.testing.assert_allclose([w["contribution"] for w in result.attribution_b], reference.scores, atol=1e-6)
 
 
 def test_unknown_method_is_a_user_error(scorer):
@@ -151,8 +151,8 @@ def test_summary_reads_the_numbers():
     from explorer.interpret.contrast import PairGap, summarize_gap
 
     gap = PairGap("q", "ig", "unit", 3.0, 1.0, 2.0,
-                  [{"word": "alpha", "delta": 2.0}, {"word": "shared", "delta": 0.5}, {"word": "x,", "delta": -0.1}],
-                  [{"word": "beta", "delta": -1.5}, {"word": "Shared.", "delta": 0.2}, {"word": "gamma", "delta": 0.3}], [])
+                  [{"word": "alpha", "contribution": 2.0}, {"word": "shared", "contribution": 0.5}, {"word": "x,", "contribution": -0.1}],
+                  [{"word": "beta", "contribution": -1.5}, {"word": "Shared.", "contribution": 0.2}, {"word": "gamma", "contribution": 0.3}], [])
     lines = summarize_gap(gap)
     assert "above B by 2.00" in lines[0]
     assert lines[1] == "Words that add most to A: alpha (+2.00), shared (+0.50)."
@@ -170,7 +170,7 @@ def test_agreement_aligns_occlusion_signs(scorer, ig_a):
     found = method_agreement(scorer, pair)
     occlusion = occlusion_attribution(scorer, pair)
     gradients = gradient_attribution(scorer, pair)
-    contributions = -np.array([w.delta for w in occlusion.words])  # aligned: positive raises the score
+    contributions = np.array([w.logit_drop for w in occlusion.words])  # positive raises the score
     expected_oi = spearmanr(contributions, ig_a.scores).statistic
     expected_og = spearmanr(contributions, gradients.scores).statistic
     assert found["spearman"]["occlusion~ig"] == pytest.approx(expected_oi, abs=0.02)
@@ -287,7 +287,7 @@ def test_cli_explain_occlusion_json(reference):
     assert data["score_a"] == pytest.approx(score_a, abs=1e-4) and data["score_b"] == pytest.approx(score_b, abs=1e-4)
     assert data["gap"] == pytest.approx(score_a - score_b, abs=1e-4)
     assert [w["word"] for w in data["attribution_b"]][:3] == ["Lyon", "is", "a"]
-    assert all(set(w) >= {"word", "delta"} for w in data["attribution_a"] + data["attribution_b"])
+    assert all(set(w) >= {"word", "contribution"} for w in data["attribution_a"] + data["attribution_b"])
 
 
 def test_cli_explain_ig_completeness_for_both_documents(reference):
@@ -298,7 +298,7 @@ def test_cli_explain_ig_completeness_for_both_documents(reference):
     assert data["gap"] == pytest.approx(score_a - score_b, abs=1e-4)
     assert "[PAD]" in data["baseline"]
     for side, score in (("a", score_a), ("b", score_b)):
-        total = sum(w["delta"] for w in data[f"attribution_{side}"])
+        total = sum(w["contribution"] for w in data[f"attribution_{side}"])
         delta = data[f"convergence_delta_{side}"]
         assert abs(total - (score - data[f"baseline_{side}"])) <= abs(delta) + 2e-3
 
@@ -326,7 +326,7 @@ def test_cli_explain_agreement_gives_each_documents_method_spearman(scorer):
         pair = encode_pair(scorer, QUERY, document)
         occlusion = occlusion_attribution(scorer, pair)
         assert found["units"] == len(occlusion.words) and found["words_per_unit"] == 1
-        contributions = -np.array([w.delta for w in occlusion.words])  # positive raises the score
+        contributions = np.array([w.logit_drop for w in occlusion.words])  # positive raises the score
         expected = spearmanr(contributions, gradient_attribution(scorer, pair).scores).statistic
         assert found["spearman"]["occlusion~gradxinput"] == pytest.approx(expected, abs=1e-6)
         assert set(found["spearman"]) == {"occlusion~ig", "occlusion~gradxinput", "ig~gradxinput"}

@@ -124,7 +124,7 @@ def test_a_long_document_is_occluded_in_runs_each_a_true_rescoring(cross_model):
     spans = pair.document_word_spans()
     assert len(attribution.words) <= MAX_OCCLUSION_PASSES < len(spans)
     assert attribution.words_per_span == -(-len(spans) // MAX_OCCLUSION_PASSES)
-    # The runs tile the kept words in order, and each delta is the rescoring of that run removed.
+    # The runs tile the kept words in order, and each logit drop is the rescoring of that run removed.
     assert attribution.words[0].start == spans[0][0] and attribution.words[-1].end == spans[-1][1]
     for run in (attribution.words[0], attribution.words[len(attribution.words) // 2]):
         edited = remove_span(document, run.start, run.end)

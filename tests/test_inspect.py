@@ -115,7 +115,7 @@ def test_score_equals_the_reranking_score(inspection, cross_model):
     assert inspection.score == pytest.approx(float(reranked), abs=1e-4)
 
 
-def test_occlusion_delta_equals_rescoring_the_edited_document(cross_model):
+def test_occlusion_logit_drop_equals_rescoring_the_edited_document(cross_model):
     attribution = occlusion_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
     assert [w.word for w in attribution.words][:6] == ["Paris", "is", "the", "capital", "of", "France"]
     full = float(CrossEncoder(cross_model, "fp32").score([QUERY], [DOC]).logits[0])
@@ -124,9 +124,9 @@ def test_occlusion_delta_equals_rescoring_the_edited_document(cross_model):
         edited = remove_span(DOC, word.start, word.end)
         assert len(edited) == len(DOC) - len(word.word)
         rescored = float(CrossEncoder(cross_model, "fp32").score([QUERY], [edited]).logits[0])
-        assert word.delta == pytest.approx(rescored - full, abs=1e-4)
+        assert word.logit_drop == pytest.approx(full - rescored, abs=1e-4)
     capital = next(w for w in attribution.words if w.word == "capital")
-    assert capital.delta < -1.0  # removing the answer's key word must cost a lot of logit
+    assert capital.logit_drop > 1.0  # removing the answer's key word must cost a lot of logit
 
 
 def test_gradient_attribution_is_per_document_word(cross_model):
@@ -212,7 +212,7 @@ def test_cli_json_contract(attention_model, cross_model):
     first = data["attribution"][0]
     edited = DOC.replace("Paris", "", 1)
     rescored = CrossEncoder(cross_model, "fp32").score([QUERY, QUERY], [edited, DOC]).logits
-    assert first["delta"] == pytest.approx(float(rescored[0] - rescored[1]), abs=1e-4)
+    assert first["logit_drop"] == pytest.approx(float(rescored[1] - rescored[0]), abs=1e-4)
 
 
 def test_cli_head_mean_and_range_errors():
@@ -259,3 +259,17 @@ def test_user_text_is_escaped_in_plots_and_highlighted_text(attention_model, cro
     assert "onerror" in text  # the words are shown, as text
     bars = attribution_bars(attribution)
     assert not any("<" in t for t in bars.layout.yaxis.ticktext)
+
+
+def test_occlusion_views_read_a_positive_logit_drop_as_a_word_that_helped():
+    from explorer.interpret.attribution import Attribution, WordAttribution
+    from explorer.views.attention_plots import attribution_bars, attribution_html
+
+    # "Paris": deleting it drops the logit from 3.0 to 1.0 (helped); "old": deleting it raises it to 3.5 (hurt).
+    attribution = Attribution(3.0, [WordAttribution("Paris", 0, 5, 2.0, 1.0), WordAttribution("old", 6, 9, -0.5, 3.5)], 0)
+    bars = attribution_bars(attribution)
+    assert list(bars.data[0].x) == [2.0, -0.5]
+    assert list(bars.data[0].marker.color) == ["#2e7d32", "#c62828"]  # green: helped; red: hurt
+    text = attribution_html("Paris old", attribution)
+    assert text.index("46,125,50") < text.index("Paris") < text.index("198,40,40") < text.index("old")
+    assert "logit drops +2.000 when removed" in text and "logit drops -0.500 when removed" in text

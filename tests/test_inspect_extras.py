@@ -78,7 +78,7 @@ def test_method_table_shows_all_three_and_the_convergence_delta(scorer):
     rows = re.findall(r"<tr><td class='word'>(.*?)</td>(.*?)</tr>", page, re.S)
     assert [html.unescape(word) for word, _ in rows] == [w["word"] for w in found["ig"].words]
     for (_, cells), occ, grad, ig in zip(rows, found["occlusion"].words, found["gradxinput"].words, found["ig"].words):
-        assert re.findall(r">([-+0-9.]+)</td>", cells) == [f"{occ['delta']:+.3f}", f"{grad['delta']:+.3f}", f"{ig['delta']:+.3f}"]
+        assert re.findall(r">([-+0-9.]+)</td>", cells) == [f"{occ['contribution']:+.3f}", f"{grad['contribution']:+.3f}", f"{ig['contribution']:+.3f}"]
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +129,8 @@ def test_a_kept_attribution_equals_a_fresh_one_and_follows_the_edit(scorer):
     fresh = contrast.explain_pair_gap(scorer, QUERY, edited, doc_b)
     assert second.attribution_b == first.attribution_b
     assert [w["word"] for w in second.attribution_a] == [w["word"] for w in fresh.attribution_a]
-    np.testing.assert_allclose([w["delta"] for w in second.attribution_a + second.attribution_b],
-                               [w["delta"] for w in fresh.attribution_a + fresh.attribution_b], atol=1e-4)
+    np.testing.assert_allclose([w["contribution"] for w in second.attribution_a + second.attribution_b],
+                               [w["contribution"] for w in fresh.attribution_a + fresh.attribution_b], atol=1e-4)
     alone = [float(scorer.score_query(QUERY, [text]).logits[0]) for text in (edited, doc_b)]
     assert second.gap == pytest.approx(alone[0] - alone[1], abs=1e-4)
     assert second.score_a != pytest.approx(first.score_a, abs=1e-3)  # the edit changed A's score

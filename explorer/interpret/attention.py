@@ -269,8 +269,8 @@ def format_inspection(inspection: PairInspection, layer, head, attribution) -> s
     for label, row in zip(block.row_labels, block.values):
         top = np.argsort(-row)[:5]
         lines.append(f"  {label:>16}: " + ", ".join(f"{block.col_labels[j]} {row[j]:.3f}" for j in top))
-    lines.append("\nOcclusion attribution (logit change when the word is removed; negative = the word helped):")
-    lines.extend(f"  {item.delta:+8.3f}  {item.word}" for item in sorted(attribution.words, key=lambda w: w.delta))
+    lines.append("\nOcclusion attribution (logit drop when the word is removed; positive = the word helped):")
+    lines.extend(f"  {item.logit_drop:+8.3f}  {item.word}" for item in sorted(attribution.words, key=lambda w: -w.logit_drop))
     lines.append(f"\n{ATTENTION_NOTE}")
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """Which document words actually moved the cross-encoder's score.
 
 Occlusion is faithful to the score by construction: each document word is deleted from the
-text and the pair is scored again; delta = logit without the word - full logit. All edited
-documents go through the bound cross-encoder in one fp32 batch, so a delta *is* a rescoring.
+text and the pair is scored again; logit_drop = full logit - logit without the word (positive:
+the word helped). All edited documents go through the bound cross-encoder in one fp32 batch, so
+a logit_drop *is* a rescoring.
 Gradient x input is offered as a cheaper first-order view, and is labelled as such.
 """
 
@@ -23,7 +24,7 @@ class WordAttribution:
     word: str  # the word as typed in the document
     start: int  # character span in the document
     end: int
-    delta: float  # logit without the word minus the full logit (negative: the word helped)
+    logit_drop: float  # full logit minus the logit without the word (positive: the word helped)
     occluded_logit: float
 
 
@@ -35,7 +36,8 @@ class Attribution:
     words_per_span: int = 1  # >1 when a long document was occluded a run of words at a time
 
     def to_list(self) -> list[dict]:
-        return [{"word": w.word, "delta": w.delta} for w in self.words]
+        """The words as Inspect's JSON gives them: `{"word", "logit_drop"}` each, in reading order."""
+        return [{"word": w.word, "logit_drop": w.logit_drop} for w in self.words]
 
 
 @dataclass
@@ -80,7 +82,7 @@ def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair],
     for pair, (spans, per_span) in zip(pairs, plans):
         full = float(scores[cursor])
         words = [
-            WordAttribution(pair.document[start:end], start, end, float(scores[cursor + k + 1]) - full,
+            WordAttribution(pair.document[start:end], start, end, full - float(scores[cursor + k + 1]),
                             float(scores[cursor + k + 1]))
             for k, (start, end) in enumerate(spans)
         ]
@@ -90,10 +92,10 @@ def occlusion_attributions(scorer: CrossEncoder, pairs: list[EncodedPair],
 
 
 def occlusion_attribution(scorer: CrossEncoder, pair: EncodedPair) -> Attribution:
-    """For each document word, the change in the logit when that word is removed.
+    """For each document word, how far the logit drops when that word is removed (`logit_drop`).
 
     The edited documents are rescored by `scorer` in one batch; bind it in fp32 (the
-    inspection model is) so a delta is an exact rescoring.
+    inspection model is) so a logit_drop is an exact rescoring.
     """
     return occlusion_attributions(scorer, [pair])[0]
 

@@ -2,9 +2,8 @@
 each document how much it adds to its own score, by one method; and how far the methods agree.
 
 Every method here reports a word's *contribution* with one sign: positive means the word raises
-its document's logit. Occlusion's native delta (Inspect's: logit without the word minus the full
-logit) has the opposite sign, so here it is flipped: contribution = full logit - logit without
-the word. `ATTRIBUTION_UNIT` says it per method, and the JSON carries it.
+its document's logit. For occlusion that is Inspect's `logit_drop` (full logit - logit without
+the word). `ATTRIBUTION_UNIT` says it per method, and the JSON carries it.
 """
 
 from __future__ import annotations
@@ -24,11 +23,11 @@ from explorer.rankers.cross_encoder import CrossEncoder
 
 METHODS = ("occlusion", "ig", "gradxinput")
 ATTRIBUTION_UNIT = {
-    "occlusion": "logit; delta = full score - score with the word deleted (positive: the word raises the score; "
-                 "the opposite sign of Inspect's occlusion delta)",
-    "ig": f"logit; delta = integrated gradients of the word's embeddings from the baseline ({BASELINE}), "
-          "summed over its pieces (positive: raises the score); a document's deltas sum to score - baseline",
-    "gradxinput": "logit, first-order estimate; delta = gradient x embedding summed over the word's pieces "
+    "occlusion": "logit; contribution = full score - score with the word deleted (positive: the word raises the score; "
+                 "Inspect's logit_drop)",
+    "ig": f"logit; contribution = integrated gradients of the word's embeddings from the baseline ({BASELINE}), "
+          "summed over its pieces (positive: raises the score); a document's contributions sum to score - baseline",
+    "gradxinput": "logit, first-order estimate; contribution = gradient x embedding summed over the word's pieces "
                   "(positive: raises the score)",
 }
 
@@ -39,7 +38,7 @@ class DocumentAttribution:
 
     method: str
     score: float  # the pair's logit
-    words: list[dict]  # {"word", "delta", "start", "end"}; delta: contribution (positive raises the score)
+    words: list[dict]  # {"word", "contribution", "start", "end"}; positive raises the score
     words_cut: int = 0  # document words past the model's maximum length, not attributed
     words_per_span: int = 1  # occlusion of a long document deletes a run of words at a time
     baseline_logit: float | None = None  # ig only
@@ -47,8 +46,9 @@ class DocumentAttribution:
     steps: int | None = None  # ig only
 
     @property
-    def deltas(self) -> np.ndarray:
-        return np.array([w["delta"] for w in self.words], dtype=np.float64)
+    def contributions(self) -> np.ndarray:
+        """Each word's contribution in logits, shape (words,), in reading order."""
+        return np.array([w["contribution"] for w in self.words], dtype=np.float64)
 
 
 def attribute_document(scorer: CrossEncoder, pair: EncodedPair, method: str, steps: int = IG_STEPS,
@@ -58,22 +58,22 @@ def attribute_document(scorer: CrossEncoder, pair: EncodedPair, method: str, ste
         return _from_occlusion(pair, occlusion_attribution(scorer, pair))
     if method == "ig":
         ig = integrated_gradients(scorer, pair, steps=steps, method=IG_METHOD)
-        words = [{"word": w, "delta": float(d), "start": s, "end": e} for w, d, (s, e) in zip(ig.words, ig.scores, ig.spans)]
+        words = [{"word": w, "contribution": float(d), "start": s, "end": e} for w, d, (s, e) in zip(ig.words, ig.scores, ig.spans)]
         return DocumentAttribution(method, ig.score, words, pair.words_cut, baseline_logit=ig.baseline_logit,
                                    convergence_delta=ig.convergence_delta, steps=steps)
     if method == "gradxinput":
         gradients = gradient_attribution(scorer, pair)
         if score is None:
             score = float(scorer.score_query(pair.query, [pair.document]).logits[0])
-        words = [{"word": w, "delta": float(d), "start": s, "end": e}
+        words = [{"word": w, "contribution": float(d), "start": s, "end": e}
                  for w, d, (s, e) in zip(gradients.words, gradients.scores, gradients.spans)]
         return DocumentAttribution(method, score, words, pair.words_cut)
     raise ExplorerError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
 
 
 def _from_occlusion(pair: EncodedPair, occlusion: Attribution) -> DocumentAttribution:
-    """Occlusion's deltas as contributions (sign flipped: positive raises the score)."""
-    words = [{"word": w.word, "delta": -w.delta, "start": w.start, "end": w.end} for w in occlusion.words]
+    """Occlusion's logit drops as contributions (the same sign: positive raises the score)."""
+    words = [{"word": w.word, "contribution": w.logit_drop, "start": w.start, "end": w.end} for w in occlusion.words]
     return DocumentAttribution("occlusion", occlusion.full_logit, words, pair.words_cut, occlusion.words_per_span)
 
 
@@ -206,8 +206,8 @@ def summarize_gap(result: PairGap, top: int = 3) -> list[str]:
     above = "above" if result.gap > 0 else ("level with" if result.gap == 0 else "below")
     lines = [f"A scores {result.score_a:.2f} and B {result.score_b:.2f} (logits): A is {above} B "
              f"by {abs(result.gap):.2f}. Method: {result.method}."]
-    a = [(w["word"], w["delta"]) for w in result.attribution_a if _key(w["word"])]
-    b = [(w["word"], w["delta"]) for w in result.attribution_b if _key(w["word"])]
+    a = [(w["word"], w["contribution"]) for w in result.attribution_a if _key(w["word"])]
+    b = [(w["word"], w["contribution"]) for w in result.attribution_b if _key(w["word"])]
     adds_a = sorted((x for x in a if x[1] > 0), key=lambda x: -x[1])[:top]
     lines.append(f"Words that add most to A: {_listing(adds_a)}." if adds_a else "No word of A raises its score.")
     loses_b = sorted((x for x in b if x[1] < 0), key=lambda x: x[1])[:top]
@@ -230,8 +230,8 @@ def summarize_gap(result: PairGap, top: int = 3) -> list[str]:
 
 
 AGREEMENT_NOTE = (
-    "Spearman rank correlation of the per-word contributions. Occlusion's delta (logit without the "
-    "word minus full) is negated first, so every method reads 'positive raises the score'. Where a "
+    "Spearman rank correlation of the per-word contributions; every method reads 'positive raises "
+    "the score' (occlusion: the logit drop when the word is deleted). Where a "
     "long document was occluded a run of words at a time, the other methods are summed over the same runs."
 )
 
@@ -260,7 +260,7 @@ def agreement_of(found: dict[str, DocumentAttribution]) -> dict:
     # Align every method to occlusion's units: one entry per word, or per run of `runs` words.
     vectors = {}
     for method, attribution in found.items():
-        deltas = attribution.deltas
+        deltas = attribution.contributions
         if method != "occlusion" and runs > 1:
             deltas = np.array([deltas[i:i + runs].sum() for i in range(0, len(deltas), runs)])
         vectors[method] = deltas
@@ -282,7 +282,7 @@ def format_pair_gap(result: PairGap) -> str:
             f"{result.steps} steps, convergence delta A {result.convergence_delta_a:+.4f}, B {result.convergence_delta_b:+.4f}."
         )
     for name, words in (("A", result.attribution_a), ("B", result.attribution_b)):
-        lines.append(f"Document {name}: " + " ".join(f"{w['word']}[{w['delta']:+.2f}]" for w in words))
+        lines.append(f"Document {name}: " + " ".join(f"{w['word']}[{w['contribution']:+.2f}]" for w in words))
     if result.agreement:
         for name, found in result.agreement.items():
             pairs = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in found["spearman"].items())

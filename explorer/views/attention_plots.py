@@ -130,29 +130,29 @@ def head_grid(
 
 
 def attribution_bars(attribution: Attribution, gradient: GradientAttribution | None = None) -> go.Figure:
-    """One bar per document word, in reading order: logit change when the word is removed."""
+    """One bar per document word, in reading order: the logit drop when the word is removed."""
     words = escape_labels([w.word for w in attribution.words])
-    deltas = np.array([w.delta for w in attribution.words], dtype=float)
-    colors = ["#2e7d32" if d < 0 else "#c62828" for d in deltas]
+    drops = np.array([w.logit_drop for w in attribution.words], dtype=float)
+    colors = ["#2e7d32" if d > 0 else "#c62828" for d in drops]
     positions = list(range(len(words)))
     figure = go.Figure(
         go.Bar(
-            x=deltas, y=positions, orientation="h", marker_color=colors, name="occlusion",
-            text=words, hovertemplate="%{text}: %{x:+.3f} logit when removed<extra></extra>",
+            x=drops, y=positions, orientation="h", marker_color=colors, name="occlusion",
+            text=words, hovertemplate="%{text}: logit drops %{x:+.3f} when removed<extra></extra>",
         )
     )
     if gradient is not None and len(gradient.words) == len(words):
-        # Negated so both bars point the same way: left = the word pushed the score up.
+        # Same sign as the logit drop: right = the word pushed the score up.
         figure.add_trace(go.Bar(
-            x=-gradient.scores, y=positions, orientation="h", name="−(gradient × input)",
+            x=gradient.scores, y=positions, orientation="h", name="gradient × input",
             marker_color="rgba(90,90,90,0.45)", text=words,
             hovertemplate="%{text}: gradient × input %{customdata:+.3f} logit (first-order)<extra></extra>",
             customdata=gradient.scores,
         ))
     figure.update_layout(
-        title={"text": f"Occlusion: logit change when each word is removed (full logit {attribution.full_logit:.3f})"
-                       "<br><sup>green, left: removing it lowers the score (the word helped); red, right: it hurt</sup>"},
-        xaxis={"title": "Δ logit (without word − full)", "zeroline": True},
+        title={"text": f"Occlusion: logit drop when each word is removed (full logit {attribution.full_logit:.3f})"
+                       "<br><sup>green, right: removing it lowers the score (the word helped); red, left: it hurt</sup>"},
+        xaxis={"title": "logit drop (full − without word)", "zeroline": True},
         yaxis={"tickvals": positions, "ticktext": words, "autorange": "reversed"},
         barmode="group",
         height=min(2400, 160 + 20 * len(words) * (2 if gradient is not None else 1)),
@@ -166,16 +166,16 @@ CUT_MARK = "✂ the model stops reading here"
 
 
 def attribution_html(document: str, attribution: Attribution, cut_char: int | None = None, max_length: int = 512) -> str:
-    """The document with each word shaded by its occlusion delta, and what the model never read
+    """The document with each word shaded by its occlusion logit drop, and what the model never read
     (past `cut_char`) greyed after a mark; all text escaped (templates/attribution.html.j2)."""
-    largest = max((abs(w.delta) for w in attribution.words), default=0.0) or 1.0
+    largest = max((abs(w.logit_drop) for w in attribution.words), default=0.0) or 1.0
     segments, cursor = [], 0
     for word in attribution.words:
         segments.append((document[cursor : word.start], None))
-        strength = min(1.0, abs(word.delta) / largest)
+        strength = min(1.0, abs(word.logit_drop) / largest)
         segments.append((document[word.start : word.end], {
-            "color": "46,125,50" if word.delta < 0 else "198,40,40", "alpha": 0.08 + 0.72 * strength,
-            "title": f"{word.delta:+.3f} logit when removed"}))
+            "color": "46,125,50" if word.logit_drop > 0 else "198,40,40", "alpha": 0.08 + 0.72 * strength,
+            "title": f"logit drops {word.logit_drop:+.3f} when removed"}))
         cursor = word.end
     end = len(document) if cut_char is None else max(cursor, cut_char)
     segments.append((document[cursor:end], None))

@@ -21,11 +21,11 @@ def _segments(document: str, words: list[dict], scale: float, other_words: set[s
     parts, cursor = [], 0
     for word in words:
         parts.append((document[cursor : word["start"]], None))
-        strength = min(1.0, abs(word["delta"]) / scale) if scale > 0 else 0.0
+        strength = min(1.0, abs(word["contribution"]) / scale) if scale > 0 else 0.0
         shared = _key(document[word["start"] : word["end"]]) in other_words
         shade = {
-            "color": GREEN if word["delta"] >= 0 else RED, "alpha": 0.08 + 0.72 * strength, "shared": shared,
-            "title": f"{word['delta']:+.3f} logit{' · in both documents' if shared else ' · only in this document'}",
+            "color": GREEN if word["contribution"] >= 0 else RED, "alpha": 0.08 + 0.72 * strength, "shared": shared,
+            "title": f"{word['contribution']:+.3f} logit{' · in both documents' if shared else ' · only in this document'}",
         }
         parts.append((document[word["start"] : word["end"]], shade))
         cursor = word["end"]
@@ -35,7 +35,7 @@ def _segments(document: str, words: list[dict], scale: float, other_words: set[s
 
 def contrast_html(gap: PairGap, doc_a: str, doc_b: str, id_a: str, id_b: str) -> str:
     """Both logits and the gap, both documents on one shared colour scale, and the computed summary."""
-    scale = max([abs(w["delta"]) for w in gap.attribution_a + gap.attribution_b] or [1.0])
+    scale = max([abs(w["contribution"]) for w in gap.attribution_a + gap.attribution_b] or [1.0])
     keys_a = {_key(w["word"]) for w in gap.attribution_a}
     keys_b = {_key(w["word"]) for w in gap.attribution_b}
     documents = [
