@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--json", action="store_true")
     heads.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
-    evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
+    evaluate = commands.add_parser("eval", help="nDCG@10, MRR@10, R@k on a labelled corpus")
     evaluate.add_argument("--corpus", required=True,
                           help="corpus file, builtin:NAME for a shipped set, or a BEIR .zip (corpus.jsonl, "
                                "queries.jsonl, qrels/test.tsv; then --queries/--qrels are optional)")

@@ -21,11 +21,13 @@ from explorer.data.corpus import parse_qrels
 from explorer.data.labels import read_labels
 from explorer.data.trec_runs import format_run, parse_run, run_rankings
 from explorer.errors import ExplorerError
-from explorer.pipeline.measures import score_rankings
+from explorer.pipeline.measures import mean_label, score_rankings
 from explorer.pipeline.experiment import (
     WHOLE_CORPUS, CachedScorer, kendall_tau_union, most_pairs, parse_pipelines, pipeline_name,
 )
-from explorer.pipeline.significance import bootstrap_ci, compare_to_baseline, holm, paired_t_p, permutation_p
+from explorer.pipeline.significance import (
+    SignificanceTest, bootstrap_ci, compare_to_baseline, format_significance, holm, paired_t_p, permutation_p,
+)
 from explorer.rankers.base import PairScorer, PairScores, RankerInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +148,14 @@ def test_compare_to_baseline_rows_and_notes():
     assert any("Only 5 labelled queries" in n for n in notes)
     with pytest.raises(ExplorerError, match="baseline"):
         compare_to_baseline(per_query, "nope", ["m"])
+
+
+def test_text_tables_name_the_mean_of_rr_mrr():
+    # A row's diff is a mean over queries: of RR@10 that is MRR@10 (per-query values stay RR@10).
+    row = SignificanceTest("bi+cross", "bi", "RR@10", 0.1, 0.0, 0.2, 0.04, 0.05, 0.1, 3, 1, 1)
+    header, line = format_significance([row]).splitlines()
+    assert line.split()[:2] == ["bi+cross", "MRR@10"]
+    assert mean_label("RR@10") == "MRR@10" and mean_label("nDCG@10") == "nDCG@10"
 
 
 # ---- pipelines, the pair cache, disagreement ------------------------------------------------

@@ -26,7 +26,7 @@ from explorer.data.corpus import Corpus, Query
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.engine.precision import Precision
 from explorer.pipeline.experiment import ExperimentReport, run_experiment
-from explorer.pipeline.measures import Qrels
+from explorer.pipeline.measures import Qrels, mean_label
 from explorer.pipeline.results import CHANGE_EPSILON
 from explorer.pipeline.stages import StageProgress
 from explorer.rankers.base import PairScorer
@@ -146,7 +146,7 @@ def format_report(report: ExperimentReport) -> str:
         f"top-k {report.top_k}",
         f"Bi-encoder: {report.models['bi']}; cross-encoder: {report.models['cross']} [{report.runs_on['cross']}]",
         "",
-        f"{'stage':<56}" + "".join(f"{name:>10}" for name in names),
+        f"{'stage':<56}" + "".join(f"{mean_label(name):>10}" for name in names),
     ]
     for stage in STAGES:
         values = metrics[stage]

@@ -39,7 +39,8 @@ from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES, RERANKERS, first_stage_ranker, parse_rerankers, reranker
 from explorer.pipeline.measures import (
-    Qrels, evaluation_depth, first_relevant, labelled_queries, mean_metrics, measure_names, rerank_order, score_rankings,
+    Qrels, evaluation_depth, first_relevant, labelled_queries, mean_label, mean_metrics, measure_names, rerank_order,
+    score_rankings,
 )
 from explorer.pipeline.significance import SignificanceTest, compare_to_baseline, format_significance
 from explorer.pipeline.stages import (
@@ -408,7 +409,7 @@ def format_experiment(report: ExperimentReport) -> str:
         f"Corpus: {report.corpus_name} ({report.corpus_size} documents, {report.query_count} labelled queries), "
         f"top-k {report.top_k}",
         "",
-        f"{'pipeline':<{width}}" + "".join(f"{m:>10}" for m in measures) + f"{'ms/query':>10}",
+        f"{'pipeline':<{width}}" + "".join(f"{mean_label(m):>10}" for m in measures) + f"{'ms/query':>10}",
     ]
     for name in report.pipelines:
         ms = report.ms_per_query[name]

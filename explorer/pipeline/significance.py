@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from explorer.errors import ExplorerError
+from explorer.pipeline.measures import mean_label
 
 BOOTSTRAP_RESAMPLES = 10_000
 PERMUTATIONS = 10_000
@@ -176,10 +177,11 @@ def compare_to_baseline(
 
 
 def format_significance(rows: Sequence[SignificanceTest]) -> str:
-    """The comparisons as a plain-text table for the command line, one line each."""
+    """The comparisons as a plain-text table for the command line, one line each; a measure is
+    named for its mean over the queries (RR@10's is MRR@10)."""
     lines = [f"{'pipeline':<22}{'measure':<10}{'diff':>8}{'95% CI':>18}{'p_t':>8}{'p_perm':>8}{'p_holm':>8}  W/T/L"]
     for r in rows:
         ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-        lines.append(f"{r.pipeline:<22}{r.measure:<10}{r.mean_diff:>+8.3f}{ci:>18}{r.p_t:>8.3f}{r.p_perm:>8.3f}"
+        lines.append(f"{r.pipeline:<22}{mean_label(r.measure):<10}{r.mean_diff:>+8.3f}{ci:>18}{r.p_t:>8.3f}{r.p_perm:>8.3f}"
                      f"{r.p_holm:>8.3f}  {r.wins}/{r.ties}/{r.losses}")
     return "\n".join(lines)
