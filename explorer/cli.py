@@ -35,6 +35,8 @@ def _add_label_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `python -m explorer`: one sub-command per entry of COMMANDS (compare, eval,
+    inspect, explain, index, bench, ...), each with its options and defaults."""
     parser = argparse.ArgumentParser(prog="python -m explorer", description="Cross-Encoder Explorer")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -227,6 +229,9 @@ def _emit(args, data, text) -> None:
 
 
 def run_compare(args) -> int:
+    """`compare`: rank the corpus (--corpus and/or a prebuilt --index) with the first stage and re-rank its
+    top-k; prints the side-by-side table or, with --json, the result's dict. Returns the exit code 0;
+    raises ExplorerError for bad arguments or input (main prints it, exit 2)."""
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.pipeline.compare import compare
 
@@ -347,6 +352,8 @@ def run_heads(args) -> int:
 
 
 def run_eval(args) -> int:
+    """`eval`: nDCG@10, RR@10 (mean: MRR@10) and R@k on a labelled corpus; with --pipelines or a BEIR zip it
+    goes to `run_pipelines_eval`. Returns the exit code 0; raises ExplorerError for bad arguments or input."""
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.data.corpus import read_qrels, read_queries
     from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
@@ -458,6 +465,8 @@ def run_pipelines_eval(args) -> int:
 
 
 def run_bench(args) -> int:
+    """`bench`: time the stages (or, with --contrast / --heads, the explanations) and print the table or JSON;
+    progress goes to stderr only with the table. Returns the exit code 0."""
     from explorer.tools.bench import format_table, run_benchmark
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -481,6 +490,8 @@ def run_bench(args) -> int:
 
 
 def run_loadtest(args) -> int:
+    """`loadtest`: drive a running app at --url with concurrent clients and print latencies (p50/p95/max, ms)
+    and memory; exit code 1 when any request failed, else 0."""
     from explorer.tools.loadtest import format_load_report, run_load
 
     report = run_load(args.url, args.clients, args.requests, args.timeout, mixed=args.mixed)
@@ -544,6 +555,8 @@ def register_models(paths: list[str]) -> list:  # of engine.catalog.ModelChoice
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]) and run the command; returns its exit code, or 2 after printing an
+    ExplorerError as one `error: ...` line on stderr."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -36,6 +36,7 @@ def cache_dir() -> Path:
 
 
 def checksum_path(path: Path) -> Path:
+    """Where the SHA-256 of `path` is kept: the same folder, the name plus ".sha256"."""
     return path.with_name(path.name + ".sha256")
 
 

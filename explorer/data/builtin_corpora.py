@@ -22,6 +22,8 @@ GENERATED = "generated"  # the corpus entry of a set whose passages are built, n
 
 @dataclass(frozen=True)
 class BuiltinSet:
+    """One shipped labelled set as corpora/index.json lists it: its name (also its folder), what it teaches,
+    the file names of its corpus (or GENERATED), queries and qrels, and the top-k it is best shown at."""
     name: str
     title: str
     teaches: str
@@ -32,10 +34,12 @@ class BuiltinSet:
 
     @property
     def folder(self) -> Path:
+        """The set's folder under the shipped corpora directory."""
         return CORPORA_DIR / self.name
 
     @property
     def generated(self) -> bool:
+        """True when the corpus is built on first use (python_docs) rather than stored in the folder."""
         return self.corpus == GENERATED
 
     def corpus_path(self) -> Path:
@@ -48,15 +52,18 @@ class BuiltinSet:
 
     @property
     def queries_path(self) -> Path:
+        """The set's queries file."""
         return self.folder / self.queries
 
     @property
     def qrels_path(self) -> Path:
+        """The set's qrels file (query id, document id, grade)."""
         return self.folder / self.qrels
 
 
 @dataclass
 class LabelledSet:
+    """A shipped set loaded: its corpus, its labelled queries and qrels (query id -> document id -> grade)."""
     info: BuiltinSet
     corpus: Corpus
     queries: list[Query]
@@ -71,6 +78,8 @@ def list_sets() -> tuple[BuiltinSet, ...]:
 
 
 def get_set(name: str) -> BuiltinSet:
+    """The shipped set called `name`; raises ExplorerError naming the known sets otherwise (a name never
+    reaches the disk as a path)."""
     for info in list_sets():
         if info.name == name:
             return info

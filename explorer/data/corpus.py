@@ -24,6 +24,7 @@ FORMATS = ("txt", "jsonl", "csv")
 
 @dataclass(frozen=True)
 class Document:
+    """One corpus document: its id (unique in the corpus), text and optional title."""
     id: str
     text: str
     title: str = ""
@@ -48,9 +49,11 @@ class Corpus:
 
     @property
     def texts(self) -> list[str]:
+        """Every document's text, in corpus order (the order every index and score array follows)."""
         return [doc.text for doc in self.documents]
 
     def by_id(self) -> dict[str, Document]:
+        """The documents keyed by id."""
         return {doc.id: doc for doc in self.documents}
 
 
@@ -173,6 +176,8 @@ _PARSERS = {"txt": parse_txt, "jsonl": parse_jsonl, "csv": parse_csv}
 
 
 def format_of(filename: str) -> str:
+    """The parser a file name asks for: "txt", "jsonl" (also for .json) or "csv", from its suffix, case-
+    insensitive; raises ExplorerError for any other suffix."""
     suffix = Path(filename).suffix.lower().lstrip(".")
     if suffix == "json":
         suffix = "jsonl"
@@ -223,6 +228,7 @@ def corpus_from_text(text: str, max_documents: int = MAX_DOCUMENTS, max_bytes: i
 
 @dataclass(frozen=True)
 class Query:
+    """One labelled query: its id (as the qrels name it) and text."""
     id: str
     text: str
 

@@ -35,6 +35,8 @@ BEIR_MEMBERS = ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
 
 @dataclass
 class LabelledData:
+    """A corpus with labelled queries and qrels (query id -> document id -> grade), and notes for the user
+    about what reading them dropped or assumed."""
     corpus: Corpus
     queries: list[Query]
     qrels: Qrels
@@ -96,6 +98,10 @@ def read_labels(corpus_path: str | os.PathLike, queries_path: str | os.PathLike 
 
 
 def read_beir_zip(path: str | os.PathLike, queries_path=None, qrels_path=None) -> LabelledData:
+    """A labelled set from a BEIR zip holding corpus.jsonl, queries.jsonl and qrels/test.tsv (at its top or in
+    one folder); `queries_path` / `qrels_path` replace the zip's own. Every member is size-checked before
+    and while unpacking; raises ExplorerError (one message naming the file) for an unreadable, damaged,
+    oversized or incomplete zip or bad content."""
     path = Path(path)
     data = _read_small(path, MAX_LABELS_ZIP_BYTES)
 

@@ -159,6 +159,8 @@ def build_documents() -> list[Document]:
 
 
 def corpus_path() -> Path:
+    """Where the generated python_docs corpus of this Python version and build version is cached (JSONL under
+    the cache folder)."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     return cache_dir() / "corpora" / f"python_docs-py{version}-v{BUILD_VERSION}.jsonl"
 
@@ -175,6 +177,8 @@ def ensure_corpus_file() -> Path:
 
 
 def load_python_docs() -> Corpus:
+    """The python_docs corpus (this interpreter's documentation, built on first use): at most 100,000
+    documents and 200 MB; raises ExplorerError if it cannot be built or read."""
     from explorer.data.corpus import read_corpus
 
     corpus = read_corpus(ensure_corpus_file(), max_documents=100_000, max_bytes=200 * 1024 * 1024)

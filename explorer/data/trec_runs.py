@@ -31,6 +31,8 @@ def check_tag(tag: str) -> str:
 
 
 def format_run(rankings: dict[str, Sequence[str]], tag: str) -> str:
+    """`rankings` (query id -> document ids, best first) as TREC run text: one `qid Q0 docid rank score tag`
+    line per document, score = len - rank + 1 so trec_eval keeps this order."""
     lines = []
     for qid, docs in rankings.items():
         for rank, doc in enumerate(docs, start=1):
@@ -51,6 +53,9 @@ def write_run(folder: str | os.PathLike, rankings: dict[str, Sequence[str]], tag
 
 
 def parse_run(text: str, name: str) -> Run:
+    """A run (query id -> document id -> score) from TREC run text; `name` is the file's name for messages.
+    Raises ExplorerError naming the line for a wrong column count, rank or score, a document twice for one query, or
+    more than MAX_RUN_LINES lines."""
     run: Run = {}
     count = 0
     for number, line in enumerate(text.split("\n"), start=1):
@@ -85,6 +90,8 @@ def parse_run(text: str, name: str) -> Run:
 
 
 def read_run(path: str | os.PathLike) -> Run:
+    """`parse_run` of the file at `path` (UTF-8, BOM allowed); raises ExplorerError for a file past
+    MAX_LABELS_FILE_BYTES, unreadable or not UTF-8 (naming the line)."""
     path = Path(path)
     try:
         size = path.stat().st_size

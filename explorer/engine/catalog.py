@@ -83,6 +83,8 @@ def model_choices(kind: Kind | None = None) -> list[ModelChoice]:
 
 
 def offline_models_text(kind: Kind | None = None) -> str:
+    """The ids of the catalogue's models of `kind` (every kind when None) that are available offline, comma-
+    separated, for error messages and help text."""
     names = [c.id for c in model_choices(kind) if c.offline]
     return ", ".join(names)
 

@@ -152,6 +152,8 @@ class BoundEngine:
 
     @property
     def name(self) -> str:
+        """How this engine runs a batch, in words for notes and timings: "packed bf16", "sentence-transformers
+        forward" or "padded batches"."""
         if self.packed is not None:
             return "packed bf16"
         return "sentence-transformers forward" if self.library is not None else "padded batches"
@@ -246,6 +248,8 @@ class LoadedModel:
     # -- what a cross-encoder means ------------------------------------------------------------
     @property
     def num_labels(self) -> int:
+        """Number of output labels of the model's head (1 for a relevance cross-encoder; 3 for an NLI head):
+        sentence-transformers' `num_labels`, else the config's, else 1."""
         return int(getattr(self.library, "num_labels", None) or getattr(self.module.config, "num_labels", 1))
 
     @property

@@ -122,10 +122,13 @@ def source_dir(spec: RebuildSpec) -> Path:
 
 
 def reranker_source_dir() -> Path:
+    """The folder holding the ONNX cross-encoder's downloaded files (`source_dir(CROSS_ENCODER)`), from which
+    a rebuild starts."""
     return source_dir(CROSS_ENCODER)
 
 
 def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of the file at `path`, read in 1 MiB blocks; raises OSError if it cannot be read."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -296,6 +299,9 @@ def build_cross_encoder_dir(target: Path) -> Path:
 
 
 def is_complete_build(target: Path, spec: RebuildSpec = CROSS_ENCODER) -> bool:
+    """Whether `target` holds a finished rebuild of `spec`: its marker names this ONNX file's checksum and
+    BUILD_VERSION, and every file it lists exists with that SHA-256. False (never raises) for a missing,
+    unreadable or damaged build."""
     marker = target / BUILD_MARKER
     if not marker.is_file():
         return False

@@ -23,6 +23,8 @@ def bf16_supported() -> bool:
 
 
 def resolve_precision(precision: Precision) -> Literal["bf16", "fp32"]:
+    """"auto" becomes "bf16" where this machine supports bf16, else "fp32"; "bf16" and "fp32" pass through.
+    Raises ExplorerError for any other value."""
     if precision == "auto":
         return "bf16" if bf16_supported() else "fp32"
     if precision not in ("bf16", "fp32"):

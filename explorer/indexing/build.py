@@ -57,21 +57,27 @@ def model_slug(model_id: str) -> str:
 
 
 def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of the whole file at `path` (read at once); raises OSError if it cannot be read."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_array(path: Path, array: np.ndarray) -> None:
+    """Save `array` in .npy format to `path`, with its SHA-256 beside it (`write_checked`)."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_checked(path, buffer.getvalue())
 
 
 def write_documents(corpus: Corpus, path: Path) -> None:
+    """The corpus as JSONL (`id`, `text`, `title` per line, UTF-8, non-ASCII kept) to `path`, with its SHA-256
+    beside it."""
     lines = [json.dumps({"id": d.id, "text": d.text, "title": d.title}, ensure_ascii=False) for d in corpus.documents]
     write_checked(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 def choose_index_type(count: int, index_type: str) -> str:
+    """The FAISS index kind for `count` vectors: "auto" is "exact" up to EXACT_INDEX_MAX vectors, else "hnsw";
+    other INDEX_TYPES pass through. Raises ExplorerError for an unknown kind."""
     if index_type not in INDEX_TYPES:
         raise ExplorerError(f"Unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}.")
     if index_type == "auto":
@@ -121,6 +127,9 @@ class Builder:
         return name, folder
 
     def bi_encoder(self, model_id: str, index_type: str) -> dict:
+        """Embed the corpus with `model_id` shard by shard (resumable), write embeddings.npy and the FAISS
+        index under bi/<model>, and return the manifest entry (model, precision, engine, dimension, count,
+        index type, build seconds, ...)."""
         start = time.perf_counter()
         ranker = load_bi_encoder(model_id, self.precision, allow_local_path=self.allow_local)
         name, folder = self.run_job("bi", ranker)
@@ -142,6 +151,9 @@ class Builder:
         }
 
     def late(self) -> dict:
+        """Encode every document's token vectors with the late-interaction model shard by shard, write them to
+        late/<model>/tokens.npz (vectors concatenated, plus each document's token count), and return the
+        manifest entry."""
         start = time.perf_counter()
         ranker = load_late_interaction(precision=self.precision)
         name, folder = self.run_job("late", ranker)
@@ -161,6 +173,8 @@ class Builder:
         }
 
     def bm25(self) -> dict:
+        """Build the BM25 index of the corpus, save it under bm25/ and return the manifest entry: the
+        settings, each file's SHA-256 and the build seconds."""
         start = time.perf_counter()
         bm25 = BM25()
         index, _ = bm25.index_corpus(self.corpus.texts, self.corpus.fingerprint)

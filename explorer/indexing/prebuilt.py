@@ -55,6 +55,7 @@ class PrebuiltIndex:
 
     @property
     def fingerprint(self) -> str:
+        """SHA-256 fingerprint of the corpus the index was built from, as its manifest records it."""
         return self.manifest["corpus"]["fingerprint"]
 
     def _read_documents(self) -> Corpus:
@@ -78,6 +79,7 @@ class PrebuiltIndex:
             )
 
     def check_corpus(self, corpus: Corpus) -> None:
+        """Raise ExplorerError unless `corpus` is the one the index was built from (same fingerprint)."""
         self.check_fingerprint(corpus.fingerprint, f"{corpus.name!r}")
 
     def _entry(self, model_id: str) -> dict:
@@ -107,6 +109,8 @@ class PrebuiltIndex:
         return self._once(entry["embeddings"], load)
 
     def lexical_index(self) -> BM25Index:
+        """The stored BM25 index, checked against the SHA-256 of each of its files and loaded once. Raises
+        ExplorerError when the index holds none, was built with other BM25 settings, or a file changed."""
         info = self.manifest.get("bm25")
         if not info:
             raise ExplorerError(f"The index {self.folder} holds no BM25 index; build it with --bm25.")
@@ -127,6 +131,9 @@ class PrebuiltIndex:
         return self._once("bm25", load)
 
     def bi_encoder(self, model_id: str, precision: Precision, allow_local_path: bool = False) -> PrebuiltBiEncoder:
+        """A bi-encoder that searches this index's stored embeddings of `model_id` and encodes only queries.
+        "auto" precision means the one the index was built at; raises ExplorerError when the model is not
+        in the index or the request's precision or engine differs from the build's."""
         entry = self._entry(model_id)
         if precision == "auto":  # "whatever suits": the precision the index was built at
             precision = entry["precision"]
@@ -182,6 +189,8 @@ class PrebuiltBiEncoder(BiEncoder):
         self.prebuilt, self.entry = index, entry
 
     def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[CorpusIndex, bool]:
+        """The stored FAISS index, no encoding: returns (index, True). Raises ExplorerError when `fingerprint`
+        is not the index's corpus."""
         self.prebuilt.check_fingerprint(fingerprint)
         return self.prebuilt.dense_index(self.entry), True
 
@@ -194,6 +203,8 @@ class PrebuiltBM25(BM25):
         self.prebuilt = index
 
     def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[BM25Index, bool]:
+        """The stored BM25 index: returns (index, True). Raises ExplorerError when `fingerprint` is not the
+        index's corpus."""
         self.prebuilt.check_fingerprint(fingerprint)
         return self.prebuilt.lexical_index(), True
 
@@ -207,6 +218,8 @@ class PrebuiltLateInteraction(LateInteraction):
         self.prebuilt, self.stored = index, info
 
     def token_vectors(self, texts, progress=None):
+        """Each text's token vectors, from the index where it holds the text, else encoded now; returns
+        (vectors in text order, how many texts filled the model's maximum length and were cut)."""
         stored = self.prebuilt.late_vectors(self.stored)
         missing = [text for text in dict.fromkeys(texts) if text not in stored]
         encoded, _ = super().token_vectors(missing) if missing else ([], 0)

@@ -27,6 +27,8 @@ SHARD_PAIRS = 512  # about 30 s of fp32 scoring on one core: a lost worker loses
 
 
 def pairs_fingerprint(queries: Sequence[str], documents: Sequence[str]) -> str:
+    """Hex SHA-256 over the (query, document) pairs in order (separators keep pair boundaries unambiguous):
+    what a Ray scoring job's shards are computed for."""
     digest = hashlib.sha256()
     for query, document in zip(queries, documents):
         digest.update(query.encode() + b"\x00" + document.encode() + b"\x01")
@@ -52,10 +54,12 @@ class RayPairScorer(PairScorer):
 
     @property
     def tokenizer(self):
+        """The wrapped cross-encoder's tokenizer."""
         return self.inner.tokenizer
 
     @property
     def max_length(self) -> int:
+        """The wrapped cross-encoder's maximum pair length, in tokens."""
         return self.inner.max_length
 
     def score(self, queries: Sequence[str], documents: Sequence[str],

@@ -40,6 +40,8 @@ class JobSpec:
     shards: int
 
     def describe_difference(self, other: JobSpec) -> str:
+        """What differs between `other` (the spec found on disk) and this one, field by field, for the message
+        that refuses to reuse its shards; empty when identical."""
         return "; ".join(f"{name} {getattr(other, name)!r} there, {value!r} now"
                          for name, value in asdict(self).items() if getattr(other, name) != value)
 
@@ -66,6 +68,7 @@ class ShardFolder:
             spec_path.write_text(json.dumps(asdict(spec), indent=2))
 
     def path(self, shard: int) -> Path:
+        """The file of shard number `shard` (zero-padded, .npz)."""
         return self.folder / f"{shard:06d}.npz"
 
     def done(self) -> set[int]:
@@ -73,9 +76,11 @@ class ShardFolder:
         return {i for i in range(self.spec.shards) if self.path(i).is_file() and read_checked(self.path(i)) is not None}
 
     def write(self, shard: int, payload: bytes) -> None:
+        """Write one shard's bytes (see `pack`) and its SHA-256 beside them."""
         write_checked(self.path(shard), payload)
 
     def read(self, shard: int) -> dict[str, np.ndarray]:
+        """One shard's arrays by name; raises ExplorerError when the file is missing or fails its SHA-256."""
         data = read_checked(self.path(shard))
         if data is None:
             raise ExplorerError(f"Shard {self.path(shard)} is missing or damaged; run the command again to recompute it.")
@@ -89,6 +94,7 @@ def cut(items: Sequence, size: int) -> list[list]:
 
 
 def pack(**arrays: np.ndarray) -> bytes:
+    """The named arrays as .npz bytes, for `ShardFolder.write`."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()

@@ -56,10 +56,12 @@ class PairInspection:
 
     @property
     def num_layers(self) -> int:
+        """Number of transformer layers (first axis of `attentions`)."""
         return self.attentions.shape[0]
 
     @property
     def num_heads(self) -> int:
+        """Attention heads per layer (second axis of `attentions`)."""
         return self.attentions.shape[1]
 
     def display_token(self, position: int) -> str:
@@ -83,6 +85,8 @@ class AttentionBlock:
 
     @property
     def unit(self) -> str:
+        """What the block's numbers are, for the colour bar: softmax weights over the full input, or
+        renormalised over the shown columns."""
         if self.renormalized:
             return "attention weight, renormalised to sum to 1 over the shown columns"
         return "attention weight (softmax over the full input)"

@@ -21,6 +21,8 @@ from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits
 
 @dataclass
 class WordAttribution:
+    """Occlusion of one document word (or run of words): its character span, the logit with it deleted, and
+    `logit_drop` = full logit - that logit (positive: the word helped)."""
     word: str  # the word as typed in the document
     start: int  # character span in the document
     end: int
@@ -30,6 +32,8 @@ class WordAttribution:
 
 @dataclass
 class Attribution:
+    """Occlusion of one (query, document) pair: the full logit, one WordAttribution per word or run in reading
+    order, and how many words the model never read."""
     full_logit: float
     words: list[WordAttribution]
     words_cut: int  # document words past the model's maximum length, not attributed
@@ -42,6 +46,8 @@ class Attribution:
 
 @dataclass
 class GradientAttribution:
+    """Gradient x input per document word (summed over its word pieces), in logits, a first-order estimate;
+    `words`, `spans` and `scores` are aligned, shape (words,)."""
     words: list[str]
     spans: list[tuple[int, int]]
     scores: np.ndarray  # gradient x input summed over each word's pieces, logit (first-order estimate)

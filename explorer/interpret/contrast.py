@@ -100,6 +100,8 @@ class PairGap:
     agreement: dict | None = None  # per document, Spearman between the methods (when asked)
 
     def to_dict(self) -> dict:
+        """The contrast as `explain --json` prints it: every field that is set (ig-only fields are absent for
+        other methods)."""
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 

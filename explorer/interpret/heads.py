@@ -340,6 +340,8 @@ class HeadImportance:
         return _top(self.heads, k, abs)
 
     def to_dict(self) -> dict:
+        """Every field as `heads --json` prints it, plus `mode_meaning` (what the ablation mode does) and
+        `top_heads`: the 10 heads whose removal moves the logit most, {layer, head, change} in logits."""
         return {**asdict(self), "mode_meaning": MODES[self.mode], "top_heads": self.top_heads(10)}
 
 
@@ -403,6 +405,7 @@ class HeadPatching:
 
     @property
     def gap(self) -> float:
+        """The logit gap the patching explains: logit of A minus logit of B (fp32 logits)."""
         return self.logit_a - self.logit_b
 
     def share(self, move: float) -> float | None:
@@ -415,6 +418,9 @@ class HeadPatching:
         return [{**cell, "share": self.share(cell["change"])} for cell in _top(self.heads, k, lambda v: sign * v)]
 
     def to_dict(self) -> dict:
+        """Every field as `heads --json` prints it, plus `gap`, what the patched positions mean, the share of
+        the gap patching everything closes (None when the gap is too small to divide by), the 10 heads that
+        move B furthest towards A, and the note on patching everything."""
         return {**asdict(self), "gap": self.gap, "positions_meaning": POSITIONS[self.positions],
                 "everything_share": self.share(self.everything), "top_heads": self.top_heads(10),
                 "full_patch_note": FULL_PATCH_NOTE}

@@ -18,6 +18,8 @@ from explorer.rankers.late_interaction import LateInteraction
 
 @dataclass
 class LateAlignment:
+    """Late interaction's MaxSim of one pair, token by token: the (query tokens, document tokens) cosine
+    matrix, each query token's best document token and its cosine, whose sum is the score."""
     query_tokens: list[str]  # the counted tokens only (no special tokens)
     doc_tokens: list[str]
     similarity: np.ndarray  # (query tokens, document tokens) cosine of the normalised states

@@ -57,6 +57,8 @@ class EncodedPair:
 
     @property
     def truncated(self) -> bool:
+        """True when the model does not read the whole document: characters were cut before tokenising, or
+        words fell past the maximum length."""
         return self.document_chars_cut > 0 or len(self.document_word_tokens()) < self.document_words_total
 
     def document_word_tokens(self) -> dict[int, tuple[list[int], tuple[int, int]]]:
@@ -64,6 +66,7 @@ class EncodedPair:
         return _document_word_tokens(self.word_ids, self.sequence_ids, self.offsets)
 
     def document_word_spans(self) -> list[tuple[int, int]]:
+        """Character (start, end) of every document word the model reads, in reading order."""
         return [span for _, span in self.document_word_tokens().values()]
 
     @property

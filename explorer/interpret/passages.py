@@ -23,6 +23,8 @@ STRIDE_TOKENS = 128  # a new window every this many document tokens: consecutive
 
 @dataclass
 class Window:
+    """One sliding window of a long document: its character and token span and the logit of (query, window
+    text)."""
     start: int  # character span of the window in the document
     end: int
     first_token: int  # document token positions (no special tokens), end exclusive
@@ -32,6 +34,8 @@ class Window:
 
 @dataclass
 class PassageScores:
+    """A long document scored by windows (MaxP): every window's logit, the best one, and the whole document's
+    logit as the model reads it (cut at max_length) for comparison."""
     window_tokens: int
     stride_tokens: int
     windows: list[Window]
@@ -43,6 +47,7 @@ class PassageScores:
     label: str = "best window's score (passage-level, MaxP), not the whole document's"
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values (windows as dicts)."""
         return asdict(self)
 
 

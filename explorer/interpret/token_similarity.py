@@ -18,6 +18,8 @@ from explorer.rankers.bi_encoder import BiEncoder
 
 @dataclass
 class TokenSimilarity:
+    """A bi-encoder's view of one pair: the cosine of every (query token, document token) pair of contextual
+    vectors, beside the pooled sentence embeddings' cosine that retrieval uses."""
     query_tokens: list[str]
     doc_tokens: list[str]
     similarity: np.ndarray  # (query tokens, doc tokens) cosine of contextual token vectors

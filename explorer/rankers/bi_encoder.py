@@ -68,6 +68,8 @@ class BiEncoder(Retriever):
 
     @property
     def dimension(self) -> int:
+        """Length of one embedding (number of floats), as sentence-transformers reports it for the loaded
+        model."""
         return int(self.model.library.get_embedding_dimension())
 
     def prompt(self, side: Side) -> str:
@@ -115,9 +117,13 @@ class BiEncoder(Retriever):
         return self.for_index(self.embed(texts, side, progress))
 
     def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[CorpusIndex, bool]:
+        """Embed `texts` (or load them from the cache by `fingerprint`) into a CorpusIndex of shape
+        (len(texts), dimension); returns (index, True when it came from a cache). See `corpus_index`."""
         return corpus_index(self, texts, fingerprint, persist=persist, progress=progress)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """The queries as the index compares them: (len(queries), dimension) float32, from
+        `SentenceTransformer.encode_query`, L2-normalised where the model compares by cosine (`for_index`)."""
         return self.encode(queries, side="query")
 
     def search(self, index: CorpusIndex, encoded_queries: np.ndarray, depth: int):

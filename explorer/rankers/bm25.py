@@ -94,6 +94,8 @@ class BM25Index:
     size: int
 
     def holds(self, token: str) -> bool:
+        """Whether `token` (already analysed by `tokenize`) occurs anywhere in the indexed corpus; False for
+        an index of an empty vocabulary."""
         return self.retriever is not None and token in self.retriever.vocab_dict
 
 
@@ -111,6 +113,9 @@ class BM25(Retriever):
         )
 
     def index_corpus(self, texts, fingerprint, persist=False, progress: ProgressCallback | None = None):
+        """A bm25s index of `texts` (k1, b, method from this module), shared through caches.BM25_INDEXES by
+        `fingerprint`; returns (index, True when it was cached). `persist` is accepted for the Ranker
+        interface and unused: building is cheap."""
         # Every BM25 has the same settings, so an index is shared by fingerprint (caches.BM25_INDEXES).
         key = (SETTINGS, fingerprint)
         if (cached := caches.BM25_INDEXES.get(key)) is not None:
@@ -127,6 +132,7 @@ class BM25(Retriever):
         return index, False
 
     def encode_queries(self, queries: Sequence[str]) -> list[list[str]]:
+        """Each query's BM25 tokens (see `tokenize`), in query order."""
         return tokenize(queries)
 
     def all_scores(self, index: BM25Index, words: list[str]) -> np.ndarray:

@@ -53,6 +53,8 @@ def relevance_logits(raw, label: int | None = None):
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Elementwise logistic 1 / (1 + exp(-logit)), same shape as `logits`: the probability a relevance cross-
+    encoder's logit stands for."""
     return 1.0 / (1.0 + np.exp(-logits))
 
 
@@ -116,6 +118,7 @@ class CrossEncoder(PairScorer):
 
     @property
     def label_name(self) -> str:
+        """The name of the output label whose logit is the score (from the model config's id2label)."""
         return self.model.labels[self.label]
 
     @property
@@ -132,10 +135,12 @@ class CrossEncoder(PairScorer):
 
     @property
     def tokenizer(self):
+        """The loaded model's Hugging Face tokenizer (the one sentence-transformers uses for the pair)."""
         return self.model.tokenizer
 
     @property
     def max_length(self) -> int:  # sentence-transformers' max_seq_length (tokenizer and position table)
+        """Most tokens of one (query, document) pair the model reads; longer pairs are cut."""
         return self.model.max_length
 
     def raw_outputs(self, queries: Sequence[str], documents: Sequence[str],

@@ -47,12 +47,15 @@ def rrf_scores(rankings: Sequence[tuple[np.ndarray, np.ndarray]], size: int, k: 
 
 @dataclass
 class HybridIndex:
+    """The two indexes a hybrid search fuses: BM25's and the bi-encoder's, over the same `size` documents."""
     lexical: BM25Index
     dense: CorpusIndex
     size: int
 
     @property
     def cache_note(self) -> str | None:  # the pipeline tells the user once, then clears it
+        """The bi-encoder index's note about its cache (read from the corpus cache, or why not), or None; the
+        pipeline tells the user once, then clears it."""
         return self.dense.cache_note
 
     @cache_note.setter
@@ -73,12 +76,16 @@ class Hybrid(Retriever):
         )
 
     def index_corpus(self, texts, fingerprint, persist=False, progress: ProgressCallback | None = None):
+        """Both indexes of `texts`: returns (HybridIndex, cached) where `cached` is the bi-encoder's (encoding
+        the corpus is the cost worth reporting; BM25 is rebuilt or shared freely)."""
         lexical, _ = self.lexical.index_corpus(texts, fingerprint)
         dense, cached = self.dense.index_corpus(texts, fingerprint, persist=persist, progress=progress)
         # "cached" is the bi-encoder's: encoding the corpus is the cost worth reporting.
         return HybridIndex(lexical, dense, len(texts)), cached
 
     def encode_queries(self, queries: Sequence[str]):
+        """Each query encoded for both halves: (BM25 token lists, bi-encoder embeddings of shape
+        (len(queries), dimension))."""
         return self.lexical.encode_queries(queries), self.dense.encode_queries(queries)
 
     def fused_parts(self, index: HybridIndex, encoded_queries, row: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -104,6 +111,8 @@ class Hybrid(Retriever):
         return scores, positions
 
     def search_notes(self, index: HybridIndex, encoded_queries) -> dict[int, str]:
+        """A note for each query (by row) for which BM25 matched no token: the fusion then had only the bi-
+        encoder's ranking."""
         words = encoded_queries[0]
         return {row: no_match_note(words[row], "BM25 sat out the fusion, so the hybrid's order is the bi-encoder's")
                 for row in self.lexical.search_notes(index.lexical, words)}

@@ -67,10 +67,12 @@ class LateInteraction(PairScorer):
 
     @property
     def tokenizer(self):
+        """The loaded model's Hugging Face tokenizer."""
         return self.model.tokenizer
 
     @property
     def max_length(self) -> int:
+        """Most tokens of one query or document the model reads; longer texts are cut."""
         return self.model.max_length
 
     def token_vectors(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> tuple[list[np.ndarray], int]:

@@ -40,6 +40,7 @@ MAX_LENGTH = 512
 
 
 def onnx_path():
+    """Path of the ONNX cross-encoder's model.onnx in its downloaded folder (it may not exist yet)."""
     return source_dir(CROSS_ENCODER) / "model.onnx"
 
 

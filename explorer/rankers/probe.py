@@ -53,6 +53,9 @@ OK_AT_LEAST, INVERTED_AT_LEAST, MARGIN_OF_SPREAD = 8, 6, 0.05
 
 @dataclass
 class ProbeResult:
+    """The outcome of probing a ranker on known (query, relevant, irrelevant) triples: each side's scores, the
+    margin, how many triples scored relevant above / below irrelevant by more than it, and the verdict
+    drawn from those counts."""
     ranker: str  # the ranker's display name
     verdict: str  # "ok", "flat" or "inverted"
     relevant: list[float]  # score of each triple's relevant passage
@@ -64,6 +67,7 @@ class ProbeResult:
 
     @property
     def ok(self) -> bool:
+        """True when the verdict is "ok" (the ranker scores the relevant passages above the irrelevant ones)."""
         return self.verdict == "ok"
 
     def note(self) -> str:
@@ -76,6 +80,7 @@ class ProbeResult:
                 f"{gap:.3g}). Its ranking may be meaningless: is this the right model, loaded as the right kind?")
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values."""
         return asdict(self)
 
 

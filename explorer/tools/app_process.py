@@ -19,6 +19,8 @@ from explorer.paths import REPO_ROOT
 
 
 def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; another process may still take it
+    before use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -26,6 +28,8 @@ def free_loopback_port() -> int:
 
 @dataclass
 class RunningApp:
+    """An app process started for a benchmark or load test: its URL, the process, and its start-up time in
+    seconds."""
     url: str
     process: subprocess.Popen
     startup_s: float  # from starting the process until the page answered HTTP 200

@@ -34,6 +34,9 @@ def median_ms(run, repeats: int) -> float:
 
 
 def machine_info() -> dict:
+    """What a benchmark ran on: CPU model (from /proc/cpuinfo where readable), logical CPUs, torch threads,
+    native bf16 support, the precision "auto" resolves to, the Python and torch versions, and the 1-minute
+    load average at the start."""
     import torch
 
     from explorer.engine.precision import bf16_supported, resolve_precision
@@ -76,6 +79,8 @@ def benchmark_queries() -> list[str]:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equal-length score vectors, from scipy.stats.spearmanr (nan when
+    either is constant)."""
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
@@ -290,6 +295,8 @@ def bench_head_grid(query: str, passages: list[str], repeats: int = 3, threads: 
 
 
 def format_head_grid(rows: list[dict]) -> str:
+    """The head-grid benchmark rows as text, one line per precision: wall ms, CPU s per thread, copies and
+    passes, the logit and the top head; `rows` must not be empty."""
     lines = [f"Head grid (every head zero-ablated + each layer's attention and feed-forward block), one "
              f"{rows[0]['pair_tokens']}-token pair, {rows[0]['threads']} torch threads, median of the runs:"]
     for row in rows:
@@ -351,6 +358,8 @@ def bench_contrast(query: str, doc_a: str, doc_b: str, repeats: int = 3, ig_step
 
 
 def format_contrast(rows: list[dict]) -> str:
+    """The contrast benchmark rows as a text table, one line per method: steps, wall s, CPU s, CPU s per
+    thread and the 1-minute load; `rows` must not be empty."""
     lines = [f"Contrast view (why is A above B), pairs of {rows[0]['pair_tokens']} tokens, median of the runs:",
              f"{'method':<40} {'steps':>5} {'wall s':>7} {'CPU s':>7} {'CPU s / threads':>16} {'load':>5}"]
     for row in rows:

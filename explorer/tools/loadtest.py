@@ -85,6 +85,8 @@ def server_process(url: str, pid: int | None = None):
 
 @dataclass
 class LoadReport:
+    """One load test: clients x requests sent, completed and failed, latency percentiles in ms over the
+    completed requests, wall time in s, and the server's resident memory (MB) sampled while it ran."""
     url: str
     clients: int
     requests_per_client: int
@@ -105,6 +107,7 @@ class LoadReport:
     per_kind_ms: dict[str, dict] = field(default_factory=dict)  # kind -> count, p50, p95 (ms)
 
     def to_dict(self) -> dict:
+        """Every field as JSON-ready values, without the raw memory samples."""
         data = asdict(self)
         data.pop("rss_samples_mb")
         return data

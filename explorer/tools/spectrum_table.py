@@ -61,6 +61,8 @@ def spectrum_table(sets=SETS, top_k: int = 10, precision: str = "fp32", progress
 
 
 def format_markdown(table: dict) -> str:
+    """The spectrum table as Markdown: one row per set (documents, queries), one nDCG@10 column per ranker,
+    the best in each row bold; "not run" where a ranker was left out."""
     labels = list(COLUMNS)
     lines = ["| set (docs, queries) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for name, row in table.items():
@@ -78,6 +80,8 @@ WITHOUT_BGE = {label: spec for label, spec in COLUMNS.items() if spec[1] != BGE_
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Compute the spectrum table for the sets named in `argv` (default: all) and print it as Markdown;
+    progress goes to stderr."""
     sets = (argv if argv is not None else sys.argv[1:]) or SETS
     table = {}
     for name in sets:

@@ -172,6 +172,8 @@ def label_choices(cross_encoder: str):
 
 
 def update_projection(state: dict | None, n):
+    """Event handler: the cost projection redrawn for a corpus of `n` documents from the unit costs the last
+    comparison measured (`state["costs"]`); no change before any comparison ran."""
     if not state:
         return gr.update(), gr.update()
     return _projection(state["costs"], n)

@@ -40,6 +40,8 @@ element.addEventListener('click', (event) => {
 
 @dataclass
 class ContrastPanel:
+    """The Compare tab's "why is A above B" panel: the hidden textbox the re-ranked list's click script writes
+    the picked ids into."""
     pick: gr.Textbox  # written by PICK_JS on the re-ranked list
 
 
@@ -86,6 +88,9 @@ def on_pick(value: str, state: dict | None, picks: list[str], method: str):
 
 
 def on_method(state: dict | None, picks: list[str], edits: list[dict], method: str):
+    """Event handler: the contrast of the two picked documents again by the chosen attribution `method` (A =
+    the one ranked higher, its last edit applied); skipped until two are picked. An ExplorerError is shown
+    in the page."""
     if not state or len(picks) < 2:
         return gr.skip()
     try:

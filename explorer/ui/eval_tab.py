@@ -31,6 +31,8 @@ from explorer.ui.served_files import request_folder
 
 @dataclass
 class EvalTab:
+    """The Evaluate tab's components and events the app shell wires to the other tabs (the clicked query row
+    opens in Compare or Inspect)."""
     corpus: gr.Dropdown
     top_k: gr.Slider
     score_all: gr.Checkbox
@@ -173,6 +175,8 @@ COMPARE_MAX_TOP_K = 50  # the Compare tab's top-k slider stops here
 
 @dataclass
 class PipelinesPanel:
+    """The Evaluate tab's several-pipelines panel: the disagreement row clicked and the events the shell
+    chains "open in Compare" to."""
     # {"query", "corpus" (a shipped set's name) or "corpus_file", "top_k", "first_stage", "rerankers",
     #  "labels": {"corpus_name", "corpus_size", "query", "grades"}} of the disagreement row clicked.
     selection: gr.State

@@ -38,10 +38,14 @@ DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "do
 
 
 def layer_choices(num_layers: int) -> list[str]:
+    """The layer dropdown's choices for a model of `num_layers` layers: "mean", then "0" .. str(num_layers -
+    1)."""
     return ["mean"] + [str(i) for i in range(num_layers)]
 
 
 def head_choices(num_heads: int) -> list[str]:
+    """The head dropdown's choices for `num_heads` heads per layer: "mean", "max", then "0" .. str(num_heads -
+    1)."""
     return ["mean", "max"] + [str(i) for i in range(num_heads)]
 
 
@@ -108,6 +112,9 @@ def run_inspection(query, document, cross_encoder, layer, head, direction, speci
 
 
 def redraw(pair, layer, head, direction, special, word_level, renormalize):
+    """Event handler: the attention views of the inspected `pair` redrawn for the chosen layer, head,
+    direction and display options (the model's pass is cached); no change before a pair is inspected. An
+    ExplorerError is shown in the page."""
     if pair is None:
         return gr.skip(), gr.skip()
     try:
@@ -174,6 +181,8 @@ def score_passages(pair):
 
 
 def draw_bertviz(pair):
+    """Event handler: bertviz's head view and model view (900 px high) of the inspected `pair` as iframes;
+    empty before a pair is inspected."""
     if pair is None:
         return "", ""
     inspection = _inspection(*pair)

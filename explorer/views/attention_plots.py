@@ -25,6 +25,8 @@ DIRECTION_TITLES = {
 
 
 def escape_labels(labels: list[str]) -> list[str]:
+    """Labels safe for plotly's label markup: <, > and & escaped (quotes left alone: an escaped quote would
+    show as &quot;)."""
     # Only <, > and & matter to plotly's label markup; an escaped quote would show as &quot;.
     return [html.escape(label, quote=False) for label in labels]
 

@@ -156,6 +156,9 @@ def significance_markdown(report: ExperimentReport) -> str:
 
 
 def experiment_summary_markdown(report: ExperimentReport) -> str:
+    """The Markdown above the Evaluate tab's pipelines table: corpus, sizes, top-k, the re-ranker pairs scored
+    and reused, how measures and ms/query are computed, and the report's notes; every name from the user is
+    HTML-escaped."""
     pairs = ", ".join(f"{kind}: {counts['scored']:,} pairs scored, {counts['reused']:,} reused"
                       for kind, counts in report.reranker_pairs.items())
     lines = [

@@ -23,6 +23,8 @@ ROW_TITLE, COL_TITLE = "document token", "query token"
 
 
 def cross_encoder_meeting(block: AttentionBlock, model_name: str) -> go.Figure:
+    """Heatmap of the cross-encoder's query -> document attention (`block`, mean over layers and heads;
+    weights 0-1): the one pass in which query and document meet."""
     return _token_heatmap(
         block.values.T, block.col_labels, block.row_labels, "attention %{z:.4f}",
         f"Cross-encoder: one pass<br><sup>query → document attention, mean over layers and heads<br>"
@@ -32,6 +34,8 @@ def cross_encoder_meeting(block: AttentionBlock, model_name: str) -> go.Figure:
 
 
 def late_interaction_meeting(alignment: LateAlignment) -> go.Figure:
+    """Heatmap of late interaction's (query token, document token) cosines, each query token's best document
+    token ringed; the ringed cosines sum to the MaxSim score in the title."""
     figure = _token_heatmap(
         alignment.similarity.T, alignment.doc_tokens, alignment.query_tokens, "cosine %{z:.3f}",
         f"Late interaction: MaxSim {alignment.score:.3f}<br><sup>= Σ over query tokens of the ringed best cosine<br>"
@@ -56,6 +60,8 @@ def _short(name: str) -> str:
 
 
 def bi_encoder_meeting(similarity: TokenSimilarity) -> go.Figure:
+    """Heatmap of the bi-encoder's contextual token cosines beside the pooled sentence cosine in the title,
+    which is all retrieval uses (the token cosines are not)."""
     return _token_heatmap(
         similarity.similarity.T, similarity.doc_tokens, similarity.query_tokens, "cosine %{z:.3f}",
         f"Bi-encoder: pooled cosine {similarity.pooled_cosine:.3f}<br><sup>separate passes; these token cosines "
