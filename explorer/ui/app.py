@@ -23,6 +23,7 @@ from explorer.rankers.probe import probe
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+from explorer.ui.lanes import event_lane
 from explorer.ui.served_files import delete_cache
 
 
@@ -64,7 +65,7 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             api_visibility="private",
         )
         compare_tab.grades_after(filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs,
-                                             api_visibility="private"))
+                                             api_visibility="private", **event_lane("compare")))
 
     # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
     open_in_compare(eval_tab.open_compare.click, eval_tab.selection)

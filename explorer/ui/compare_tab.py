@@ -14,7 +14,8 @@ from functools import lru_cache
 import gradio as gr
 
 from explorer import caches
-from explorer.budgets import check_whole_corpus_pairs
+from explorer import caches
+from explorer.budgets import check_encode_tokens, check_whole_corpus_tokens, token_counts
 from explorer.data.builtin_corpora import list_sets, load_set
 from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
@@ -22,11 +23,14 @@ from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, m
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import PrebuiltIndex
 from explorer.paths import REPO_ROOT
-from explorer.pipeline.compare import RERANKERS, Comparison, compare
-from explorer.pipeline.stages import FIRST_STAGE_TIMINGS
+from explorer.pipeline.compare import RERANKERS, Comparison, compare, first_stage_ranker, reranker
+from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, check_query
+from explorer.rankers.bi_encoder import BiEncoder
+from explorer.rankers.hybrid import Hybrid
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
@@ -125,26 +129,75 @@ def run_comparison(
         if not kinds:
             raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
         corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
-        if score_all:
-            check_whole_corpus_pairs(
-                len(corpus), "this corpus",
-                "Untick \"Also score the whole corpus\", or run `python -m explorer compare --all` from the command line.",
-            )
-        result = compare(
-            query,
-            corpus,
-            top_k=10 if top_k is None else top_k,
-            bi_encoder=bi_encoder,
-            cross_encoder=cross_encoder,
-            score_all=bool(score_all),
-            precision=precision or "auto",
-            progress=lambda fraction, message: progress(fraction, desc=message),
-            first_stage=first_stage or "bi",
-            rerankers=kinds,
-            index=configured_index() if corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE else None,
+        prebuilt = corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE
+        work = comparison_work(
+            check_query(query), corpus, first_stage or "bi", kinds, bi_encoder, cross_encoder, precision or "auto",
+            bool(score_all), top_k, shipped=corpus_source == "Built-in", prebuilt=prebuilt,
         )
+        with by_work(work, "a comparison", gradio_progress(progress)):
+            result = _compare(query, corpus, top_k, bi_encoder, cross_encoder, score_all, precision, progress,
+                              first_stage, kinds, prebuilt)
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
+    return _comparison_outputs(result, corpus, cross_encoder, projection_n)
+
+
+# Pair tokens assumed per re-ranked candidate when the corpus was not counted (it is cached).
+_ASSUMED_PAIR_TOKENS = 128
+
+
+def comparison_work(query: str, corpus: Corpus, first_stage: str, kinds: list[str], bi_encoder: str,
+                    cross_encoder: str, precision: str, score_all: bool, top_k, shipped: bool, prebuilt: bool) -> int:
+    """Tokens of model work this comparison causes (budgets.py), refusing one past a budget:
+    encoding the corpus with the bi-encoder (unless it is cached or prebuilt; a pasted or uploaded
+    one at most MAX_ENCODE_TOKENS), the whole corpus scored by the last re-ranker (at most
+    MAX_WHOLE_CORPUS_TOKENS), and the top-k re-ranked by each re-ranker (estimated from the mean
+    document length)."""
+    work, mean_tokens = 0, _ASSUMED_PAIR_TOKENS
+    if first_stage in ("bi", "hybrid") and not prebuilt:
+        ranker = first_stage_ranker(first_stage, bi_encoder, precision, False)
+        encoder = ranker.dense if isinstance(ranker, Hybrid) else ranker
+        if isinstance(encoder, BiEncoder) and (encoder.model.id, encoder.precision, corpus.fingerprint) not in caches.CORPUS_INDEXES:
+            counts = token_counts(encoder.model.tokenizer, corpus.texts, encoder.model.max_length)
+            if not shipped:
+                check_encode_tokens(sum(counts), len(counts))
+            work += sum(counts)
+            mean_tokens = sum(counts) / len(counts) if counts else mean_tokens
+    if score_all and kinds:
+        last = reranker(kinds[-1], cross_encoder, precision, False)
+        counts = token_counts(last.tokenizer, corpus.texts, last.max_length, pair_with=query)
+        check_whole_corpus_tokens(
+            sum(counts), len(counts), "this corpus",
+            "Untick \"Also score the whole corpus\", or run `python -m explorer compare --all` from the command line.",
+        )
+        work += sum(counts)
+        mean_tokens = sum(counts) / len(counts) if counts else mean_tokens
+    try:
+        candidates = min(int(top_k or 10), len(corpus))
+    except (TypeError, ValueError):
+        candidates = 10  # compare() says what is wrong with it
+    return int(work + len(kinds) * candidates * mean_tokens)
+
+
+def _compare(query, corpus, top_k, bi_encoder, cross_encoder, score_all, precision, progress, first_stage, kinds,
+             prebuilt) -> Comparison:
+    return compare(
+        query,
+        corpus,
+        top_k=10 if top_k is None else top_k,
+        bi_encoder=bi_encoder,
+        cross_encoder=cross_encoder,
+        score_all=bool(score_all),
+        precision=precision or "auto",
+        progress=lambda fraction, message: progress(fraction, desc=message),
+        first_stage=first_stage or "bi",
+        rerankers=kinds,
+        index=configured_index() if prebuilt else None,
+    )
+
+
+def _comparison_outputs(result: Comparison, corpus: Corpus, cross_encoder: str, projection_n):
+    """The page's outputs for one comparison (its downloads written to a per-request folder)."""
     key = (result.models["first_stage"], result.precision["first_stage"])
     if not result.corpus_index_cached:
         caches.INDEXING_COSTS.put(key, result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size)
@@ -313,9 +366,12 @@ def build_compare_tab() -> CompareTab:
 
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
-    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
-    c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
-    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")
+    # One concurrency group for every way into a comparison; long ones go to the long-job lane.
+    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare", **event_lane("compare"))
+    c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private",
+                                          **event_lane("compare"))
+    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private",
+                                        **event_lane("compare"))
     c["projection_n"].change(
         update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
         api_visibility="private",

@@ -15,17 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, MAX_PAGE_EVAL_PAIRS, check_whole_corpus_pairs, check_whole_number
+from explorer.budgets import (
+    MAX_EVAL_TOP_K,
+    MAX_PAGE_EVAL_PAIRS,
+    check_encode_tokens,
+    check_uploaded_runs,
+    check_whole_corpus_tokens,
+    check_whole_number,
+    token_counts,
+)
 from explorer.data.labels import LabelledData, read_labels, write_corpus_jsonl
 from explorer.data.trec_runs import check_tag, format_run, read_run
 from explorer.errors import ExplorerError
-from explorer.pipeline.compare import FIRST_STAGES
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.pipeline.compare import FIRST_STAGES, reranker
 from explorer.pipeline.evaluate import EvalReport, evaluate
 from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
+from explorer.rankers.bi_encoder import load_bi_encoder
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 
@@ -60,20 +72,46 @@ def corpus_changed(name: str):
     return _describe(name), gr.update(value=info.default_top_k), gr.update(value=affordable)
 
 
+def labelled_work(corpus, queries, top_k: int, rerank_chains: int, score_all: bool, encodes: bool,
+                  uploaded: bool, what: str, way_out: str) -> int:
+    """Tokens of model work to evaluate `queries` on `corpus` (budgets.py), refusing past a budget:
+    encoding the corpus with the default bi-encoder (`encodes`; an `uploaded` one at most
+    MAX_ENCODE_TOKENS), each re-ranking chain's top-k per query (from the mean pair length), and
+    with `score_all` every (query, document) pair (at most MAX_WHOLE_CORPUS_TOKENS)."""
+    work = 0
+    if encodes:
+        bi = load_bi_encoder(DEFAULT_BI_ENCODER, "fp32").model
+        counts = token_counts(bi.tokenizer, corpus.texts, bi.max_length)
+        if uploaded:
+            check_encode_tokens(sum(counts), len(counts))
+        work += sum(counts)
+    cross = reranker("cross", DEFAULT_CROSS_ENCODER, "auto", False)
+    documents = np.array(token_counts(cross.tokenizer, corpus.texts, cross.max_length))
+    query_tokens = np.array([len(ids) - 2 for ids in cross.tokenizer([q.text for q in queries])["input_ids"]])
+    # A pair is [CLS] query [SEP] document [SEP], cut at the model's length: the document's count
+    # already holds [CLS] and [SEP], the query adds its tokens and one [SEP]. One query at a time:
+    # a queries x documents table could be 5,000 x 20,000.
+    every_pair = sum(int(np.minimum(documents + q + 1, cross.max_length).sum()) for q in query_tokens)
+    pairs = len(query_tokens) * len(documents)
+    work += int(rerank_chains * len(queries) * min(top_k, len(documents)) * (every_pair / pairs if pairs else 0))
+    if score_all:
+        check_whole_corpus_tokens(every_pair, pairs, what, way_out)
+        work += every_pair
+    return work
+
+
 def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
     key = (name, top_k, score_all)
     if (cached := caches.EVAL_REPORTS.get(key)) is not None:
         return cached
     labelled = load_set(name)
-    pairs = len(labelled.corpus) * len(labelled.queries)
-    if score_all:
-        check_whole_corpus_pairs(
-            pairs, name, "Untick stage (c), or run `python -m explorer eval` from the command line."
+    work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, score_all, encodes=True, uploaded=False,
+                         what=name, way_out="Untick stage (c), or run `python -m explorer eval` from the command line.")
+    with by_work(work, "an evaluation", gradio_progress(progress)):
+        report = evaluate(
+            labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
+            persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
         )
-    report = evaluate(
-        labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
-        persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
-    )
     report.corpus_name = name
     caches.EVAL_REPORTS.put(key, report)
     return report
@@ -175,7 +213,7 @@ def _build_three_stages() -> EvalTab:
     corpus.change(corpus_changed, corpus, [description, top_k, score_all], api_visibility="private")
     run_event = run.click(
         run_evaluation, [corpus, top_k, score_all], [summary, metrics, chart, per_query, report_state],
-        api_name="evaluate",
+        api_name="evaluate", **event_lane("evaluate"),
     )
     per_query.select(select_query, [report_state], [selection, chosen], api_visibility="private")
     return EvalTab(corpus, top_k, score_all, run, metrics, chart, per_query, selection, open_compare,
@@ -218,7 +256,9 @@ def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None,
 
 
 def runs_from_uploads(paths: list[str] | None) -> dict:
-    """Each uploaded TREC run, named after its file (prod.run -> prod)."""
+    """Each uploaded TREC run, named after its file (prod.run -> prod); at most MAX_UPLOADED_RUNS
+    of MAX_UPLOADED_RUNS_BYTES together, checked before any is read."""
+    check_uploaded_runs([Path(path).stat().st_size for path in paths or []])
     runs = {}
     for path in paths or []:
         name = check_tag(Path(path).stem)
@@ -297,11 +337,19 @@ def run_pipelines(
         baseline = baseline or None
         if baseline is not None and baseline not in pipelines and baseline not in external:
             raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")
-        report = run_experiment(
-            data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
-            external_runs=external, persist_embeddings=True,
-            progress=lambda fraction, message: progress(fraction, desc=message),
+        parsed = parse_pipelines(pipelines)
+        chains = {(first, kind) for first, kinds in parsed for kind in kinds}
+        work = labelled_work(
+            data.corpus, data.queries, top_k, len(chains), False,
+            encodes=any(first in ("bi", "hybrid") for first, _ in parsed), uploaded=label_source == "Upload",
+            what="these labels", way_out="",
         )
+        with by_work(work, "an evaluation of pipelines", gradio_progress(progress)):
+            report = run_experiment(
+                data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
+                external_runs=external, persist_embeddings=True,
+                progress=lambda fraction, message: progress(fraction, desc=message),
+            )
         report.notes[:0] = data.notes
         if label_source == "Upload":  # name the set after what was uploaded, not the member inside the zip
             report.corpus_name = Path(labels_zip or corpus_file).name
@@ -461,7 +509,7 @@ def build_pipelines_panel() -> PipelinesPanel:
         [source, builtin, labels_zip, corpus_file, queries_file, qrels_file, pipelines, baseline, run_files, top_k],
         [summary, metrics, significance_note, significance, chart, runs_zip, disagree_a, disagree_b, disagreement,
          report_json, report_state, labelled_state],
-        api_name="evaluate_pipelines",
+        api_name="evaluate_pipelines", **event_lane("evaluate_pipelines"),
     )
     for picker in (disagree_a, disagree_b):
         picker.input(update_disagreements, [report_state, labelled_state, disagree_a, disagree_b], disagreement,

@@ -67,10 +67,11 @@ def sweep(now: float | None = None) -> int:
     return removed
 
 
-def count_files() -> dict[str, int]:
+def count_files(root: Path | None = None) -> dict[str, int]:
     """Per-request files on disk now: in our request folders, in the rest of gradio's cache (its
-    copies of uploads), and old-style folders in the system temporary folder (none expected)."""
-    root = served_root()
+    copies of uploads), and old-style folders in the system temporary folder (none expected).
+    `root`: another process's gradio cache folder (its GRADIO_TEMP_DIR); else this one's."""
+    root = served_root() if root is None else Path(root)
     ours = sum(1 for folder in root.glob(f"{PREFIX}*") for path in folder.rglob("*") if path.is_file())
     gradio = sum(1 for path in root.rglob("*") if path.is_file()) - ours
     stray = sum(1 for kind in KINDS for _ in Path(tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*"))
