@@ -6,7 +6,8 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from explorer.ui.app import build_app, launch_options, parse_start_arguments, register_models, warm_up  # noqa: E402
+from explorer.cli import parse_start_arguments, register_models  # noqa: E402
+from explorer.ui.app import build_app, launch_options, warm_up  # noqa: E402
 from explorer.ui.served_files import start_sweeper  # noqa: E402
 
 start = parse_start_arguments()

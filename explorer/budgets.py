@@ -6,6 +6,7 @@ Each limit is shown to the user when it bites (the message names it and the valu
 from __future__ import annotations
 
 import os
+import unicodedata
 
 from explorer.errors import ExplorerError
 
@@ -87,8 +88,13 @@ MAX_EVAL_PIPELINES = 12
 # at the 16 to 56 pairs/s measured above, 3,000 pairs is one to three minutes. Past it, the CLI.
 MAX_PAGE_EVAL_PAIRS = 3000
 
-# Characters that print as nothing: a query made only of these is empty.
-_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+# Characters that print as nothing besides whitespace: every format character (zero-width space
+# and joiners, word joiner, soft hyphen, byte-order mark, direction marks: Unicode "Cf"), controls,
+# separators and unassigned code points, variation selectors, and the letters and symbols drawn
+# blank (Hangul fillers, the braille blank). A query, a line or a field made only of these is empty.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cn", "Cs", "Zs", "Zl", "Zp"}
+_INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f",
+              *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0xE0100, 0xE01F0))}
 
 
 def token_counts(tokenizer, texts, max_length: int, pair_with: str | None = None) -> list[int]:
@@ -103,6 +109,16 @@ def token_counts(tokenizer, texts, max_length: int, pair_with: str | None = None
     else:
         encoded = tokenizer([pair_with] * len(texts), texts, truncation="only_second", max_length=max_length)
     return [len(ids) for ids in encoded["input_ids"]]
+
+
+def every_pair_tokens(tokenizer, max_length: int, queries, texts) -> int:
+    """Tokens of every (query, text) pair a cross-encoder would read, [CLS] q [SEP] t [SEP] cut at
+    `max_length`: counted per text and per query, not per pair (5,000 x 20,000 pairs is one sum)."""
+    import numpy as np
+
+    documents = np.array(token_counts(tokenizer, texts, max_length), dtype=np.int64)  # [CLS] t [SEP]
+    query_tokens = [len(ids) - 2 for ids in tokenizer(list(queries))["input_ids"]] if queries else []
+    return sum(int(np.minimum(documents + q + 1, max_length).sum()) for q in query_tokens)
 
 
 def check_whole_corpus_tokens(tokens: int, pairs: int, what: str, way_out: str) -> None:
@@ -166,8 +182,11 @@ def check_query_tokens(tokens: int, max_length: int) -> None:
 
 
 def is_blank(text: str) -> bool:
-    """True for text with nothing visible in it (spaces, zero-width characters, soft hyphens)."""
-    return all(ch.isspace() or ch in _INVISIBLE for ch in text or "")
+    """True for text with no visible character: whitespace (no-break spaces too), zero-width and other
+    format characters, controls, variation selectors, Hangul fillers (see `_INVISIBLE`). Every reader
+    treats such a line or field as blank."""
+    return all(ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+               for ch in text or "")
 
 
 def check_encodable(text: str, what: str) -> str:
@@ -199,3 +218,31 @@ def check_whole_number(value, what: str) -> int:
 # caps above do not apply; a prebuilt index is opened without re-reading the corpus file.
 MAX_INDEX_DOCUMENTS = int(os.environ.get("EXPLORER_MAX_INDEX_DOCUMENTS", "20000000"))
 MAX_INDEX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_INDEX_CORPUS_BYTES", str(20 * 1024 ** 3)))
+
+# Head importance and patching (interpret/heads.py) run one edited copy of the pair per head or
+# block: the cost is tokens x copies ("token passes"). The full grid of the 12 x 12 cross-encoder is
+# 169 copies (158 for patching). At the 2,000 to 10,000 tokens/s measured for fp32 re-ranking on
+# 2 cores (AVX2 EPYC to AMX Xeon), 40,000 token passes are 4 to 20 s: every head of a pair up to
+# ~236 tokens. A longer pair gets the per-layer view (25 copies: any 512-token pair fits).
+MAX_HEAD_TOKEN_PASSES = int(os.environ.get("EXPLORER_MAX_HEAD_TOKEN_PASSES", "40000"))
+# Tokens in one batched pass of edited copies: bounds the attention scores held at once
+# (copies x 12 heads x tokens^2 floats: 4096 tokens of a 64-token pair are 64 copies, ~12 MB a layer).
+MAX_HEAD_BATCH_TOKENS = 4096
+
+
+def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what: str) -> str | None:
+    """None when the full grid fits MAX_HEAD_TOKEN_PASSES; else why only the per-layer view is given.
+
+    Raises ExplorerError when even the per-layer view (per_layer_copies) does not fit.
+    """
+    if tokens * full_copies <= MAX_HEAD_TOKEN_PASSES:
+        return None
+    if tokens * per_layer_copies > MAX_HEAD_TOKEN_PASSES:
+        raise ExplorerError(
+            f"The {what} of a {tokens:,}-token pair needs {tokens * per_layer_copies:,} token passes even per layer; "
+            f"the limit is {MAX_HEAD_TOKEN_PASSES:,}. Shorten the document."
+        )
+    return (f"the full {what} of this {tokens:,}-token pair would be {full_copies} copies x {tokens:,} tokens = "
+            f"{tokens * full_copies:,} token passes, past the limit of {MAX_HEAD_TOKEN_PASSES:,}: per layer only "
+            f"({per_layer_copies} copies). Shorten the document to about "
+            f"{MAX_HEAD_TOKEN_PASSES // full_copies} tokens for every head.")

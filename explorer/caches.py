@@ -102,6 +102,9 @@ BM25_INDEXES = BoundedCache("BM25 indexes", 8)
 # Per-word attributions of the last documents explained: after an edit only A changes, so B is
 # found here; an undo, or switching back to a method already shown, finds both.
 KEPT_ATTRIBUTIONS = BoundedCache("per-word attributions", 16)
+# The last pairs inspected: the bound model, the pair tokenized once and its attention. One 512-token
+# pair's attention weights are ~150 MB, so two; a visitor's session keeps only the pair's key.
+INSPECTED_PAIRS = BoundedCache("inspected pairs", 2)
 # Finished evaluation reports on shipped sets, per (set, top-k, whole-corpus stage on or off).
 EVAL_REPORTS = BoundedCache("evaluation reports", 16)
 # Measured first-stage indexing cost per document, per (model, precision): the cost projection's

@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,index,inspect,explain,eval,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,index,inspect,explain,heads,eval,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also run all three methods and give their Spearman agreement per document")
     explain.add_argument("--json", action="store_true")
     explain.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+
+    heads = commands.add_parser("heads", help="which heads and blocks matter for one pair: ablation, and patching A into B")
+    heads.add_argument("--query", required=True)
+    heads.add_argument("--doc", required=True, help="the document (document A with --versus)")
+    heads.add_argument("--versus", help="document B: patch each head's output from A's run into B's at the query positions")
+    heads.add_argument("--mode", choices=("zero", "mean"), default="zero",
+                       help="zero: a head's output set to 0; mean: set to its mean over the pair's tokens")
+    heads.add_argument("--positions", choices=("query", "query_segment"), default="query",
+                       help="with --versus: the query's tokens, or [CLS] + query + [SEP] (patching all of it gives A's logit)")
+    heads.add_argument("--json", action="store_true")
+    heads.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, RR@10, R@k on a labelled corpus")
     evaluate.add_argument("--corpus", required=True,
@@ -187,7 +198,7 @@ def format_comparison(result) -> str:
     if agreements:
         lines += ["", f"Agreement (top-{agreements[0].k}; Kendall's tau over shared documents; RBO p={agreements[0].rbo_p}):"]
     for item in agreements:
-        tau = "n/a" if item.kendall_tau is None else f"{item.kendall_tau:.2f}"
+        tau = "n/a" if item.kendall_tau_shared is None else f"{item.kendall_tau_shared:.2f}"
         moves = ", ".join(f"[{row['id']}] {row['rank_a']}->{row['rank_b']}" for row in item.largest_disagreements)
         lines.append(f"  {item.a} vs {item.b}: overlap {item.overlap_at_k:.2f}, tau {tau} ({item.shared} shared), "
                      f"RBO {item.rbo:.2f}" + (f"; most moved: {moves}" if moves else ""))
@@ -310,10 +321,28 @@ def run_explain(args) -> int:
     return 0
 
 
+def run_heads(args) -> int:
+    """Head importance of one pair (and, with --versus, patching from it into B), on the fp32 model."""
+    from explorer.interpret.heads import format_head_importance, format_head_patching, head_importance, head_patching
+    from explorer.interpret.pair import encode_pair, rescoring_model
+
+    scorer = rescoring_model(args.cross_encoder, allow_local_path=True)
+    pair = encode_pair(scorer, args.query, args.doc)
+    importance = head_importance(scorer, pair, args.mode)
+    data = importance.to_dict()
+    text = [format_head_importance(importance)]
+    if args.versus is not None:
+        patching = head_patching(scorer, pair, encode_pair(scorer, args.query, args.versus), args.positions)
+        data["patching"] = patching.to_dict()
+        text.append(format_head_patching(patching))
+    _emit(args, data, lambda: "\n\n".join(text))
+    return 0
+
+
 def run_eval(args) -> int:
     from explorer.data.builtin_corpora import read_corpus_argument
     from explorer.data.corpus import read_qrels, read_queries
-    from explorer.pipeline.evaluate import evaluate, format_report
+    from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
 
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
         if args.ray is not None:
@@ -340,7 +369,7 @@ def run_eval(args) -> int:
         allow_local_models=True,
         cross_encoder_runner=runner,
     )
-    _emit(args, report.to_dict(), lambda: format_report(report))
+    _emit(args, three_stage_dict(report), lambda: format_report(report))
     return 0
 
 
@@ -411,7 +440,7 @@ def run_pipelines_eval(args) -> int:
         if rows is not None:
             lines += ["", f"Where {pair[0]} and {pair[1]} disagree (nDCG@10 {pair[1]} - {pair[0]}, Kendall's tau of the top 10):"]
             for row in rows:
-                tau = "n/a" if row["kendall_tau"] is None else f"{row['kendall_tau']:+.2f}"
+                tau = "n/a" if row["kendall_tau_union"] is None else f"{row['kendall_tau_union']:+.2f}"
                 lines.append(f"  {row['diff']:+.3f}  tau {tau}  [{row['query_id']}]")
         lines += [f"Wrote {path}" for path in written]
         return "\n".join(lines)
@@ -456,10 +485,54 @@ COMMANDS = {
     "index": run_index,
     "inspect": run_inspect,
     "explain": run_explain,
+    "heads": run_heads,
     "eval": run_eval,
     "bench": run_bench,
     "loadtest": run_loadtest,
 }
+
+
+# ---- app.py's start options (the web app is started from a command line too) -------------------
+
+
+def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """What whoever starts the app may configure (`python app.py --help`); a visitor can name no path.
+
+    Local models also come from EXPLORER_MODELS (paths separated by the OS path separator), for a
+    Space, where the start command is fixed.
+    """
+    parser = argparse.ArgumentParser(prog="app.py", description="Cross-Encoder Explorer: the web app.", allow_abbrev=False)
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="PATH",
+        help="a local model folder (a cross-encoder if its config.json is a sequence classifier, else a "
+             "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
+             "as local:NAME. Repeat for several.",
+    )
+    parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as "
+                        "a corpus in the Compare tab; or set EXPLORER_INDEX")
+    if argv is None:  # only `python app.py` hands its own flags to the app; an importer's argv is not ours
+        argv = sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else []
+    arguments = parser.parse_args(argv)  # a mistyped flag stops the start with argparse's message (exit 2)
+    arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
+    return arguments
+
+
+def register_models(paths: list[str]) -> list:  # of engine.catalog.ModelChoice
+    """Check each local model, load it once and run the sanity probe, saying what it found.
+
+    A path that is not a model stops the start with its reason: the operator typed it.
+    """
+    from explorer.pipeline.compare import register_local_model
+
+    registered = []
+    for path in paths:
+        try:
+            choice, verdict = register_local_model(path)
+        except ExplorerError as error:
+            raise SystemExit(f"app.py --model {path}: {error}") from None
+        print(f"Registered {choice.id} from {path}: {choice.label}; {verdict}", file=sys.stderr)
+        registered.append(choice)
+    return registered
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,3 +109,64 @@ def test_the_checker_sees_a_cycle_and_a_gradio_import(tmp_path):
     (root / "b.py").write_text("def f():\n    from explorer.a import y\n")
     assert "gradio" in imports_of(root / "a.py", root)
     assert find_cycle(package_graph(root)) == ["explorer.a", "explorer.b", "explorer.a"]
+
+
+# ---- the UI arranges; pipeline/, data/, interpret/ compute ---------------------------------------
+
+# A function in ui/ longer than this (statements after its docstring, in lines) must touch gradio.
+UI_LOGIC_LINES = 8
+
+
+def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return body[-1].end_lineno - body[0].lineno + 1 if body else 0
+
+
+def gradio_free_functions(path: Path, max_lines: int = UI_LOGIC_LINES) -> list[str]:
+    """Functions of one ui/ module longer than `max_lines` that never touch gradio.
+
+    Touching gradio: naming anything imported from gradio or from explorer.ui (`gr`, `shown_error`,
+    gradio's upload folder), or calling a function of the same module that does (to a fixpoint).
+    Anything longer that touches none of it computes, and belongs in pipeline/, data/ or interpret/.
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    facing = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gradio" for a in node.names):
+            facing.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gradio":
+            facing.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("explorer.ui") or node.level):
+            facing.update(a.asname or a.name for a in node.names)
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    names = {f: {n.id for n in ast.walk(f) if isinstance(n, ast.Name)} for f in functions}
+    touching: set = set()
+    while True:
+        more = {f for f in functions if f not in touching and names[f] & (facing | {g.name for g in touching})}
+        if not more:
+            break
+        touching |= more
+    return [f"{path.name}:{f.lineno} {f.name} ({_body_lines(f)} lines)"
+            for f in functions if f not in touching and _body_lines(f) > max_lines]
+
+
+def test_ui_functions_that_compute_live_outside_ui():
+    found = [item for path in sorted((PACKAGE / "ui").glob("*.py")) for item in gradio_free_functions(path)]
+    assert not found, "move these out of explorer/ui/ (they compute, not arrange):\n" + "\n".join(found)
+
+
+def test_the_ui_rule_sees_logic_and_spares_wiring(tmp_path):
+    module = tmp_path / "tab.py"
+    module.write_text(
+        "import gradio as gr\n"
+        "from explorer.ui.messages import shown_error\n"
+        "def wiring(x):\n" + "    y = x\n" * 12 + "    return gr.update(value=y)\n"
+        "def helper(x):\n    return gr.skip()\n"
+        "def through_a_helper(x):\n" + "    y = x\n" * 12 + "    return helper(y)\n"
+        "def guarded(x):\n" + "    y = x\n" * 12 + "    raise shown_error(y)\n"
+        "def logic(x):\n    '''docstring'''\n" + "    x = x + 1\n" * 12 + "    return x\n"
+        "def short(x):\n    return x\n"
+    )
+    assert gradio_free_functions(module) == ["tab.py:47 logic (13 lines)"]

@@ -5,8 +5,9 @@ BM25 and imported runs need no neural model, so these run in seconds."""
 
 from __future__ import annotations
 
+import re
 import zipfile
-from html import escape
+from html import unescape
 
 import gradio as gr
 import pytest
@@ -17,9 +18,9 @@ from explorer.data.corpus import read_corpus
 from explorer.data.trec_runs import format_run
 from explorer.pipeline.experiment import disagreements, run_experiment
 from explorer.ui import eval_tab
-from explorer.ui.compare_tab import show_grades
 from explorer.views import eval_plots
-from explorer.views.results_html import with_grade_badges
+from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
+from explorer.views.results_html import bi_encoder_list, cross_encoder_list
 
 NO_PROGRESS = lambda *args, **kwargs: None  # noqa: E731
 
@@ -71,25 +72,42 @@ def test_tables_and_chart_equal_the_report(report):
     assert all(r[1] == QUERIES[r[0]] for r in table)
 
 
+def _labelled_comparison(ids: list[str]) -> Comparison:
+    """A comparison drawn by hand (no model): the first stage ranks `ids` in order, the cross-encoder reverses it."""
+    first = [FirstStageHit(doc, f"text of {doc}", 1.0 - i / 10, i + 1) for i, doc in enumerate(ids)]
+    reranked = [RerankedHit(doc, f"text of {doc}", float(i), 0.5, len(ids) - i, i + 1, 1.0 - i / 10, True)
+                for i, doc in enumerate(ids)][::-1]
+    stages = [Stage("bi", "bi", "bi", "cosine", "fp32 on cpu", 1.0, [StageHit(h.id, h.score, h.rank) for h in first]),
+              Stage("cross", "cross", "cross", "logit", "fp32 on cpu", 1.0, [StageHit(h.id, h.score, h.rank) for h in reranked])]
+    return Comparison(
+        query="q", top_k=len(ids), corpus_name="c.jsonl", corpus_size=len(ids), first_stage_kind="bi",
+        models={"first_stage": "bi", "reranker": "cross"}, precision={"first_stage": "fp32 on cpu", "reranker": "fp32 on cpu"},
+        first_stage=first, reranked=reranked, reranked_full=None, stages=stages, timings_ms={"total": 1.0},
+        corpus_index_cached=False,
+    )
+
+
+def _badges(fragment: str) -> dict[str, str]:
+    """{row's document id: its grade badge's data-grade}, read from the rendered rows."""
+    rows = re.findall(r"<li\b[^>]*data-doc-id='([^']*)'(.*?)</li>", fragment, flags=re.S)
+    return {unescape(doc): (re.findall(r"data-grade='([^']*)'", body) or [None])[0] for doc, body in rows}
+
+
 def test_grade_badges_equal_the_labels_and_survive_escaping():
     odd = "a&b'<c>"
-    rows = "".join(
-        f"<li class='hit moved-up' data-doc-id='{escape(doc, quote=True)}' data-rank='{rank}'><span class='rank'>{rank}</span>"
-        f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(doc)}]</span></div></div></li>"
-        for rank, doc in enumerate([odd, "plain", "unlabelled"], start=1)
-    )
-    grades = {odd: 2, "plain": 0}
-    once = with_grade_badges(f"<ol>{rows}</ol>", grades)
-    assert with_grade_badges(once, grades) == once  # applying twice changes nothing
-    assert once.count("class='grade ") == 3
-    assert "data-grade='2'" in once.split("plain")[0]
-    assert "data-grade='0'" in once.split("plain")[2] and "data-grade='unjudged'" in once.split("unlabelled")[2]
+    result = _labelled_comparison([odd, "plain", "unlabelled"])
+    grades = {odd: 2, "plain": 0, "not shown": 1}
+    expected = {odd: "2", "plain": "0", "unlabelled": "unjudged"}
+    for draw in (bi_encoder_list, cross_encoder_list):
+        assert _badges(draw(result, grades=grades)) == expected
+        assert _badges(draw(result)) == {doc: None for doc in expected}  # no labels, no badges
+        assert "<c>" not in draw(result, grades=grades)
+    assert bi_encoder_list(result, grades=grades).count("class='grade grade-2'") == 1
 
-    labels = {"corpus_name": "c.jsonl", "corpus_size": 3, "query": "q", "grades": grades}
-    same = {"query": "q", "corpus_name": "c.jsonl", "corpus_size": 3}
-    assert show_grades(labels, same, once, "", "")[0] == once
-    for other in ({**same, "query": "another"}, {**same, "corpus_name": "x.txt"}, {**same, "corpus_size": 4}, None):
-        assert all(update == gr.update() for update in show_grades(labels, other, rows, "", ""))
+    labels = {"corpus_name": "c.jsonl", "corpus_size": 3, "query": " q ", "grades": grades}
+    assert result.grades_from(labels) == grades
+    for other in ({**labels, "query": "another"}, {**labels, "corpus_name": "x.txt"}, {**labels, "corpus_size": 4}, None):
+        assert result.grades_from(other) is None
 
 
 def test_uploaded_corpus_is_written_for_compare_unchanged(labelled, tmp_path):

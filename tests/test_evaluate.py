@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.pipeline.evaluate import mean_metrics, measure_names, rerank_order, score_rankings
+from explorer.pipeline.measures import mean_metrics, measure_names, rerank_order, score_rankings
 
 ROOT = Path(__file__).resolve().parent.parent
 

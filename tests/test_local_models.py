@@ -61,7 +61,7 @@ def test_an_onnx_file_runs_like_the_shipped_int8_original(tmp_path):
 
 
 def test_paths_that_are_not_models_stop_the_start_with_a_reason(tmp_path):
-    from explorer.ui.app import parse_start_arguments, register_models
+    from explorer.cli import parse_start_arguments, register_models
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExplorerError, match="no config.json"):
@@ -74,6 +74,10 @@ def test_paths_that_are_not_models_stop_the_start_with_a_reason(tmp_path):
     arguments = parse_start_arguments(["--model", str(tmp_path / "empty")])
     with pytest.raises(SystemExit, match="no config.json"):
         register_models(arguments.model)
+    # A mistyped flag stops the start (argparse exits 2) instead of being ignored.
+    with pytest.raises(SystemExit) as stopped:
+        parse_start_arguments(["--modle", str(tmp_path / "empty")])
+    assert stopped.value.code == 2
     assert catalog.model_choices() == list(catalog.MODEL_CHOICES)
 
 

@@ -101,7 +101,7 @@ def test_the_lane_runs_one_long_job_lets_one_wait_in_order_and_refuses_the_next(
     import threading
 
     from explorer.errors import ExplorerError
-    from explorer.ui.lanes import Lane
+    from explorer.pipeline.work import Lane
 
     lane = Lane("test", running=1, waiting=1)
     first_in, release_first, second_told, second_in = (threading.Event() for _ in range(4))
@@ -194,23 +194,23 @@ def test_an_edit_longer_than_inspect_reads_is_refused_naming_the_limit(cross_mod
 
 
 def test_uploaded_runs_are_capped_by_number_and_bytes(tmp_path):
-    from explorer.budgets import MAX_UPLOADED_RUNS, MAX_UPLOADED_RUNS_BYTES
-    from explorer.errors import ExplorerError
-    from explorer.ui.eval_tab import runs_from_uploads
+    import gradio as gr
 
-    small = []
+    from explorer.budgets import MAX_UPLOADED_RUNS, MAX_UPLOADED_RUNS_BYTES, check_uploaded_runs
+    from explorer.errors import ExplorerError
+    from explorer.ui.eval_tab import run_pipelines
+
+    runs = []
     for i in range(MAX_UPLOADED_RUNS + 1):
         path = tmp_path / f"r{i}.run"
         path.write_text("q1 Q0 d1 1 1.0 r\n")
-        small.append(str(path))
-    with pytest.raises(ExplorerError, match=f"{MAX_UPLOADED_RUNS + 1} TREC runs were uploaded; .* at most {MAX_UPLOADED_RUNS}"):
-        runs_from_uploads(small)
-    assert set(runs_from_uploads(small[:2])) == {"r0", "r1"}
-    big = tmp_path / "big.run"
-    with big.open("wb") as handle:
-        handle.truncate(MAX_UPLOADED_RUNS_BYTES + 1)  # sparse: the size is checked before any read
+        runs.append(str(path))
+    # The page refuses before reading any run or running any pipeline.
+    with pytest.raises(gr.Error, match=f"{MAX_UPLOADED_RUNS + 1} TREC runs were uploaded; .* at most {MAX_UPLOADED_RUNS}"):
+        run_pipelines("Built-in set", "negation", pipelines=["bm25"], baseline="bm25", run_files=runs, top_k=5)
+    check_uploaded_runs([1000] * MAX_UPLOADED_RUNS)  # at the cap: accepted
     with pytest.raises(ExplorerError, match="MB together; the limit is"):
-        runs_from_uploads([str(big)])
+        check_uploaded_runs([MAX_UPLOADED_RUNS_BYTES // 2, MAX_UPLOADED_RUNS_BYTES // 2 + 1])
 
 
 def test_integrated_gradients_batches_by_tokens_and_refuses_past_its_budget(cross_model):

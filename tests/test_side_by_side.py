@@ -9,13 +9,13 @@ import random
 import numpy as np
 import pytest
 import torch
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import kendalltau
 
 from cli_support import run_cli, write_corpus
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
 from explorer.engine.loading import LoadedModel, _offline_bi_encoder_dir, load_model
 from explorer.errors import ExplorerError
-from explorer.pipeline.agreement import kendall_tau, largest_disagreements, overlap_at_k, rbo
+from explorer.pipeline.agreement import kendall_tau_shared, largest_disagreements, overlap_at_k, rbo
 from explorer.pipeline.compare import parse_rerankers
 from explorer.rankers.bi_encoder import BiEncoder
 from explorer.rankers.cross_encoder import CrossEncoder
@@ -49,15 +49,15 @@ def test_kendall_tau_is_scipys_over_the_shared_documents():
         a = rng.sample(docs, 10)
         b = rng.sample(docs, 10)  # shares 8 to 10 documents with a
         shared = [d for d in a if d in b]
-        tau, count = kendall_tau(a, b)
+        tau, count = kendall_tau_shared(a, b)
         assert count == len(shared)
         ranks_a = [a.index(d) for d in shared]
         ranks_b = [b.index(d) for d in shared]
         assert tau == pytest.approx(kendalltau(ranks_a, ranks_b).statistic, abs=1e-12)
         assert tau == pytest.approx(brute_force_tau(ranks_a, ranks_b), abs=1e-12)
-    assert kendall_tau(["a", "b", "c"], ["a", "b", "c"])[0] == pytest.approx(1.0)
-    assert kendall_tau(["a", "b", "c"], ["c", "b", "a"])[0] == pytest.approx(-1.0)
-    assert kendall_tau(["a", "b"], ["a", "x"]) == (None, 1)  # one shared document: no tau
+    assert kendall_tau_shared(["a", "b", "c"], ["a", "b", "c"])[0] == pytest.approx(1.0)
+    assert kendall_tau_shared(["a", "b", "c"], ["c", "b", "a"])[0] == pytest.approx(-1.0)
+    assert kendall_tau_shared(["a", "b"], ["a", "x"]) == (None, 1)  # one shared document: no tau
 
 
 def test_rbo_equals_hand_worked_examples():
@@ -119,7 +119,7 @@ def test_cli_same_reranker_at_three_precisions_with_agreement(corpus_file):
         assert entry["a"] == f"{i}:{stages[i]['kind']}" and entry["b"] == f"{j}:{stages[j]['kind']}"
         assert entry["overlap_at_k"] == 1.0 and entry["k"] == 5 and entry["shared"] == 5  # same top-k
         tau = kendalltau([ids[i].index(d) for d in ids[i]], [ids[j].index(d) for d in ids[i]]).statistic
-        assert entry["kendall_tau"] == pytest.approx(tau)
+        assert entry["kendall_tau_shared"] == pytest.approx(tau)
         assert entry["rbo"] == pytest.approx(rbo(ids[i], ids[j], 0.9)) and entry["rbo_p"] == 0.9
     # The default call keeps its keys and adds only the agreement list (one pair: bi, cross).
     default = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "3",
@@ -201,21 +201,45 @@ def test_int8_scorer_equals_onnxruntime_called_directly():
     np.testing.assert_array_equal(alone, ours)
 
 
-def test_int8_top_order_agrees_with_the_fp32_rebuild(cross):
+# How far onnxruntime's dynamic int8 run may move one logit from the fp32 rebuild of the same
+# weights. It quantises every Linear's input to uint8 per tensor (scale from that tensor's min and
+# max) on every CPU; the integer products are then summed exactly in int32 (AVX2, AVX-512 VNNI and
+# AMX kernels alike; AVX2's u8 x s8 pairs may saturate at int16, which the quantiser's reduced
+# range is there to avoid), so the error is the activation rounding, nearly the same number
+# everywhere. Measured over the 8 x 19 negation pairs: at most 0.59 logit on an AVX2-only EPYC
+# (this repository's CI machine, 2026-11-30) and "up to 0.6" where this test was first written
+# (an AMX Xeon). 0.75 leaves a quarter on top of that for other CPUs' rounding order.
+INT8_LOGIT_ERROR = 0.75
+
+
+def test_int8_order_agrees_with_the_fp32_rebuild_wherever_the_gap_exceeds_its_error(cross):
+    """The property protected: int8 ranks documents as fp32 does, except near-ties.
+
+    Each score may move by up to INT8_LOGIT_ERROR, so two documents can only swap when their fp32
+    scores are within twice that; every pair further apart must keep its order. Below the top
+    few, most documents sit at the logit floor (about -11, gaps of 0.01), where swaps are allowed:
+    on an AVX-512 VNNI EPYC documents 11 and 17 (both -11.17 for "hot drink without caffeine")
+    trade places.
+    """
     from explorer.data.builtin_corpora import load_set
 
     labelled = load_set("negation")
     fp32, int8 = CrossEncoder(cross, "fp32"), load_onnx_cross_encoder()
     texts = labelled.corpus.texts
+    ordered_pairs = 0
     for query in labelled.queries:
         a = fp32.score_query(query.text, texts).scores
         b = int8.score_query(query.text, texts).scores
-        # Tolerance, stated: the same top 3 in the same order; below them most documents sit at the
-        # logit floor (about -11, gaps of 0.01), where int8 activation rounding (logits move by up
-        # to 0.6 here) may swap near-ties. Over all 19 documents Spearman > 0.9, |diff| < 1 logit.
-        assert list(np.argsort(-a, kind="stable")[:3]) == list(np.argsort(-b, kind="stable")[:3]), query.text
-        assert spearmanr(a, b).statistic > 0.9, query.text
-        assert np.abs(a - b).max() < 1.0, query.text
+        assert np.abs(a - b).max() <= INT8_LOGIT_ERROR, query.text
+        for i, j in itertools.permutations(range(len(texts)), 2):
+            if a[i] - a[j] > 2 * INT8_LOGIT_ERROR:
+                ordered_pairs += 1
+                assert b[i] > b[j], (query.text, i, j, a[i], a[j], b[i], b[j])
+        # Every query's best document stands clear of the rest (fp32 gap >= 0.47 here), and the
+        # protected pairs include it on all but one ("london to singapore": 6.37 vs 5.90).
+    # Not vacuous: 326 of the 8 x 171 document pairs are far enough apart to be checked here (the
+    # top two or three documents of each query against the 16 or so at the floor).
+    assert ordered_pairs >= 300, ordered_pairs
 
 
 # --- the benchmark peer ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.stats import rankdata
 
 from cli_support import run_cli, write_corpus
 from explorer.cli import main
@@ -209,6 +210,16 @@ def test_maxsim_scores_do_not_depend_on_the_batch(late):
 # --- hybrid first stage ------------------------------------------------------------------------
 
 
+def _rrf_by_hand(bm25_scores: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+    """RRF (k 60) as stated: BM25 ranks only the documents it scored (> 0), equal scores share their best
+    rank (scipy's "min" ranking); the bi-encoder ranks every document."""
+    fused = 1.0 / (60 + rankdata(-cosines, method="min"))
+    matched = bm25_scores > 0
+    if matched.any():
+        fused[matched] += 1.0 / (60 + rankdata(-bm25_scores[matched], method="min"))
+    return fused
+
+
 def test_hybrid_equals_rrf_computed_by_hand(bge):
     labelled = load_set("negation")
     texts, fingerprint = labelled.corpus.texts, labelled.corpus.fingerprint
@@ -217,16 +228,40 @@ def test_hybrid_equals_rrf_computed_by_hand(bge):
     assert RRF_K == 60 and "k=60" in hybrid.info.name and hybrid.info.kind == "hybrid"
     index, _ = hybrid.index_corpus(texts, fingerprint)
     n = len(texts)
-    for query in [q.text for q in labelled.queries] + ["python snake"]:
-        bm25_order = [p for p, _ in lexical.rank(query, texts, fingerprint, n)]
-        dense_order = [p for p, _ in dense.rank(query, texts, fingerprint, n)]
-        assert sorted(bm25_order) == sorted(dense_order) == list(range(n))  # both rank the whole corpus
-        by_hand = {p: 1.0 / (60 + bm25_order.index(p) + 1) + 1.0 / (60 + dense_order.index(p) + 1) for p in range(n)}
+    vectors = dense.encode(texts)  # the bi-encoder's own cosines: the fusion rule is what is checked here
+    for query in [q.text for q in labelled.queries] + ["python snake", "xyzzy"]:
+        bm25_scores = np.zeros(n)
+        for p, score in lexical.rank(query, texts, fingerprint, n):
+            bm25_scores[p] = score
+        cosines = vectors @ dense.encode([query])[0]
+        by_hand = _rrf_by_hand(bm25_scores, cosines)
         scores, positions = hybrid.search(index, hybrid.encode_queries([query]), n)
-        np.testing.assert_allclose(scores[0], [by_hand[p] for p in positions[0]], rtol=1e-6)
-        expected_order = sorted(range(n), key=lambda p: (-by_hand[p], p))
-        assert [by_hand[p] for p in positions[0]] == pytest.approx([by_hand[p] for p in expected_order], rel=1e-9)
-        assert list(positions[0][:5]) == expected_order[:5] or len({round(by_hand[p], 12) for p in expected_order[:6]}) < 6
+        np.testing.assert_allclose(scores[0], by_hand[positions[0]], rtol=1e-5)
+        assert sorted(positions[0]) == list(range(n))
+        # Best first; equal fused scores in corpus order.
+        assert all((a > b) or (a == b and pa < pb) for a, b, pa, pb in
+                   zip(scores[0], scores[0][1:], positions[0], positions[0][1:]))
+    # A query BM25 cannot match: BM25 sits out, so the hybrid's order is the bi-encoder's, said in a note.
+    encoded = hybrid.encode_queries(["xyzzy"])
+    _, positions = hybrid.search(index, encoded, n)
+    assert list(positions[0]) == [p for p, _ in dense.rank("xyzzy", texts, fingerprint, n)]
+    assert "BM25 sat out the fusion" in hybrid.search_notes(index, encoded)[0]
+
+
+def test_documents_bm25_did_not_score_get_no_positional_rank():
+    """The unmatched documents' fused scores come from the bi-encoder alone, whatever their corpus position."""
+    dense = BiEncoder(load_model("sentence-transformers/all-MiniLM-L6-v2", "bi"), "fp32")
+    hybrid = Hybrid(BM25(), dense)
+    texts = ["cats purr when content", "a tomato sauce needs garlic", "the stock market fell", "pet snakes shed skin"]
+    for order in ([0, 1, 2, 3], [0, 3, 2, 1]):
+        shuffled = [texts[i] for i in order]
+        index, _ = hybrid.index_corpus(shuffled, f"rrf-{order}")
+        scores, positions = hybrid.search(index, hybrid.encode_queries(["why do cats purr"]), 4)
+        fused = {shuffled[p]: float(s) for p, s in zip(positions[0], scores[0])}
+        cosines = dense.encode(shuffled) @ dense.encode(["why do cats purr"])[0]
+        for p, text in enumerate(shuffled):
+            if text != texts[0]:  # unmatched by BM25: only the bi-encoder's term
+                assert fused[text] == pytest.approx(1.0 / (60 + rankdata(-cosines, method="min")[p]), rel=1e-5)
 
 
 # --- the pipeline and the command line ---------------------------------------------------------
@@ -288,7 +323,7 @@ def test_cli_default_keys_are_unchanged(corpus_file):
     assert list(data["models"]) == list(data["precision"]) == ["bi_encoder", "cross_encoder"]
     assert [s["kind"] for s in data["stages"]] == ["bi", "cross"]
     assert set(data["cross_encoder"][0]) == {"id", "text", "score", "probability", "rank", "bi_rank", "bi_score",
-                                             "in_bi_top_k", "move"}
+                                             "in_bi_top_k", "move", "shared_rank", "tied"}  # ties: added keys
 
 
 def test_cli_bge_bi_encoder_offline(corpus_file, monkeypatch):
@@ -314,7 +349,7 @@ def test_page_shows_agreement_and_costs_for_every_stage():
 
     from explorer.data.corpus import corpus_from_text
     from explorer.pipeline.compare import compare
-    from explorer.views.comparison_plots import dominant_stage, per_query_parts, projection_rows, unit_costs
+    from explorer.pipeline.costs import dominant_stage, per_query_parts, projection_rows, unit_costs
     from explorer.views.results_html import agreement_html
 
     result = compare("pet snakes", corpus_from_text("\n".join(TEXTS)), top_k=6, precision="fp32",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from explorer.data.corpus import Corpus, Query, read_corpus, read_qrels, read_queries
+from explorer.data.corpus import Corpus, Query, corpus_from_text, read_corpus, read_qrels, read_queries
 from explorer.errors import ExplorerError
 from explorer.paths import REPO_ROOT
 
@@ -105,3 +105,27 @@ def read_corpus_argument(argument: str) -> Corpus:
     if argument.startswith(BUILTIN_PREFIX):
         return load_set(argument[len(BUILTIN_PREFIX) :]).corpus
     return read_corpus(argument)
+
+
+SOURCES = ("Paste", "Upload", "Built-in")  # where a corpus comes from on the page
+INDEX_CHOICE = "prebuilt-index"  # the Built-in picker's value for the configured prebuilt index
+
+
+def corpus_from_source(source: str, text: str, upload: str | None, builtin: str | None,
+                       prebuilt: Corpus | None = None) -> Corpus:
+    """The corpus a visitor meant: pasted lines, an uploaded file, a shipped set by name, or
+    (`builtin` == INDEX_CHOICE) the configured prebuilt index's corpus, `prebuilt`.
+
+    Raises ExplorerError for a missing upload, an unknown set or an empty paste.
+    """
+    if source == "Upload":
+        if not upload:
+            raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
+        return read_corpus(upload)  # checks the size before reading
+    if source == "Built-in" and builtin == INDEX_CHOICE and prebuilt is not None:
+        return prebuilt
+    if source == "Built-in":
+        return load_set(builtin or "").corpus
+    if not (text or "").strip():
+        raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
+    return corpus_from_text(text)

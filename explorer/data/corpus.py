@@ -2,7 +2,8 @@
 
 Every reader takes bytes or a path and returns plain data or raises `ExplorerError` with
 a message that names the line at fault. Nothing else escapes: the property tests feed
-random bytes to prove it.
+random bytes to prove it. A line (or field) with no visible character, only spaces, no-break
+spaces, zero-width or other format characters (`budgets.is_blank`), counts as blank everywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.budgets import MAX_CORPUS_BYTES, MAX_DOCUMENTS, MAX_QREL_GRADE, MAX_QRELS, check_encodable
+from explorer.budgets import MAX_CORPUS_BYTES, MAX_DOCUMENTS, MAX_QREL_GRADE, MAX_QRELS, check_encodable, is_blank
 from explorer.errors import ExplorerError
 
 FORMATS = ("txt", "jsonl", "csv")
@@ -90,11 +91,12 @@ def _finish(documents: list[Document], name: str, max_documents: int) -> Corpus:
 
 
 def parse_txt(text: str, name: str = "corpus", max_documents: int = MAX_DOCUMENTS) -> Corpus:
-    """One document per non-empty line; its id is the line number (1-based), stable under edits below it."""
+    """One document per line with a visible character; its id is the line number (1-based), stable under
+    edits below it."""
     documents = [
         Document(id=str(number), text=line.strip())
         for number, line in enumerate(text.split("\n"), start=1)
-        if line.strip()
+        if not is_blank(line)
     ]
     return _finish(documents, name, max_documents)
 
@@ -104,19 +106,27 @@ def _text_field(value, name: str, line: int, key: str) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ExplorerError(f"{name}, line {line}: {key!r} must be a string, not {type(value).__name__}.")
-    return str(value).strip()
+    return "" if is_blank(str(value)) else str(value).strip()
+
+
+def _json_line(line: str, name: str, number: int):
+    """One line's JSON value, or a message naming the line (bad JSON, or nested too deeply to read)."""
+    try:
+        return json.loads(line)
+    except ValueError as error:
+        raise ExplorerError(f"{name}, line {number}: not valid JSON ({error.args[0].split(':')[0]}).") from None
+    except RecursionError:
+        raise ExplorerError(f"{name}, line {number}: the JSON is nested too deeply to read; "
+                            "give one flat object per line.") from None
 
 
 def parse_jsonl(text: str, name: str = "corpus", max_documents: int = MAX_DOCUMENTS) -> Corpus:
     """One JSON object per line: {"id", "text"} and optionally "title"."""
     documents = []
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+        if is_blank(line):
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise ExplorerError(f"{name}, line {number}: not valid JSON ({error.args[0].split(':')[0]}).") from None
+        record = _json_line(line, name, number)
         if not isinstance(record, dict):
             raise ExplorerError(f"{name}, line {number}: expected a JSON object with \"id\" and \"text\".")
         body = _text_field(record.get("text"), name, number, "text")
@@ -144,16 +154,16 @@ def parse_csv(text: str, name: str = "corpus", max_documents: int = MAX_DOCUMENT
     title_col = header.index("title") if "title" in header else None
     documents = []
     for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
+        if all(is_blank(cell) for cell in row):
             continue
         if len(row) != len(header):
             raise ExplorerError(
                 f"{name}, line {number}: expected {len(header)} fields as in the header, found {len(row)}."
             )
-        body = row[text_col].strip()
+        body = "" if is_blank(row[text_col]) else row[text_col].strip()
         if not body:
             raise ExplorerError(f"{name}, line {number}: the text is empty.")
-        doc_id = row[id_col].strip() if id_col is not None and row[id_col].strip() else str(number - 1)
+        doc_id = row[id_col].strip() if id_col is not None and not is_blank(row[id_col]) else str(number - 1)
         title = row[title_col].strip() if title_col is not None else ""
         documents.append(Document(id=doc_id, text=body, title=title))
     return _finish(documents, name, max_documents)
@@ -242,13 +252,13 @@ def parse_qrels(text: str, name: str) -> tuple[Qrels, dict[tuple[str, str], int]
     qrels: Qrels = {}
     where: dict[tuple[str, str], int] = {}
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+        if is_blank(line):
             continue
         if line.lstrip().startswith("{"):
+            record = _json_line(line, name, number)
             try:
-                record = json.loads(line)
                 query_id, doc_id, raw = str(record["query_id"]), str(record["doc_id"]), record["relevance"]
-            except (ValueError, KeyError, TypeError):
+            except (KeyError, TypeError):
                 raise ExplorerError(f"{name}, line {number}: expected {{\"query_id\", \"doc_id\", \"relevance\"}}.") from None
             if isinstance(raw, float) and raw.is_integer():
                 raw = int(raw)

@@ -6,7 +6,9 @@ header ``query-id corpus-id score``), or one zip in the BEIR layout: ``corpus.js
 (``_id``, ``text``, ``title``), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/test.tsv``,
 at the zip's top or inside one folder. Every problem raises `ExplorerError` naming the file
 and line; the set is returned only once all of it has been read and checked, so nothing is
-ever half-loaded. Sizes and counts are capped (see budgets.py).
+ever half-loaded. Sizes and counts are capped (see budgets.py). Judgments that name a document
+missing from the corpus, or a query missing from the queries file, load (real BEIR sets hold
+them); the evaluation counts and names them (`pipeline/measures.py:labelled_queries`).
 """
 
 from __future__ import annotations
@@ -51,21 +53,25 @@ def _read_small(path: Path, limit: int) -> bytes:
 
 def _check(corpus: Corpus, queries: list[Query], qrels: Qrels, where: dict[tuple[str, str], int],
            queries_name: str, qrels_name: str) -> LabelledData:
-    known_docs = {doc.id for doc in corpus.documents}
-    known_queries = {q.id for q in queries}
-    for (query_id, doc_id), number in sorted(where.items(), key=lambda item: item[1]):
-        if query_id not in known_queries:
-            raise ExplorerError(f"{qrels_name}, line {number}: query {query_id!r} is not in {queries_name}.")
-        if doc_id not in known_docs:
-            raise ExplorerError(f"{qrels_name}, line {number}: document {doc_id!r} is not in the corpus ({corpus.name}).")
+    """The set as read: a judgment naming a document missing from the corpus, or a query missing
+    from the queries file, is kept, and the evaluation counts and names it (`pipeline/evaluate.py`:
+    a relevant missing document counts as relevant and unretrievable, as in trec_eval)."""
     labelled = [q for q in queries if q.id in qrels]
     if len(labelled) > MAX_EVAL_QUERIES:
         raise ExplorerError(
             f"{qrels_name} labels {len(labelled):,} queries; the limit is {MAX_EVAL_QUERIES:,}. Use a sample."
         )
+    if not labelled:
+        first = min(where.items(), key=lambda item: item[1])
+        raise ExplorerError(
+            f"{qrels_name}: no judged query is in {queries_name} (line {first[1]} names query {first[0][0]!r}); "
+            "check that the two files belong together."
+        )
     notes = []
     if len(labelled) < len(queries):
-        notes.append(f"{len(queries) - len(labelled)} query(ies) in {queries_name} have no labels and were left out.")
+        unjudged = [q.id for q in queries if q.id not in qrels]
+        shown = ", ".join(repr(i) for i in unjudged[:5]) + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
+        notes.append(f"{len(unjudged)} query(ies) in {queries_name} have no judgments and were left out: {shown}.")
     return LabelledData(corpus, labelled, qrels, notes)
 
 
@@ -163,3 +169,23 @@ def write_corpus_jsonl(corpus: Corpus, path: str | os.PathLike) -> Path:
     except OSError as error:
         raise ExplorerError(f"Cannot write the corpus to {path}: {error.strerror or error}.") from None
     return path
+
+
+def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
+                       queries_file: str | None, qrels_file: str | None) -> LabelledData:
+    """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
+    qrels an uploaded file replaces), or three uploaded files. Raises ExplorerError for anything
+    else, and for unreadable or inconsistent labels (`read_labels`)."""
+    if source != "Upload":
+        from explorer.data.builtin_corpora import load_set  # builtin_corpora reads labels too
+
+        shipped = load_set(builtin or "")
+        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
+    if labels_zip:
+        return read_labels(labels_zip, queries_file, qrels_file)
+    if corpus_file and queries_file and qrels_file:
+        return read_labels(corpus_file, queries_file, qrels_file)
+    raise ExplorerError(
+        "Upload one BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv), or all three of a corpus, "
+        "a queries and a qrels file."
+    )

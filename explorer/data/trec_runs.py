@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from explorer.budgets import MAX_LABELS_FILE_BYTES, MAX_RUN_LINES
+from explorer.budgets import MAX_LABELS_FILE_BYTES, MAX_RUN_LINES, is_blank
 from explorer.errors import ExplorerError
 
 Run = dict[str, dict[str, float]]
@@ -53,7 +54,7 @@ def parse_run(text: str, name: str) -> Run:
     run: Run = {}
     count = 0
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+        if is_blank(line):
             continue
         count += 1
         if count > MAX_RUN_LINES:
@@ -103,3 +104,23 @@ def read_run(path: str | os.PathLike) -> Run:
 def run_rankings(run: Run) -> dict[str, list[str]]:
     """Each query's documents in trec_eval's order: score descending, ties by doc id descending."""
     return {qid: sorted(docs, key=lambda d: (docs[d], d), reverse=True) for qid, docs in run.items()}
+
+
+def read_named_runs(paths: Sequence[str | os.PathLike] | None) -> dict[str, Run]:
+    """Each TREC run file, named after its file (prod.run -> prod). Raises ExplorerError for a name
+    that is not a valid run tag, two files of one name, or a bad line (`read_run`)."""
+    runs = {}
+    for path in paths or []:
+        name = check_tag(Path(path).stem)
+        if name in runs:
+            raise ExplorerError(f"Two uploaded runs are named {name!r}; rename one.")
+        runs[name] = read_run(path)
+    return runs
+
+
+def write_runs_zip(rankings: dict[str, dict[str, Sequence[str]]], path: str | os.PathLike) -> str:
+    """Every run ({name: {query id: document ids, best first}}) as NAME.run (`format_run`) in one zip at `path`."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, ranking in rankings.items():
+            archive.writestr(f"{name}.run", format_run(ranking, name))
+    return str(path)

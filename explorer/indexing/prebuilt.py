@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 import faiss
@@ -27,6 +29,7 @@ from explorer.paths import read_checked
 from explorer.rankers.base import Retriever
 from explorer.rankers.bi_encoder import BiEncoder, CorpusIndex
 from explorer.rankers.bm25 import BM25, BM25Index
+from explorer.rankers.bm25 import SETTINGS as BM25_SETTINGS
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import LateInteraction
 
@@ -107,6 +110,10 @@ class PrebuiltIndex:
         info = self.manifest.get("bm25")
         if not info:
             raise ExplorerError(f"The index {self.folder} holds no BM25 index; build it with --bm25.")
+
+        if info.get("settings") != BM25_SETTINGS:  # queries must be split as the documents were
+            raise ExplorerError(f"The BM25 index in {self.folder} was built with other settings "
+                                f"({info.get('settings')}); build it again with --bm25 to use today's ({BM25_SETTINGS}).")
 
         def load() -> BM25Index:
             changed = [name for name, digest in info["files"].items()
@@ -210,3 +217,10 @@ class PrebuiltLateInteraction(LateInteraction):
         if progress:
             progress(len(texts), len(texts))
         return vectors, truncated
+
+
+@lru_cache(maxsize=1)
+def configured_index() -> PrebuiltIndex | None:
+    """The prebuilt index named by EXPLORER_INDEX (`python app.py --index DIR` sets it), opened once."""
+    folder = os.environ.get("EXPLORER_INDEX")
+    return PrebuiltIndex(folder) if folder else None

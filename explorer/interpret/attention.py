@@ -18,8 +18,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from explorer import caches
 from explorer.errors import ExplorerError
-from explorer.interpret.pair import EncodedPair
+from explorer.interpret.pair import EncodedPair, encode_pair, inspection_model
 from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits, sigmoid
 
 Direction = Literal["query_to_doc", "doc_to_query"]
@@ -270,3 +271,19 @@ def format_inspection(inspection: PairInspection, layer, head, attribution) -> s
     lines.extend(f"  {item.delta:+8.3f}  {item.word}" for item in sorted(attribution.words, key=lambda w: w.delta))
     lines.append(f"\n{ATTENTION_NOTE}")
     return "\n".join(lines)
+
+
+def inspected_pair(query: str, document: str, cross_encoder: str) -> tuple[CrossEncoder, EncodedPair, PairInspection]:
+    """The inspection model for `cross_encoder`, the pair tokenized once, and its attention (`inspect_pair`),
+    kept for the last few pairs (caches.INSPECTED_PAIRS) so redrawing a view runs no model.
+
+    Raises ExplorerError for a pair that cannot be encoded or a model that cannot be loaded.
+    """
+    key = (query, document, cross_encoder)
+    if (kept := caches.INSPECTED_PAIRS.get(key)) is not None:
+        return kept
+    scorer = inspection_model(cross_encoder)
+    pair = encode_pair(scorer, query, document)
+    found = (scorer, pair, inspect_pair(scorer, pair))
+    caches.INSPECTED_PAIRS.put(key, found)
+    return found

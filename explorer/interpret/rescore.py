@@ -15,6 +15,9 @@ from explorer.rankers.cross_encoder import CrossEncoder
 
 @dataclass
 class Rescore:
+    """One edit of a document, rescored: logits before and after (fp32 when the scorer is), the
+    words changed, and the 1-based rank before and after among the other candidates."""
+
     score_before: float  # logit of the original document
     score_after: float  # logit of the edited document
     delta: float  # score_after - score_before
@@ -24,6 +27,7 @@ class Rescore:
     candidates: int  # how many other candidates were given
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values."""
         return asdict(self)
 
 
@@ -80,3 +84,10 @@ def edit_and_rescore(scorer: CrossEncoder, query: str, document: str, edited: st
         rank_after=rank_among(after, candidate_scores) if has_candidates else None,
         candidates=len(candidate_scores),
     )
+
+
+def rescore_among(scorer: CrossEncoder, query: str, document: str, edited: str, others: Sequence[str]) -> Rescore:
+    """`edit_and_rescore` against the other candidates' texts: scores them for `query` first (one
+    batch; none when `others` is empty), so the edited document's new rank is among them."""
+    candidate_scores = scorer.score_query(query, list(others)).logits if others else []
+    return edit_and_rescore(scorer, query, document, edited, candidate_scores)

@@ -45,7 +45,8 @@ def bi_encoder_token_similarity(
     unit = torch.nn.functional.normalize
     similarity = (unit(query_hidden, dim=-1) @ unit(doc_hidden, dim=-1).T).numpy()
     if not include_special:
-        special = set(model.tokenizer.all_special_tokens)
+        # [UNK] stays: it is what the model read for a character it does not know (an emoji).
+        special = set(model.tokenizer.all_special_tokens) - {model.tokenizer.unk_token}
         keep_q = [i for i, t in enumerate(query_tokens) if t not in special]
         keep_d = [j for j, t in enumerate(doc_tokens) if t not in special]
         similarity = similarity[np.ix_(keep_q, keep_d)]

@@ -4,7 +4,7 @@ and the documents they disagree on most.
 Every function takes rankings as lists of document ids, best first.
 
 * `overlap_at_k`: |top-k of A ∩ top-k of B| / k.
-* `kendall_tau`: scipy's `kendalltau` (tau-b) over the ranks of the documents BOTH rankings
+* `kendall_tau_shared`: scipy's `kendalltau` (tau-b) over the ranks of the documents BOTH rankings
   hold; a document only one of them ranks is left out (it has no rank in the other list to
   compare), and how many were shared is reported beside it. Fewer than two shared documents
   give None.
@@ -41,7 +41,7 @@ def shared_ranks(a: Sequence[str], b: Sequence[str]) -> tuple[list[str], list[in
     return shared, [rank_a[d] for d in shared], [rank_b[d] for d in shared]
 
 
-def kendall_tau(a: Sequence[str], b: Sequence[str]) -> tuple[float | None, int]:
+def kendall_tau_shared(a: Sequence[str], b: Sequence[str]) -> tuple[float | None, int]:
     """scipy's Kendall tau-b over the shared documents' ranks, and how many documents were shared."""
     from scipy.stats import kendalltau
 
@@ -92,7 +92,7 @@ class Agreement:
     b_name: str
     k: int  # the depth compared: the shorter ranking's length
     overlap_at_k: float
-    kendall_tau: float | None  # over the shared documents only
+    kendall_tau_shared: float | None  # over the shared documents only
     shared: int  # how many documents both rankings hold
     rbo: float  # extrapolated, persistence `rbo_p`
     rbo_p: float
@@ -106,11 +106,11 @@ def agreement(a: Sequence[str], b: Sequence[str], a_label: str = "a", b_label: s
               a_name: str = "", b_name: str = "", p: float = RBO_P) -> Agreement:
     """Every measure above for two rankings (document ids, best first)."""
     k = min(len(a), len(b))
-    tau, shared = kendall_tau(a, b)
+    tau, shared = kendall_tau_shared(a, b)
     return Agreement(
         a=a_label, b=b_label, a_name=a_name, b_name=b_name, k=k,
         overlap_at_k=overlap_at_k(a, b, k) if k else 0.0,
-        kendall_tau=tau, shared=shared, rbo=rbo(a, b, p), rbo_p=p,
+        kendall_tau_shared=tau, shared=shared, rbo=rbo(a, b, p), rbo_p=p,
         largest_disagreements=largest_disagreements(a, b),
     )
 

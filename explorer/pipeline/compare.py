@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from explorer.data.corpus import Corpus
-from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, local_model
+from explorer.engine.catalog import COLBERT_BACKBONE, DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, ModelChoice, local_model
 from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError
-from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
+from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit, tie_marks
 from explorer.pipeline.stages import (
     FIRST_STAGE_TIMINGS,
     RERANK_TIMING,
@@ -27,6 +27,7 @@ from explorer.pipeline.stages import (
 from explorer.rankers.base import PairScorer, Retriever
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.bm25 import BM25
+from explorer.rankers.bm25 import SETTINGS as BM25_SETTINGS
 from explorer.rankers.cross_encoder import load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
@@ -152,8 +153,9 @@ def compare(
         notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
         stage.check_query(query)
-    # The full first-stage order is cheap and gives every re-scored document its first-stage rank.
-    depth = len(corpus) if score_all else top_k
+    # The full first-stage order is cheap and gives every re-scored document its first-stage rank;
+    # one document past the top-k shows whether the last one shown ties it.
+    depth = len(corpus) if score_all else min(len(corpus), top_k + 1)
     run = run_pipeline(
         pipeline, corpus.texts, corpus.fingerprint, [query], top_k, depth, clock,
         score_all=score_all, persist=persist_embeddings, progress=report,
@@ -174,9 +176,11 @@ def compare(
             RerankedHit(
                 id=documents[p].id, text=documents[p].text, score=score, probability=probability, rank=rank,
                 first_rank=first_rank[p], first_score=first_score[p], in_candidates=first_rank[p] <= top_k,
+                shared_rank=shared, tied=tied,
             )
-            for rank, (p, score, probability) in enumerate(
-                zip(output.positions[0], output.scores[0], output.probabilities[0] or [None] * len(output.scores[0])),
+            for rank, (p, score, probability, (shared, tied)) in enumerate(
+                zip(output.positions[0], output.scores[0], output.probabilities[0] or [None] * len(output.scores[0]),
+                    tie_marks(output.scores[0])),
                 start=1,
             )
         ]
@@ -192,7 +196,7 @@ def compare(
     runs_on = {"first_stage": pipeline.first_stage.info.runs_on}
     if last is not None:
         models["reranker"], runs_on["reranker"] = last.info.name, last.info.runs_on
-    return Comparison(
+    result = Comparison(
         query=query,
         top_k=top_k,
         corpus_name=corpus.name,
@@ -201,8 +205,11 @@ def compare(
         models=models,
         precision=runs_on,
         first_stage=[
-            FirstStageHit(documents[p].id, documents[p].text, s, rank)
-            for rank, (p, s) in enumerate(zip(first.positions[0][:top_k], first.scores[0][:top_k]), start=1)
+            FirstStageHit(documents[p].id, documents[p].text, s, rank, shared, tied)
+            for rank, (p, s, (shared, tied)) in enumerate(
+                zip(first.positions[0][:top_k], first.scores[0][:top_k], tie_marks(first.scores[0][: top_k + 1])),
+                start=1,
+            )
         ],
         reranked=reranked_hits(run.reranked[-1]) if run.reranked else [],
         reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
@@ -212,6 +219,25 @@ def compare(
         corpus_index_cached=run.index_cached,
         notes=notes,
     )
+    if result.tie_note():
+        notes.append(result.tie_note())
+    return result
+
+
+def register_local_model(path: str) -> tuple[ModelChoice, str]:
+    """Register a local model folder or .onnx file (`engine.loading.register_model_path`), load it once
+    and run the sanity probe; returns its picker entry and the probe's verdict in words.
+
+    Raises ExplorerError when the path is not a model (the reason is in the message).
+    """
+    from explorer.engine.loading import register_model_path
+    from explorer.rankers.probe import probe
+
+    choice = register_model_path(path)
+    ranker = (reranker("cross", choice.id, "auto", False) if choice.kind == "cross"
+              else first_stage_ranker("bi", choice.id, "auto", False))
+    result = probe(ranker)
+    return choice, "sanity probe ok" if result is None or result.ok else result.note()
 
 
 def hybrid_components(hybrid: Hybrid, query: str, corpus: Corpus, top_k: int) -> list[Stage]:
@@ -221,19 +247,26 @@ def hybrid_components(hybrid: Hybrid, query: str, corpus: Corpus, top_k: int) ->
     for ranker in (hybrid.lexical, hybrid.dense):
         clock = Stopwatch()
         with clock.stage("rank"):
-            ranked = ranker.rank(query, corpus.texts, corpus.fingerprint, top_k)
-        components.append(_stage(StageOutput(ranker.info, [[p for p, _ in ranked]], [[s for _, s in ranked]]),
-                                 top_k, corpus.documents, clock.ms["rank"]))
+            index, _ = ranker.index_corpus(corpus.texts, corpus.fingerprint)
+            encoded = ranker.encode_queries([query])
+            scores, positions = ranker.search(index, encoded, top_k + 1)
+        output = StageOutput(ranker.info, [[int(p) for p in positions[0]]], [[float(s) for s in scores[0]]],
+                             notes=ranker.search_notes(index, encoded))
+        components.append(_stage(output, top_k, corpus.documents, clock.ms["rank"]))
     return components
 
 
 def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:
+    """One query's stage for the page and the JSON: its top-k with ties marked, its note, BM25's analyzer."""
     info = output.info
+    marks = tie_marks(output.scores[0][: top_k + 1])
     return Stage(
         name=info.name, kind=info.kind, model=info.model_id, score_name=info.score_name, runs_on=info.runs_on,
         ms=round(ms, 3),
         ranking=[
-            StageHit(documents[p].id, score, rank)
+            StageHit(documents[p].id, score, rank, *marks[rank - 1])
             for rank, (p, score) in enumerate(zip(output.positions[0][:top_k], output.scores[0][:top_k]), start=1)
         ],
+        note=output.notes.get(0),
+        analyzer=BM25_SETTINGS if info.kind == "lexical" else None,
     )

@@ -1,142 +1,45 @@
-"""Metrics over a labelled corpus, for both stages and for the cross-encoder alone.
+"""The three classic stages of retrieve-and-re-rank, as three pipelines of the one runner.
 
-Three rankings per query, each scored with nDCG@10, RR@10 and R@N (N = top-k):
+(a) ``bi_encoder``: pipeline ``bi``, the bi-encoder's cosine order over the whole corpus.
+(b) ``rerank``: pipeline ``bi+cross``, the bi-encoder's top-k re-ordered by cross-encoder logit;
+    documents below the top-k keep the bi-encoder's order beneath them, so R@k of (a) and (b) is
+    the same by construction and nDCG@10 still sees ten documents when top-k < 10.
+(c) ``cross_encoder_full``: pipeline ``cross``, every document scored by the cross-encoder (slow:
+    queries x documents pairs); optional. (b) takes its logits from the same pass (each pair is
+    scored once).
 
-(a) ``bi_encoder``: the bi-encoder's cosine order over the whole corpus (exact FAISS index).
-(b) ``rerank``: the bi-encoder's top-k re-ordered by cross-encoder logit; documents below
-    the top-k keep the bi-encoder's order beneath them, so R@N of (a) and (b) is the same
-    by construction and nDCG@10 still sees ten documents when top-k < 10.
-(c) ``cross_encoder_full``: every document scored by the cross-encoder (slow: queries x
-    documents pairs); optional.
-
-Only the first max(10, N) places of a ranking affect these measures, so that is how deep
-each run goes. The measures come from trec_eval (via ir_measures' pytrec_eval backend);
-nothing here re-implements them. trec_eval's conventions apply: nDCG's gain is the grade
-itself (0, 1, 2), and RR and recall count grade >= 1 as relevant.
+`evaluate` runs them with `experiment.run_experiment` and returns its `ExperimentReport`;
+`three_stage_dict` and `format_report` show that report the way `eval` always has (the JSON
+keys and the text table below), and `evaluate_shipped_set` keeps the Evaluate tab's finished
+reports (caches.EVAL_REPORTS).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 
-import ir_measures
-import numpy as np
-from ir_measures import RR, R, nDCG
-
+from explorer import caches
+from explorer.budgets import check_whole_corpus_tokens, every_pair_tokens
+from explorer.data.builtin_corpora import load_set
 from explorer.data.corpus import Corpus, Query
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.engine.precision import Precision
-from explorer.errors import ExplorerError
+from explorer.pipeline.experiment import ExperimentReport, run_experiment
+from explorer.pipeline.measures import Qrels
 from explorer.pipeline.results import CHANGE_EPSILON
-from explorer.pipeline.stages import Pipeline, StageProgress, Stopwatch, check_top_k, run_pipeline
+from explorer.pipeline.stages import StageProgress
 from explorer.rankers.base import PairScorer
-from explorer.rankers.bi_encoder import load_bi_encoder
-from explorer.rankers.cross_encoder import load_cross_encoder
 
-STAGES = ("bi_encoder", "rerank", "cross_encoder_full")
+# Each stage's key in the report's JSON, and the pipeline that computes it.
+STAGE_PIPELINES = {"bi_encoder": "bi", "rerank": "bi+cross", "cross_encoder_full": "cross"}
+STAGES = tuple(STAGE_PIPELINES)
 STAGE_LABELS = {
     "bi_encoder": "(a) bi-encoder alone",
     "rerank": "(b) bi-encoder top-k, re-ranked by the cross-encoder",
     "cross_encoder_full": "(c) cross-encoder over the whole corpus",
 }
-Qrels = dict[str, dict[str, int]]
-
-
-def measure_names(top_k: int) -> list[str]:
-    return ["nDCG@10", "RR@10", f"R@{top_k}"]
-
-
-def score_rankings(rankings: dict[str, Sequence[str]], qrels: Qrels, top_k: int) -> dict[str, dict[str, float]]:
-    """Per-query {measure: value} for ranked lists of doc ids (best first), by trec_eval.
-
-    RR@10 is trec_eval's reciprocal rank on the run cut to ten places (trec_eval's
-    recip_rank has no cutoff of its own). Queries without labels are left out.
-    """
-    # Scores that fall with rank make trec_eval's order exactly ours (it sorts by score).
-    run = {
-        qid: {doc: float(len(docs) - place) for place, doc in enumerate(docs)} for qid, docs in rankings.items()
-    }
-    top_ten = {
-        qid: {doc: float(len(docs) - place) for place, doc in enumerate(docs[:10])} for qid, docs in rankings.items()
-    }
-    labelled = {qid: grades for qid, grades in qrels.items() if qid in rankings}
-    results: dict[str, dict[str, float]] = {qid: {} for qid in rankings if qid in labelled}
-    for measures, which_run in (([nDCG @ 10, R @ top_k], run), ([RR], top_ten)):
-        evaluator = ir_measures.pytrec_eval.evaluator(measures, labelled)
-        for metric in evaluator.iter_calc(which_run):
-            name = "RR@10" if metric.measure == RR else str(metric.measure)
-            results[metric.query_id][name] = float(metric.value)
-    for qid, values in results.items():  # a query whose run is empty still scores zero
-        for name in measure_names(top_k):
-            values.setdefault(name, 0.0)
-    return results
-
-
-def mean_metrics(per_query: dict[str, dict[str, float]], names: Sequence[str]) -> dict[str, float]:
-    if not per_query:
-        return {name: 0.0 for name in names}
-    return {name: float(np.mean([values[name] for values in per_query.values()])) for name in names}
-
-
-def rerank_order(bi_order: Sequence[int], logits: Sequence[float], top_k: int) -> list[int]:
-    """The top-k of `bi_order` by logit (ties keep bi order), then the rest in bi order."""
-    head = list(bi_order[:top_k])
-    by_logit = np.argsort(-np.asarray(logits[: len(head)], dtype=np.float64), kind="stable")
-    return [head[i] for i in by_logit] + list(bi_order[top_k:])
-
-
-@dataclass
-class QueryRow:
-    query_id: str
-    query: str
-    bi_encoder: dict[str, float]
-    rerank: dict[str, float]
-    cross_encoder_full: dict[str, float] | None
-    change: dict[str, float]  # rerank minus bi_encoder, per measure
-    first_relevant_rank: dict[str, int | None]  # 1-based, within the evaluated depth
-    top_ids: dict[str, list[str]]  # each stage's first ten document ids, best first
-
-
-@dataclass
-class EvalReport:
-    corpus_name: str
-    corpus_size: int
-    query_count: int
-    top_k: int
-    depth: int
-    models: dict[str, str]
-    precision: str
-    metrics: dict[str, dict[str, float]]
-    per_query: list[QueryRow]
-    timings_ms: dict[str, float]
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def measures(self) -> list[str]:
-        return measure_names(self.top_k)
-
-
-def _labelled_queries(corpus: Corpus, queries: Sequence[Query], qrels: Qrels) -> tuple[list[Query], list[str]]:
-    """Queries that have at least one relevant document, and notes about what was left out."""
-    known = {doc.id for doc in corpus.documents}
-    missing_docs = sorted({doc for grades in qrels.values() for doc in grades if doc not in known})
-    notes = []
-    if missing_docs:
-        shown = ", ".join(missing_docs[:5]) + (" ..." if len(missing_docs) > 5 else "")
-        notes.append(f"{len(missing_docs)} labelled document id(s) are not in the corpus: {shown}")
-    kept = [q for q in queries if any(g > 0 for g in qrels.get(q.id, {}).values())]
-    if len(kept) < len(queries):
-        notes.append(f"{len(queries) - len(kept)} query(ies) have no relevant document in the labels and were skipped.")
-    if not kept:
-        raise ExplorerError(
-            "No query has a relevant document in the labels: check that the qrels' query ids match "
-            "the ids in the queries file and that some grades are above 0."
-        )
-    return kept, notes
+SKIPPED_NOTE = "The cross-encoder did not score the whole corpus (stage c skipped)."
 
 
 def evaluate(
@@ -152,120 +55,115 @@ def evaluate(
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
-) -> EvalReport:
-    """Rank the corpus for every labelled query three ways and score each ranking.
+) -> ExperimentReport:
+    """Rank the corpus for every labelled query by the three stages' pipelines and score each.
 
-    `cross_encoder_runner` wraps the bound cross-encoder in what scores the pairs instead of
-    this process (`eval --ray`: `indexing/ray_scoring.py:RayPairScorer`); the measures are the same.
+    `score_all=False` leaves out (c). `cross_encoder_runner` wraps the bound cross-encoder in what
+    scores the pairs instead of this process (`eval --ray`: `indexing/ray_scoring.py:RayPairScorer`);
+    the measures are the same. Raises ExplorerError for labels no query can use.
     """
-    top_k, top_k_notes = check_top_k(top_k, len(corpus))
-    kept, notes = _labelled_queries(corpus, queries, qrels)
-    notes.extend(top_k_notes)
-    depth = min(len(corpus), max(10, top_k))
-    report = progress or (lambda fraction, message: None)
-    clock = Stopwatch()
-
-    report(0.0, "Loading models")
-    with clock.stage("model_loading"):
-        scorer = load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
-        pipeline = Pipeline(
-            load_bi_encoder(bi_encoder, precision, allow_local_path=allow_local_models),
-            [cross_encoder_runner(scorer) if cross_encoder_runner else scorer],
-        )
-    # (c) scores every pair once, and (b) takes its candidates' logits from that same pass.
-    run = run_pipeline(
-        pipeline, corpus.texts, corpus.fingerprint, [q.text for q in kept], top_k, depth, clock,
-        score_all=score_all, share_full_scores=True, persist=persist_embeddings, progress=report,
+    pipelines = [STAGE_PIPELINES[stage] for stage in STAGES if score_all or stage != "cross_encoder_full"]
+    report = run_experiment(
+        corpus, queries, qrels, pipelines, top_k=top_k, bi_encoder=bi_encoder, cross_encoder=cross_encoder,
+        precision=precision, persist_embeddings=persist_embeddings, allow_local_models=allow_local_models,
+        progress=progress, cross_encoder_runner=cross_encoder_runner,
     )
-    if run.index_cached:
-        notes.append("Corpus embeddings came from the cache.")
-    reranker = pipeline.rerankers[0]
-    notes.extend(run.notes)
-
-    ids = [doc.id for doc in corpus.documents]
-    rankings: dict[str, dict[str, list[str]]] = {stage: {} for stage in STAGES}
-    for qi, query in enumerate(kept):
-        order = run.first_stage.positions[qi]
-        rankings["bi_encoder"][query.id] = [ids[p] for p in order]
-        logit_of = dict(zip(run.reranked[0].positions[qi], run.reranked[0].scores[qi]))
-        head_logits = [logit_of[p] for p in order[:top_k]]
-        rankings["rerank"][query.id] = [ids[p] for p in rerank_order(order, head_logits, top_k)]
-        if score_all:
-            rankings["cross_encoder_full"][query.id] = [ids[p] for p in run.full_corpus.positions[qi][:depth]]
-
-    report(0.97, "Computing measures")
-    names = measure_names(top_k)
-    per_stage = {stage: score_rankings(rankings[stage], qrels, top_k) for stage in STAGES if rankings[stage]}
-    metrics = {stage: mean_metrics(values, names) for stage, values in per_stage.items()}
     if not score_all:
-        metrics["cross_encoder_full"] = None
-        notes.append("The cross-encoder did not score the whole corpus (stage c skipped).")
-    rows = []
-    for query in kept:
-        bi, rr = per_stage["bi_encoder"][query.id], per_stage["rerank"][query.id]
-        full = per_stage["cross_encoder_full"][query.id] if score_all else None
-        rows.append(
-            QueryRow(
-                query_id=query.id,
-                query=query.text,
-                bi_encoder=bi,
-                rerank=rr,
-                cross_encoder_full=full,
-                change={name: rr[name] - bi[name] for name in names},
-                first_relevant_rank={
-                    stage: _first_relevant(rankings[stage][query.id], qrels[query.id])
-                    for stage in STAGES
-                    if query.id in rankings[stage]
-                },
-                top_ids={stage: rankings[stage][query.id][:10] for stage in STAGES if query.id in rankings[stage]},
-            )
+        report.notes.append(SKIPPED_NOTE)
+    return report
+
+
+def evaluate_shipped_set(name: str, top_k: int, score_all: bool, progress: StageProgress | None = None) -> ExperimentReport:
+    """`evaluate` on a shipped labelled set, named after it; finished reports are kept by (set, k, c).
+
+    Raises ExplorerError when (c) would read more tokens than the app allows (MAX_WHOLE_CORPUS_TOKENS).
+    """
+    key = (name, top_k, score_all)
+    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
+        return cached
+    labelled = load_set(name)
+    if score_all:
+        from explorer.pipeline.compare import reranker  # the cross-encoder stage (c) runs
+
+        scorer = reranker("cross", DEFAULT_CROSS_ENCODER, "auto", False)
+        check_whole_corpus_tokens(
+            every_pair_tokens(scorer.tokenizer, scorer.max_length, [q.text for q in labelled.queries],
+                              labelled.corpus.texts),
+            len(labelled.corpus) * len(labelled.queries), name,
+            "Untick stage (c), or run `python -m explorer eval` from the command line.",
         )
-    report(1.0, "Done")
-    return EvalReport(
-        corpus_name=corpus.name,
-        corpus_size=len(corpus),
-        query_count=len(kept),
-        top_k=top_k,
-        depth=depth,
-        models={"bi_encoder": pipeline.first_stage.info.name, "cross_encoder": reranker.info.name},
-        precision=reranker.info.runs_on,
-        metrics=metrics,
-        per_query=rows,
-        timings_ms=clock.ms,
-        notes=notes,
-    )
+    report = evaluate(labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
+                      persist_embeddings=True, progress=progress)
+    report = dataclasses.replace(report, corpus_name=name)
+    caches.EVAL_REPORTS.put(key, report)
+    return report
 
 
-def _first_relevant(ranking: Sequence[str], grades: dict[str, int]) -> int | None:
-    for place, doc in enumerate(ranking, start=1):
-        if grades.get(doc, 0) > 0:
-            return place
-    return None
+def stage_metrics(report: ExperimentReport) -> dict[str, dict[str, float] | None]:
+    """{stage: {measure: mean}}, None for a stage that did not run."""
+    return {stage: report.metrics.get(pipeline) for stage, pipeline in STAGE_PIPELINES.items()}
 
 
-def format_report(report: EvalReport) -> str:
+def query_rows(report: ExperimentReport) -> list[dict]:
+    """Per labelled query, in the queries' order: each stage's measures, (b) minus (a) per measure
+    (`change`), the 1-based place of the first relevant document and the first ten ids per stage."""
+    ran = {stage: pipeline for stage, pipeline in STAGE_PIPELINES.items() if pipeline in report.per_query}
+    rows = []
+    for qid, text in report.queries.items():
+        values = {stage: report.per_query[pipeline][qid] for stage, pipeline in ran.items()}
+        rows.append({
+            "query_id": qid,
+            "query": text,
+            "bi_encoder": values["bi_encoder"],
+            "rerank": values["rerank"],
+            "cross_encoder_full": values.get("cross_encoder_full"),
+            "change": {m: values["rerank"][m] - values["bi_encoder"][m] for m in report.measures},
+            "first_relevant_rank": {stage: report.first_relevant_rank[pipeline][qid] for stage, pipeline in ran.items()},
+            "top_ids": {stage: report.rankings[pipeline][qid][:10] for stage, pipeline in ran.items()},
+        })
+    return rows
+
+
+def three_stage_dict(report: ExperimentReport) -> dict:
+    """The JSON of plain `eval` (and the Evaluate tab's three stages), as it has always been."""
+    return {
+        "corpus_name": report.corpus_name,
+        "corpus_size": report.corpus_size,
+        "query_count": report.query_count,
+        "top_k": report.top_k,
+        "depth": report.depth,
+        "models": {"bi_encoder": report.models["bi"], "cross_encoder": report.models["cross"]},
+        "precision": report.runs_on["cross"],  # the cross-encoder's precision and device, e.g. "fp32 on cpu"
+        "metrics": stage_metrics(report),
+        "per_query": query_rows(report),
+        "timings_ms": report.timings_ms,
+        "notes": report.notes,
+    }
+
+
+def format_report(report: ExperimentReport) -> str:
     """A readable summary: one row per stage, then the queries re-ranking moved."""
     names = report.measures
+    metrics, rows = stage_metrics(report), query_rows(report)
     lines = [
         f"Corpus: {report.corpus_name} ({report.corpus_size} documents, {report.query_count} labelled queries), "
         f"top-k {report.top_k}",
-        f"Bi-encoder: {report.models['bi_encoder']}; cross-encoder: {report.models['cross_encoder']} "
-        f"[{report.precision}]",
+        f"Bi-encoder: {report.models['bi']}; cross-encoder: {report.models['cross']} [{report.runs_on['cross']}]",
         "",
         f"{'stage':<56}" + "".join(f"{name:>10}" for name in names),
     ]
     for stage in STAGES:
-        values = report.metrics.get(stage)
+        values = metrics[stage]
         cells = "".join(f"{values[name]:>10.3f}" for name in names) if values else f"{'(skipped)':>10}"
         lines.append(f"{STAGE_LABELS[stage]:<56}{cells}")
-    improved = [row for row in report.per_query if row.change["nDCG@10"] > CHANGE_EPSILON]
-    hurt = [row for row in report.per_query if row.change["nDCG@10"] < -CHANGE_EPSILON]
+    improved = [row for row in rows if row["change"]["nDCG@10"] > CHANGE_EPSILON]
+    hurt = [row for row in rows if row["change"]["nDCG@10"] < -CHANGE_EPSILON]
     lines += ["", f"Re-ranking improved nDCG@10 on {len(improved)} queries, hurt {len(hurt)}, "
               f"left {report.query_count - len(improved) - len(hurt)} unchanged."]
-    for row in sorted(improved + hurt, key=lambda r: r.change["nDCG@10"]):
+    for row in sorted(improved + hurt, key=lambda r: r["change"]["nDCG@10"]):
         lines.append(
-            f"  {row.change['nDCG@10']:+.3f}  [{row.query_id}] {row.query[:60]}  "
-            f"(nDCG@10 {row.bi_encoder['nDCG@10']:.3f} -> {row.rerank['nDCG@10']:.3f})"
+            f"  {row['change']['nDCG@10']:+.3f}  [{row['query_id']}] {row['query'][:60]}  "
+            f"(nDCG@10 {row['bi_encoder']['nDCG@10']:.3f} -> {row['rerank']['nDCG@10']:.3f})"
         )
     lines.append("")
     lines.append("Timings (ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in report.timings_ms.items()))

@@ -4,10 +4,19 @@ into JSON one way (`to_dict`).
 A comparison is a first stage (BM25, a bi-encoder, or their hybrid) that ranks the whole
 corpus, and zero or more re-rankers (late interaction, the cross-encoder) that each re-order
 the first stage's top-k; every stage is kept in `stages`, in the order it ran.
+
+Ties: documents with exactly equal scores are listed in the order of the stage before (a first
+stage's ties in corpus order; a re-ranker's in the first stage's order, hence corpus order for
+documents the first stage tied too), and every hit says so: `shared_rank` is the best rank among
+its equal scores (competition ranking: 1, 1, 3) and `tied` is true. The run files
+(`data/trec_runs.py`) carry scores that fall strictly with this order, so trec_eval and the
+measures (`pipeline/evaluate.py`) rank exactly as the page; left to its own rule, trec_eval would
+order equal scores by document id, descending as strings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from explorer.pipeline.agreement import Agreement, pairwise
@@ -19,11 +28,30 @@ RERANKER_KEYS = {"cross": "cross_encoder", "late": "late_interaction"}
 CHANGE_EPSILON = 1e-9
 
 
+def tie_marks(scores: Sequence[float]) -> list[tuple[int, bool]]:
+    """(shared rank, tied) for each score of a list ordered best first: the 1-based rank of the first
+    score equal to it, and whether another score in the list equals it.
+
+    Pass one score more than will be shown, where there is one: the last hit shown then knows
+    whether it ties the next document down.
+    """
+    scores = list(scores)
+    marks, first = [], 0
+    for place, score in enumerate(scores):
+        if place and scores[place - 1] != score:
+            first = place
+        tied = first < place or (place + 1 < len(scores) and scores[place + 1] == score)
+        marks.append((first + 1, tied))
+    return marks
+
+
 @dataclass
 class StageHit:
     id: str
     score: float
-    rank: int  # 1-based
+    rank: int  # 1-based, the place shown
+    shared_rank: int = 0  # the best rank among equal scores (= rank when not tied); see `tie_marks`
+    tied: bool = False
 
 
 @dataclass
@@ -37,6 +65,8 @@ class Stage:
     runs_on: str  # precision and device, e.g. "bf16 on cpu"
     ms: float  # this stage's own time (for a first stage: query encoding + search)
     ranking: list[StageHit]
+    note: str | None = None  # what this stage's ranking means here, e.g. "BM25 matched no query term"
+    analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -50,6 +80,8 @@ class FirstStageHit:
     text: str
     score: float  # the first stage's score (cosine for a bi-encoder, BM25 score for BM25)
     rank: int  # 1-based
+    shared_rank: int = 0  # see StageHit
+    tied: bool = False
 
 
 @dataclass
@@ -62,6 +94,8 @@ class RerankedHit:
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
     in_candidates: bool  # was it among the first stage's top-k candidates?
+    shared_rank: int = 0  # see StageHit
+    tied: bool = False
 
     @property
     def move(self) -> int:
@@ -81,6 +115,7 @@ class RerankedHit:
             "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
             "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
             "in_bi_top_k": self.in_candidates, "move": self.move,
+            "shared_rank": self.shared_rank, "tied": self.tied,
         }
 
 
@@ -146,11 +181,36 @@ class Comparison:
         return pairwise([(label, f"{stage.name} [{stage.runs_on}]", [hit.id for hit in stage.ranking])
                          for label, stage in self.labelled_columns()])
 
+    def grades_from(self, labels: dict | None) -> dict[str, int] | None:
+        """A labelled query's {doc id: relevance grade} when `labels` are for this comparison.
+
+        `labels` is {"query", "corpus_name", "corpus_size", "grades"} (the Evaluate tab's
+        click-through); they apply only to the same query (spaces aside) on the same corpus, by
+        name and size. Else None: a comparison of anything else shows no grades.
+        """
+        if not labels:
+            return None
+        same = (
+            (self.query or "").strip() == (labels.get("query") or "").strip()
+            and self.corpus_name == labels.get("corpus_name")
+            and self.corpus_size == labels.get("corpus_size")
+        )
+        return dict(labels.get("grades") or {}) if same else None
+
     def labelled_columns(self) -> list[tuple[str, Stage]]:
         """Every ranking shown side by side with its label: a hybrid's parts ("0a:lexical",
         "0b:bi"), then the stages ("0:hybrid", "1:late", ...)."""
         parts = [(f"0{letter}:{stage.kind}", stage) for letter, stage in zip("ab", self.components)]
         return parts + [(f"{i}:{stage.kind}", stage) for i, stage in enumerate(self.stages)]
+
+    def tie_note(self) -> str | None:
+        """The tie rule, said once when a column shows documents with equal scores, else None."""
+        tied = [stage.name for _, stage in self.labelled_columns() if any(hit.tied for hit in stage.ranking)]
+        if not tied:
+            return None
+        return (f"Equal scores (marked =, with their shared rank) in: {'; '.join(dict.fromkeys(tied))}. Tied documents "
+                "are listed in the order of the stage before (a first stage's in corpus order), the order the run "
+                "files and the measures use too.")
 
     def to_dict(self) -> dict:
         """The JSON of `compare --json` and the API: one shape, stable keys.

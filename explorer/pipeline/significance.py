@@ -1,19 +1,21 @@
 """Paired statistics of pipelines against a baseline, over the same labelled queries.
 
 For every measure and every pipeline other than the baseline, on the per-query differences
-d = pipeline - baseline:
+d = pipeline - baseline (one number per query, in the measure's units):
 
 * ``mean_diff``: the mean of d;
-* ``ci_low``, ``ci_high``: a percentile bootstrap 95% interval of that mean (queries resampled
-  with replacement, ``BOOTSTRAP_RESAMPLES`` times, seeded);
+* ``ci_low``, ``ci_high``: a percentile bootstrap 95% interval of that mean
+  (``scipy.stats.bootstrap``, queries resampled with replacement, ``BOOTSTRAP_RESAMPLES`` times,
+  seeded);
 * ``p_t``: the paired t-test's two-sided p (``scipy.stats.ttest_rel``); 1.0 when every
   difference is zero (scipy gives nan there: the two runs are the same);
-* ``p_perm``: a paired randomization test: each query's difference has its sign flipped at
-  random (``PERMUTATIONS`` times, seeded), and p is the share of those whose |mean| is at least
-  the observed |mean|, two-sided, *with* the +1 correction: (count + 1) / (permutations + 1),
-  so p is never 0;
-* ``p_holm``: ``p_perm`` adjusted by Holm-Bonferroni over every comparison made (pipelines x
-  measures);
+* ``p_perm``: the paired randomization (sign-flip) test's two-sided p, from
+  ``scipy.stats.permutation_test`` with ``permutation_type="samples"``: under the null each
+  query's difference is as likely to have either sign. With at most ``EXACT_MAX_QUERIES``
+  queries every one of the 2^n sign vectors is enumerated (an exact p); above that,
+  ``PERMUTATIONS`` random sign vectors (seeded), and scipy's +1 correction keeps p above 0;
+* ``p_holm``: ``p_perm`` adjusted by Holm-Bonferroni (statsmodels' ``multipletests``,
+  ``method="holm"``) over every comparison made (pipelines x measures);
 * ``wins``, ``ties``, ``losses``: queries where d > 0, d = 0 (within 1e-9), d < 0.
 
 With fewer than ``MIN_QUERIES_FOR_TESTS`` queries a note says that the tests mean little.
@@ -31,6 +33,8 @@ from explorer.errors import ExplorerError
 
 BOOTSTRAP_RESAMPLES = 10_000
 PERMUTATIONS = 10_000
+# 2^16 = 65,536 sign vectors: enumerated in well under a second; one more query doubles it.
+EXACT_MAX_QUERIES = 16
 SEED = 20240601
 MIN_QUERIES_FOR_TESTS = 10
 TIE_EPSILON = 1e-9
@@ -38,6 +42,8 @@ TIE_EPSILON = 1e-9
 
 @dataclass
 class Comparison:
+    """One pipeline against the baseline on one measure; the fields are described in the module docstring."""
+
     pipeline: str
     baseline: str
     measure: str
@@ -55,33 +61,52 @@ class Comparison:
         return asdict(self)
 
 
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
+
+
 def bootstrap_ci(diffs: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `diffs`."""
+    """Percentile bootstrap interval (``scipy.stats.bootstrap``) of the mean of `diffs`.
+
+    `diffs`: one difference per query. A single query gives the degenerate interval (d, d).
+    Raises ValueError on no differences at all.
+    """
     d = np.asarray(diffs, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    if d.size == 0:
+        raise ValueError("no differences to resample")
+    if d.size == 1:
+        return float(d[0]), float(d[0])
+    result = stats.bootstrap((d,), _mean, n_resamples=resamples, confidence_level=level, method="percentile",
+                             vectorized=True, rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def permutation_p(diffs: Sequence[float], permutations: int = PERMUTATIONS, seed: int = SEED) -> float:
-    """Two-sided paired sign-flip randomization test of mean(diffs) = 0, with the +1 correction.
+    """Two-sided paired sign-flip test of mean(diffs) = 0 (``scipy.stats.permutation_test``).
 
-    Permutation i flips the sign of query j's difference where the i-th row of
-    ``rng.random((permutations, n)) < 0.5`` is true (one uniform per query per permutation).
+    Exact (all 2^n sign vectors) for n <= ``EXACT_MAX_QUERIES`` queries; otherwise `permutations`
+    random sign vectors drawn from `seed`, with scipy's +1 correction (p >= 1 / (permutations + 1)).
+    One query: both signs give the same |mean|, so p = 1. Raises ValueError on no differences.
     """
     d = np.asarray(diffs, dtype=np.float64)
-    observed = abs(d.mean())
-    rng = np.random.default_rng(seed)
-    flips = rng.random((permutations, len(d))) < 0.5
-    means = np.abs(np.where(flips, -d, d).mean(axis=1))
-    count = int(np.sum(means >= observed - 1e-12))
-    return (count + 1) / (permutations + 1)
+    if d.size == 0:
+        raise ValueError("no differences to test")
+    if d.size == 1:
+        return 1.0
+    exact = d.size <= EXACT_MAX_QUERIES
+    result = stats.permutation_test((d,), _mean, permutation_type="samples", vectorized=True,
+                                    n_resamples=2 ** d.size if exact else permutations,
+                                    alternative="two-sided", rng=np.random.default_rng(seed))
+    return float(result.pvalue)
 
 
 def paired_t_p(values: Sequence[float], baseline: Sequence[float]) -> float:
+    """Two-sided p of the paired t-test (``scipy.stats.ttest_rel``) of `values` against `baseline`.
+
+    1.0 where the two are equal on every query (scipy's nan: nothing to test); 0.0 where they
+    differ by the same non-zero amount on every query (t is infinite).
+    """
     a, b = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     if np.all(np.abs(a - b) <= TIE_EPSILON):
         return 1.0
@@ -90,19 +115,12 @@ def paired_t_p(values: Sequence[float], baseline: Sequence[float]) -> float:
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the order given.
+    """Holm-Bonferroni adjusted p-values, in the order given (statsmodels' ``multipletests``)."""
+    from statsmodels.stats.multitest import multipletests  # imported on first use: a heavy package
 
-    Sorted ascending, the i-th smallest (1-based) is multiplied by (m - i + 1), capped at 1,
-    and made non-decreasing by a running maximum.
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for i, index in enumerate(np.argsort(p, kind="stable")):
-        running = max(running, min(1.0, (m - i) * p[index]))
-        adjusted[index] = running
-    return [float(x) for x in adjusted]
+    if len(p_values) == 0:
+        return []
+    return [float(p) for p in multipletests(np.asarray(p_values, dtype=np.float64), method="holm")[1]]
 
 
 def compare_to_baseline(
@@ -146,8 +164,10 @@ def compare_to_baseline(
             "intervals mean little; read the per-query differences instead."
         )
     if rows:
+        flips = (f"exact over all {2 ** len(queries):,} sign vectors" if len(queries) <= EXACT_MAX_QUERIES
+                 else f"{permutations:,} random sign vectors, +1 correction")
         notes.append(
-            f"p_holm adjusts p_perm (sign-flip randomization, {permutations:,} permutations, +1 correction) by "
+            f"p_holm adjusts p_perm (sign-flip randomization, {flips}) by "
             f"Holm-Bonferroni over all {len(rows)} comparisons; intervals are percentile bootstrap, "
             f"{resamples:,} resamples, seed {seed}."
         )
@@ -155,6 +175,7 @@ def compare_to_baseline(
 
 
 def format_significance(rows: Sequence[Comparison]) -> str:
+    """The comparisons as a plain-text table for the command line, one line each."""
     lines = [f"{'pipeline':<22}{'measure':<10}{'diff':>8}{'95% CI':>18}{'p_t':>8}{'p_perm':>8}{'p_holm':>8}  W/T/L"]
     for r in rows:
         ci = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"

@@ -1,7 +1,7 @@
 """The one pipeline: a first stage ranks the corpus, re-rankers re-order its top-k, each timed.
 
-`compare` (one query, shown side by side) and `evaluate` (every labelled query, scored)
-both run `run_pipeline`; there is no second copy of this flow.
+`compare` (one query, shown side by side) and the evaluation runner (`experiment.run_experiment`,
+every labelled query, scored) both run `run_pipeline`; there is no second copy of this flow.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -104,6 +104,7 @@ class StageOutput:
     positions: list[list[int]]
     scores: list[list[float]]
     probabilities: list[list[float]] | None = None
+    notes: dict[int, str] = field(default_factory=dict)  # by query row: e.g. "BM25 matched no query term"
 
 
 @dataclass
@@ -126,6 +127,33 @@ def _reorder(candidates: Sequence[int], scores: np.ndarray, probabilities: np.nd
     )
 
 
+def score_whole_corpus(scorer: PairScorer, texts: Sequence[str], queries: Sequence[str], clock: Stopwatch,
+                       progress: StageProgress | None = None):
+    """Every (query, document) pair scored by `scorer` in one batch, timed as FULL_CORPUS_TIMING.
+
+    Returns the raw PairScores (query-major: pair q * len(texts) + d) and a StageOutput with every
+    document ranked per query, best first (stable: ties keep corpus order).
+    """
+    report = progress or (lambda fraction, message: None)
+    n = len(texts)
+    with clock.stage(FULL_CORPUS_TIMING):
+        scored = scorer.score(
+            [q for q in queries for _ in range(n)], [text for _ in queries for text in texts],
+            progress=lambda done, total: report(0.7 + 0.3 * done / total, f"Scoring the whole corpus {done}/{total}"),
+        )
+    rows = [_reorder(range(n), scored.scores[q * n:(q + 1) * n],
+                     None if scored.probabilities is None else scored.probabilities[q * n:(q + 1) * n])
+            for q in range(len(queries))]
+    return scored, StageOutput(scorer.info, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def truncation_note(truncated: int, scorer: PairScorer, queries: int) -> str:
+    """What to tell the user when `truncated` texts were cut to the scorer's token limit."""
+    what = "document(s)" if queries == 1 else "(query, document) pair(s)"
+    return (f"{truncated} {what} were longer than the {RERANKER_NAMES[scorer.info.kind]}'s limit of "
+            f"{scorer.max_length} tokens and were truncated.")
+
+
 def run_pipeline(
     pipeline: Pipeline,
     texts: Sequence[str],
@@ -135,16 +163,13 @@ def run_pipeline(
     depth: int,
     clock: Stopwatch,
     score_all: bool = False,
-    share_full_scores: bool = False,
     persist: bool = False,
     progress: StageProgress | None = None,
 ) -> PipelineRun:
     """Rank `texts` for every query: first stage to `depth`, re-rankers over its top-`top_k`.
 
-    With `score_all` the last re-ranker also scores every document. With
-    `share_full_scores` the re-ranking takes its candidates' scores from that whole-corpus
-    pass instead of scoring them again (evaluation shares the work; a comparison keeps the
-    two stages apart, so each one's time is its own).
+    With `score_all` the last re-ranker also scores every document, after the re-ranking, so
+    each stage's time is its own (evaluation shares pairs across pipelines with `CachedScorer`).
     """
     report = progress or (lambda fraction, message: None)
     first = pipeline.first_stage
@@ -159,62 +184,42 @@ def run_pipeline(
     with clock.stage(search_key):
         scores, positions = first.search(index, encoded, depth)
     first_output = StageOutput(first.info, [[int(p) for p in row] for row in positions],
-                               [[float(s) for s in row] for row in scores])
+                               [[float(s) for s in row] for row in scores], notes=first.search_notes(index, encoded))
 
     last = pipeline.rerankers[-1] if pipeline.rerankers else None
     candidates = [row[:top_k] for row in first_output.positions]
-    full_output, full_scores, truncated = None, None, 0
-
-    def score_whole_corpus():
-        # One batch of every (query, document) pair, for the last re-ranker.
-        n = len(texts)
-        with clock.stage(FULL_CORPUS_TIMING):
-            scored = last.score(
-                [q for q in queries for _ in range(n)], [text for _ in queries for text in texts],
-                progress=lambda done, total: report(0.7 + 0.3 * done / total, f"Scoring the whole corpus {done}/{total}"),
-            )
-        rows = [_reorder(range(n), scored.scores[q * n:(q + 1) * n],
-                         None if scored.probabilities is None else scored.probabilities[q * n:(q + 1) * n])
-                for q in range(len(queries))]
-        return scored, StageOutput(last.info, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-
-    if score_all and last is not None and share_full_scores:
-        full_scores, full_output = score_whole_corpus()
-        truncated = full_scores.truncated
+    full_output, truncated = None, 0
 
     reranked = []
     timing_keys = rerank_timing_keys(pipeline.rerankers)
     for reranker, timing_key in zip(pipeline.rerankers, timing_keys):
-        if full_scores is not None and reranker is last:
-            picked = [np.array([q * len(texts) + p for p in row], dtype=np.int64) for q, row in enumerate(candidates)]
-            pieces = [(full_scores.scores[i], None if full_scores.probabilities is None else full_scores.probabilities[i])
-                      for i in picked]
-        else:
-            with clock.stage(timing_key):
-                scored = reranker.score(
-                    [q for q, row in zip(queries, candidates) for _ in row], [texts[p] for row in candidates for p in row],
-                    progress=lambda done, total: report(0.4 + 0.3 * done / total, f"Re-ranking {done}/{total} pairs"),
-                )
-            truncated = max(truncated, scored.truncated)
-            bounds = np.cumsum([0] + [len(row) for row in candidates])
-            pieces = [(scored.scores[a:b], None if scored.probabilities is None else scored.probabilities[a:b])
-                      for a, b in zip(bounds[:-1], bounds[1:])]
+        with clock.stage(timing_key):
+            scored = reranker.score(
+                [q for q, row in zip(queries, candidates) for _ in row], [texts[p] for row in candidates for p in row],
+                progress=lambda done, total: report(0.4 + 0.3 * done / total, f"Re-ranking {done}/{total} pairs"),
+            )
+        truncated = max(truncated, scored.truncated)
+        bounds = np.cumsum([0] + [len(row) for row in candidates])
+        pieces = [(scored.scores[a:b], None if scored.probabilities is None else scored.probabilities[a:b])
+                  for a, b in zip(bounds[:-1], bounds[1:])]
         ordered = [_reorder(row, s, p) for row, (s, p) in zip(candidates, pieces)]
         reranked.append(StageOutput(reranker.info, [o[0] for o in ordered], [o[1] for o in ordered],
                                     [o[2] for o in ordered]))
 
-    if score_all and last is not None and full_output is None:
-        full_scores, full_output = score_whole_corpus()
+    if score_all and last is not None:
+        full_scores, full_output = score_whole_corpus(last, texts, queries, clock, report)
         truncated = max(truncated, full_scores.truncated)
     report(1.0, "Done")
     notes = []
+    if len(queries) == 1:
+        notes.extend(first_output.notes.values())
+    elif first_output.notes:
+        shown = "; ".join(repr(queries[row][:60]) for row in sorted(first_output.notes)[:5])
+        notes.append(f"BM25 matched no query term for {len(first_output.notes)} of {len(queries)} queries "
+                     f"({shown}{' ...' if len(first_output.notes) > 5 else ''}): there it scores every document 0.")
     if getattr(index, "cache_note", None):
         notes.append(index.cache_note)
         index.cache_note = None  # the user is told once
     if truncated:
-        what = "document(s)" if len(queries) == 1 else "(query, document) pair(s)"
-        notes.append(
-            f"{truncated} {what} were longer than the {RERANKER_NAMES[last.info.kind]}'s limit of "
-            f"{last.max_length} tokens and were truncated."
-        )
+        notes.append(truncation_note(truncated, last, len(queries)))
     return PipelineRun(first_output, reranked, full_output, cached, notes, timing_keys)

@@ -76,6 +76,10 @@ class Retriever(ABC):
     def search(self, index: Any, encoded_queries: Any, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, positions), each (queries, depth), best first."""
 
+    def search_notes(self, index: Any, encoded_queries: Any) -> dict[int, str]:
+        """What the user must be told about a query's search, by query row (BM25 matched nothing, ...)."""
+        return {}
+
     def rank(self, query: str, texts: Sequence[str], fingerprint: str, depth: int) -> list[tuple[int, float]]:
         """(position, score) of the `depth` best documents for one query: the convenient form."""
         index, _ = self.index_corpus(texts, fingerprint)

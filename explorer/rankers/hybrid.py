@@ -1,9 +1,18 @@
 """Hybrid first stage: BM25 and a bi-encoder fused by reciprocal rank fusion (RRF).
 
-score(d) = sum over the two rankings of 1 / (k + rank(d)), with k = 60 (Cormack, Clarke and
-Büttcher's constant) and ranks 1-based over the WHOLE corpus: both rankers order every
-document (BM25 documents with equal scores, often zero, keep corpus order), so every
-document gets a contribution from each. Fused ties keep corpus order.
+score(d) = sum over the two rankings that hold d of 1 / (k + rank(d)), with k = 60 (Cormack,
+Clarke and Büttcher's constant) and ranks 1-based over the whole corpus. Two rules keep the
+fusion from inventing an order:
+
+* BM25 holds only the documents it scored (those with a query token, BM25 score > 0); the rest
+  get nothing from BM25, as in Elasticsearch's and OpenSearch's RRF, which fuse only what each
+  retriever returned. When BM25 matches no query term it sits out, the fusion is the
+  bi-encoder's order, and the search says so (`search_notes`).
+* Documents with exactly equal scores in one ranking share its best rank ("min" ranking, as
+  `scipy.stats.rankdata(method="min")`), so they get equal contributions; a corpus position
+  never decides a contribution.
+
+Fused ties are shown in corpus order and marked as ties by the results (`pipeline/results.py`).
 """
 
 from __future__ import annotations
@@ -15,16 +24,24 @@ import numpy as np
 
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 from explorer.rankers.bi_encoder import BiEncoder, CorpusIndex
-from explorer.rankers.bm25 import BM25, BM25Index
+from explorer.rankers.bm25 import BM25, BM25Index, no_match_note
 
 RRF_K = 60
 
 
-def rrf_scores(orders: Sequence[Sequence[int]], size: int, k: int = RRF_K) -> np.ndarray:
-    """Fused score per corpus position: sum over `orders` (positions, best first) of 1 / (k + rank)."""
+def shared_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, highest first; equal scores share the best of their ranks (1, 1, 3)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.searchsorted(np.sort(-scores), -scores, side="left") + 1
+
+
+def rrf_scores(rankings: Sequence[tuple[np.ndarray, np.ndarray]], size: int, k: int = RRF_K) -> np.ndarray:
+    """Fused score per corpus position: over `rankings` of (positions, scores), each ranking the
+    documents it holds, sum 1 / (k + shared rank)."""
     fused = np.zeros(size, dtype=np.float64)
-    for order in orders:
-        fused[np.asarray(order, dtype=np.int64)] += 1.0 / (k + np.arange(1, len(order) + 1, dtype=np.float64))
+    for positions, scores in rankings:
+        positions = np.asarray(positions, dtype=np.int64)
+        fused[positions] += 1.0 / (k + shared_ranks(scores))
     return fused
 
 
@@ -44,7 +61,7 @@ class HybridIndex:
 
 
 class Hybrid(Retriever):
-    """BM25 + a bi-encoder, fused by RRF over both full rankings; the score is the RRF score."""
+    """BM25 + a bi-encoder, fused by RRF (rules above); the score is the RRF score."""
 
     def __init__(self, lexical: BM25, dense: BiEncoder, k: int = RRF_K):
         self.lexical, self.dense, self.k = lexical, dense, k
@@ -64,12 +81,14 @@ class Hybrid(Retriever):
     def encode_queries(self, queries: Sequence[str]):
         return self.lexical.encode_queries(queries), self.dense.encode_queries(queries)
 
-    def full_orders(self, index: HybridIndex, encoded_queries, row: int) -> tuple[list[int], list[int]]:
-        """BM25's and the bi-encoder's order of the whole corpus for one query (positions, best first)."""
+    def fused_parts(self, index: HybridIndex, encoded_queries, row: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """What is fused for one query: (positions, scores) of the documents BM25 scored, then of the
+        whole corpus by the bi-encoder."""
         words, vectors = encoded_queries
-        _, lexical = self.lexical.search(index.lexical, [words[row]], index.size)
-        _, dense = self.dense.search(index.dense, vectors[row: row + 1], index.size)
-        return [int(p) for p in lexical[0]], [int(p) for p in dense[0]]
+        lexical = self.lexical.all_scores(index.lexical, words[row])
+        matched = np.flatnonzero(lexical > 0)
+        dense_scores, dense_positions = self.dense.search(index.dense, vectors[row: row + 1], index.size)
+        return [(matched, lexical[matched]), (dense_positions[0], dense_scores[0])]
 
     def search(self, index: HybridIndex, encoded_queries, depth: int):
         depth = min(depth, index.size)
@@ -77,7 +96,12 @@ class Hybrid(Retriever):
         scores = np.zeros((count, depth), dtype=np.float32)
         positions = np.zeros((count, depth), dtype=np.int64)
         for row in range(count):
-            fused = rrf_scores(self.full_orders(index, encoded_queries, row), index.size, self.k)
+            fused = rrf_scores(self.fused_parts(index, encoded_queries, row), index.size, self.k)
             order = np.argsort(-fused, kind="stable")[:depth]
             positions[row], scores[row] = order, fused[order]
         return scores, positions
+
+    def search_notes(self, index: HybridIndex, encoded_queries) -> dict[int, str]:
+        words = encoded_queries[0]
+        return {row: no_match_note(words[row], "BM25 sat out the fusion, so the hybrid's order is the bi-encoder's")
+                for row in self.lexical.search_notes(index.lexical, words)}

@@ -6,35 +6,25 @@ hands back one handle; only the click-throughs from one tab to another live here
 
 from __future__ import annotations
 
-import argparse
-import html
 import os
-import sys
 
 import gradio as gr
 
 from explorer.budgets import MAX_CORPUS_BYTES
 from explorer.data.corpus import corpus_from_text
-from explorer.engine.catalog import ModelChoice, model_choices
-from explorer.engine.loading import register_model_path
-from explorer.errors import ExplorerError
-from explorer.pipeline.compare import compare, first_stage_ranker, reranker
-from explorer.rankers.probe import probe
+from explorer.engine.catalog import model_choices
+from explorer.pipeline.compare import compare
 from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, corpus_input_visibility
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
+from explorer.ui.messages import guard_events
 from explorer.ui.lanes import event_lane
 from explorer.ui.served_files import delete_cache
+from explorer.views.templating import render
 
 
 def _header_html() -> str:
-    offline = ", ".join(html.escape(c.label) for c in model_choices() if c.offline)
-    return (
-        "<div class='app-header'><h1>Cross-Encoder Explorer</h1>"
-        "<p>Rank your corpus with a <b>bi-encoder</b> (cosine of separate embeddings), re-rank with a "
-        "<b>cross-encoder</b> (query and document read together), and see what changed and what it cost.</p>"
-        f"<p class='offline'>Runs offline on: {offline}.</p></div>"
-    )
+    return render("header.html.j2", offline=[c.label for c in model_choices() if c.offline])
 
 
 def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, inspect_tab: InspectTab) -> None:
@@ -64,8 +54,8 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
             api_visibility="private",
         )
-        compare_tab.grades_after(filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs,
-                                             api_visibility="private", **event_lane("compare")))
+        filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private",
+                    **event_lane("compare"))
 
     # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
     open_in_compare(eval_tab.open_compare.click, eval_tab.selection)
@@ -109,7 +99,8 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluation = build_eval_tab()
             _wire_evaluate(evaluation, tabs, compare_tab, inspect)
-    return app
+    # Every callback: a user's mistake shown as its message, the app's own fault logged and apologised for.
+    return guard_events(app)
 
 
 def launch_options() -> dict:
@@ -117,49 +108,10 @@ def launch_options() -> dict:
 
     `show_error` passes an exception's message (never a traceback) to the page and the API: a value
     gradio itself cannot read (top-k given as text or null) then says what was wrong instead of a
-    generic "the app raised an exception".
+    generic "the app raised an exception". Our own callbacks never pass Python's text: `guard_events`
+    turns anything but a user's mistake into a logged fault and an apology.
     """
     return {"css_paths": [CSS_PATH], "max_file_size": MAX_CORPUS_BYTES, "theme": gr.themes.Soft(), "show_error": True}
-
-
-def parse_start_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    """What whoever starts the app may configure (`python app.py --help`); a visitor can name no path.
-
-    Local models also come from EXPLORER_MODELS (paths separated by the OS path separator), for a
-    Space, where the start command is fixed.
-    """
-    parser = argparse.ArgumentParser(prog="app.py", description="Cross-Encoder Explorer: the web app.", allow_abbrev=False)
-    parser.add_argument(
-        "--model", action="append", default=[], metavar="PATH",
-        help="a local model folder (a cross-encoder if its config.json is a sequence classifier, else a "
-             "bi-encoder) or a cross-encoder .onnx file with its tokenizer beside it; offered in the pickers "
-             "as local:NAME. Repeat for several.",
-    )
-    parser.add_argument("--index", metavar="DIR", help="a prebuilt index (python -m explorer index) offered as "
-                        "a corpus in the Compare tab; or set EXPLORER_INDEX")
-    arguments, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    arguments.model += [p for p in os.environ.get("EXPLORER_MODELS", "").split(os.pathsep) if p.strip()]
-    return arguments
-
-
-def register_models(paths: list[str]) -> list[ModelChoice]:
-    """Check each local model, load it once and run the sanity probe, saying what it found.
-
-    A path that is not a model stops the start with its reason: the operator typed it.
-    """
-    registered = []
-    for path in paths:
-        try:
-            choice = register_model_path(path)
-            ranker = (reranker("cross", choice.id, "auto", False) if choice.kind == "cross"
-                      else first_stage_ranker("bi", choice.id, "auto", False))
-            result = probe(ranker)
-        except ExplorerError as error:
-            raise SystemExit(f"app.py --model {path}: {error}") from None
-        verdict = "sanity probe ok" if result is None or result.ok else result.note()
-        print(f"Registered {choice.id} from {path}: {choice.label}; {verdict}", file=sys.stderr)
-        registered.append(choice)
-    return registered
 
 
 def warm_up() -> None:

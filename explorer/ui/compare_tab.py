@@ -7,26 +7,20 @@ and are shown with `gr.Error`, which leaves every output as it was.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import gradio as gr
 
-from explorer import caches
-from explorer import caches
-from explorer.budgets import check_encode_tokens, check_whole_corpus_tokens, token_counts
-from explorer.data.builtin_corpora import list_sets, load_set
-from explorer.data.corpus import Corpus, corpus_from_text, read_corpus
+from explorer.data.builtin_corpora import INDEX_CHOICE, SOURCES, corpus_from_source, list_sets
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.errors import ExplorerError
-from explorer.indexing.prebuilt import PrebuiltIndex
+from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
-from explorer.pipeline.compare import RERANKERS, Comparison, compare, first_stage_ranker, reranker
-from explorer.pipeline.stages import FIRST_STAGE_TIMINGS, check_query
-from explorer.rankers.bi_encoder import BiEncoder
-from explorer.rankers.hybrid import Hybrid
+from explorer.pipeline.compare import RERANKERS, Comparison, compare
+from explorer.pipeline.stages import check_query
+from explorer.pipeline.work import comparison_work
+from explorer.pipeline.costs import UnitCosts, unit_costs
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
@@ -35,7 +29,6 @@ from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
-SOURCES = ["Paste", "Upload", "Built-in"]
 FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact words)", "bm25"),
                        ("hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")]
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
@@ -44,16 +37,6 @@ DEFAULT_PROJECTION_N = 10_000
 
 
 # ---- corpus choice -------------------------------------------------------------------------
-
-
-INDEX_CHOICE = "prebuilt-index"  # the picker's value for the configured prebuilt index
-
-
-@lru_cache(maxsize=1)
-def configured_index() -> PrebuiltIndex | None:
-    """The prebuilt index named by EXPLORER_INDEX (`python app.py --index DIR` sets it), opened once."""
-    folder = os.environ.get("EXPLORER_INDEX")
-    return PrebuiltIndex(folder) if folder else None
 
 
 def builtin_corpus_choices() -> list[tuple[str, str]]:
@@ -69,21 +52,6 @@ def corpus_input_visibility(source: str):
     return tuple(gr.update(visible=source == option) for option in SOURCES)
 
 
-def corpus_from_inputs(source: str, text: str, upload: str | None, builtin: str | None) -> Corpus:
-    """The corpus the user meant: pasted lines, an uploaded file, or a shipped corpus by name."""
-    if source == "Upload":
-        if not upload:
-            raise ExplorerError("No file uploaded: choose a .txt, .jsonl or .csv file, or paste documents instead.")
-        return read_corpus(upload)  # checks the size before reading
-    if source == "Built-in" and builtin == INDEX_CHOICE and configured_index() is not None:
-        return configured_index().corpus
-    if source == "Built-in":
-        return load_set(builtin or "").corpus
-    if not (text or "").strip():
-        raise ExplorerError("The corpus is empty: paste one document per line, upload a file or pick a built-in corpus.")
-    return corpus_from_text(text)
-
-
 # ---- the comparison callback -----------------------------------------------------------------
 
 
@@ -93,7 +61,7 @@ def _projection(costs: dict, n) -> tuple[str, object]:
     except (TypeError, ValueError):
         n = DEFAULT_PROJECTION_N
     n = max(2, min(n, 10**9))
-    unit = plots.UnitCosts(**costs)
+    unit = UnitCosts(**costs)
     return plots.projection_markdown(unit, n), plots.projection_figure(unit, n)
 
 
@@ -120,88 +88,44 @@ def run_comparison(
     projection_n: float = DEFAULT_PROJECTION_N,
     first_stage: str = "bi",
     rerankers: list[str] | None = None,
+    labels: dict | None = None,
     progress=gr.Progress(),
 ):
-    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them."""
+    """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them.
+
+    `labels` (a gr.State, not an API parameter) are a labelled query's relevance grades set by the
+    Evaluate tab: the lists show each document's grade when this comparison is that query.
+    """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
         kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
         if not kinds:
             raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
-        corpus = corpus_from_inputs(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        index = configured_index()
+        corpus = corpus_from_source(corpus_source, corpus_text, corpus_file, builtin_corpus,
+                                    None if index is None else index.corpus)
         prebuilt = corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE
         work = comparison_work(
             check_query(query), corpus, first_stage or "bi", kinds, bi_encoder, cross_encoder, precision or "auto",
             bool(score_all), top_k, shipped=corpus_source == "Built-in", prebuilt=prebuilt,
         )
         with by_work(work, "a comparison", gradio_progress(progress)):
-            result = _compare(query, corpus, top_k, bi_encoder, cross_encoder, score_all, precision, progress,
-                              first_stage, kinds, prebuilt)
+            result = compare(
+                query,
+                corpus,
+                top_k=10 if top_k is None else top_k,
+                bi_encoder=bi_encoder,
+                cross_encoder=cross_encoder,
+                score_all=bool(score_all),
+                precision=precision or "auto",
+                progress=lambda fraction, message: progress(fraction, desc=message),
+                first_stage=first_stage or "bi",
+                rerankers=kinds,
+                index=configured_index() if prebuilt else None,
+            )
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
-    return _comparison_outputs(result, corpus, cross_encoder, projection_n)
-
-
-# Pair tokens assumed per re-ranked candidate when the corpus was not counted (it is cached).
-_ASSUMED_PAIR_TOKENS = 128
-
-
-def comparison_work(query: str, corpus: Corpus, first_stage: str, kinds: list[str], bi_encoder: str,
-                    cross_encoder: str, precision: str, score_all: bool, top_k, shipped: bool, prebuilt: bool) -> int:
-    """Tokens of model work this comparison causes (budgets.py), refusing one past a budget:
-    encoding the corpus with the bi-encoder (unless it is cached or prebuilt; a pasted or uploaded
-    one at most MAX_ENCODE_TOKENS), the whole corpus scored by the last re-ranker (at most
-    MAX_WHOLE_CORPUS_TOKENS), and the top-k re-ranked by each re-ranker (estimated from the mean
-    document length)."""
-    work, mean_tokens = 0, _ASSUMED_PAIR_TOKENS
-    if first_stage in ("bi", "hybrid") and not prebuilt:
-        ranker = first_stage_ranker(first_stage, bi_encoder, precision, False)
-        encoder = ranker.dense if isinstance(ranker, Hybrid) else ranker
-        if isinstance(encoder, BiEncoder) and (encoder.model.id, encoder.precision, corpus.fingerprint) not in caches.CORPUS_INDEXES:
-            counts = token_counts(encoder.model.tokenizer, corpus.texts, encoder.model.max_length)
-            if not shipped:
-                check_encode_tokens(sum(counts), len(counts))
-            work += sum(counts)
-            mean_tokens = sum(counts) / len(counts) if counts else mean_tokens
-    if score_all and kinds:
-        last = reranker(kinds[-1], cross_encoder, precision, False)
-        counts = token_counts(last.tokenizer, corpus.texts, last.max_length, pair_with=query)
-        check_whole_corpus_tokens(
-            sum(counts), len(counts), "this corpus",
-            "Untick \"Also score the whole corpus\", or run `python -m explorer compare --all` from the command line.",
-        )
-        work += sum(counts)
-        mean_tokens = sum(counts) / len(counts) if counts else mean_tokens
-    try:
-        candidates = min(int(top_k or 10), len(corpus))
-    except (TypeError, ValueError):
-        candidates = 10  # compare() says what is wrong with it
-    return int(work + len(kinds) * candidates * mean_tokens)
-
-
-def _compare(query, corpus, top_k, bi_encoder, cross_encoder, score_all, precision, progress, first_stage, kinds,
-             prebuilt) -> Comparison:
-    return compare(
-        query,
-        corpus,
-        top_k=10 if top_k is None else top_k,
-        bi_encoder=bi_encoder,
-        cross_encoder=cross_encoder,
-        score_all=bool(score_all),
-        precision=precision or "auto",
-        progress=lambda fraction, message: progress(fraction, desc=message),
-        first_stage=first_stage or "bi",
-        rerankers=kinds,
-        index=configured_index() if prebuilt else None,
-    )
-
-
-def _comparison_outputs(result: Comparison, corpus: Corpus, cross_encoder: str, projection_n):
-    """The page's outputs for one comparison (its downloads written to a per-request folder)."""
-    key = (result.models["first_stage"], result.precision["first_stage"])
-    if not result.corpus_index_cached:
-        caches.INDEXING_COSTS.put(key, result.timings_ms[FIRST_STAGE_TIMINGS[result.first_stage_kind][0]] / result.corpus_size)
-    costs = asdict(plots.unit_costs(result, caches.INDEXING_COSTS.get(key)))
+    costs = asdict(unit_costs(result))
     titles = {doc.id: doc.title for doc in corpus.documents if doc.title}
     projection_md, projection_fig = _projection(costs, projection_n)
     csv_path, json_path = write_downloads(result, request_folder("results"))
@@ -211,11 +135,12 @@ def _comparison_outputs(result: Comparison, corpus: Corpus, cross_encoder: str, 
     state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
              "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
     choices = _inspect_choices(result)
+    grades = result.grades_from(labels)
     return (
         results_view.summary_html(result),
-        results_view.bi_encoder_list(result, titles),
-        results_view.cross_encoder_list(result, titles),
-        results_view.stage_columns(result) + results_view.agreement_html(result),
+        results_view.bi_encoder_list(result, titles, grades),
+        results_view.cross_encoder_list(result, titles, grades),
+        results_view.stage_columns(result, grades) + results_view.agreement_html(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),
@@ -226,20 +151,6 @@ def _comparison_outputs(result: Comparison, corpus: Corpus, cross_encoder: str, 
         state,
         gr.update(choices=choices, value=choices[0][1] if choices else None),
     )
-
-
-def show_grades(labels: dict | None, comparison: dict | None, bi_html: str, cross_html: str, columns_html: str):
-    """Each shown document's relevance grade (or "unjudged"), when this comparison is the labelled
-    query on its labelled corpus (`labels`, set by the Evaluate tab); else the lists stay as they are."""
-    same = bool(labels and comparison) and (
-        (comparison.get("query") or "").strip() == (labels.get("query") or "").strip()
-        and comparison.get("corpus_name") == labels.get("corpus_name")
-        and comparison.get("corpus_size") == labels.get("corpus_size")
-    )
-    if not same:
-        return gr.update(), gr.update(), gr.update()
-    grades = labels["grades"]
-    return tuple(results_view.with_grade_badges(h, grades) if h else h for h in (bi_html, cross_html, columns_html))
 
 
 def update_projection(state: dict | None, n):
@@ -278,12 +189,11 @@ class CompareTab:
     fn: object  # the compare callback, for `.then(tab.fn, tab.inputs, tab.outputs)`
     inputs: list
     outputs: list
-    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels,
-    # then chains `grades_after(event)` so the lists carry grade badges.
+    # The Evaluate tab's click-through also sets the pipeline and the query's relevance labels
+    # (an input of `fn`, so the lists carry grade badges).
     first_stage: gr.Radio | None = None
     rerankers: gr.CheckboxGroup | None = None
     labels: gr.State | None = None
-    grades_after: object = None
 
 
 def build_compare_tab() -> CompareTab:
@@ -364,7 +274,7 @@ def build_compare_tab() -> CompareTab:
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers")]
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     # One concurrency group for every way into a comparison; long ones go to the long-job lane.
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare", **event_lane("compare"))
@@ -377,14 +287,8 @@ def build_compare_tab() -> CompareTab:
         api_visibility="private",
     )
 
-    def grades_after(event):
-        lists = [c["bi_list"], c["cross_list"], c["stage_columns"]]
-        return event.success(show_grades, [c["labels"], c["json"], *lists], lists, api_visibility="private")
-
-    grades_after(c["compare_event"])
-    grades_after(c["submit_event"])
     return CompareTab(
         c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
         c["inspect_go"], run_comparison, inputs, outputs,
-        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"], grades_after=grades_after,
+        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"],
     )

@@ -18,7 +18,7 @@ from explorer.errors import ExplorerError
 from explorer.interpret.contrast import explain_pair_gap
 from explorer.interpret.integrated_gradients import IG_STEPS
 from explorer.interpret.pair import rescoring_model
-from explorer.interpret.rescore import edit_and_rescore
+from explorer.interpret.rescore import rescore_among
 from explorer.views.contrast_html import contrast_html, edits_html, pending_html
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
@@ -126,8 +126,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
     try:
         check_edit_chars(edited or "")
         others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]
-        candidate_scores = scorer.score_query(state["query"], others).logits if others else []
-        result = edit_and_rescore(scorer, state["query"], before, edited, candidate_scores)
+        result = rescore_among(scorer, state["query"], before, edited, others)
     except ExplorerError as error:
         raise shown_error(error) from None
     edits = edits + [{**result.to_dict(), "doc_id": id_a, "text_before": before, "text_after": edited}]

@@ -10,33 +10,21 @@ from __future__ import annotations
 
 import html
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
-from explorer import caches
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import (
-    MAX_EVAL_TOP_K,
-    MAX_PAGE_EVAL_PAIRS,
-    check_encode_tokens,
-    check_uploaded_runs,
-    check_whole_corpus_tokens,
-    check_whole_number,
-    token_counts,
-)
-from explorer.data.labels import LabelledData, read_labels, write_corpus_jsonl
-from explorer.data.trec_runs import check_tag, format_run, read_run
+from explorer.budgets import MAX_EVAL_TOP_K, check_uploaded_runs, check_whole_number
+from explorer.data.labels import LabelledData, labels_from_inputs, write_corpus_jsonl
+from explorer.data.trec_runs import read_named_runs, write_runs_zip
 from explorer.errors import ExplorerError
-from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
-from explorer.pipeline.compare import FIRST_STAGES, reranker
-from explorer.pipeline.evaluate import EvalReport, evaluate
-from explorer.pipeline.experiment import ExperimentReport, disagreements, parse_pipelines, run_experiment
-from explorer.rankers.bi_encoder import load_bi_encoder
+from explorer.pipeline.compare import FIRST_STAGES
+from explorer.pipeline.evaluate import evaluate_shipped_set, three_stage_dict
+from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, disagreements, parse_pipelines, run_experiment
+from explorer.pipeline.work import labelled_work
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
@@ -72,51 +60,6 @@ def corpus_changed(name: str):
     return _describe(name), gr.update(value=info.default_top_k), gr.update(value=affordable)
 
 
-def labelled_work(corpus, queries, top_k: int, rerank_chains: int, score_all: bool, encodes: bool,
-                  uploaded: bool, what: str, way_out: str) -> int:
-    """Tokens of model work to evaluate `queries` on `corpus` (budgets.py), refusing past a budget:
-    encoding the corpus with the default bi-encoder (`encodes`; an `uploaded` one at most
-    MAX_ENCODE_TOKENS), each re-ranking chain's top-k per query (from the mean pair length), and
-    with `score_all` every (query, document) pair (at most MAX_WHOLE_CORPUS_TOKENS)."""
-    work = 0
-    if encodes:
-        bi = load_bi_encoder(DEFAULT_BI_ENCODER, "fp32").model
-        counts = token_counts(bi.tokenizer, corpus.texts, bi.max_length)
-        if uploaded:
-            check_encode_tokens(sum(counts), len(counts))
-        work += sum(counts)
-    cross = reranker("cross", DEFAULT_CROSS_ENCODER, "auto", False)
-    documents = np.array(token_counts(cross.tokenizer, corpus.texts, cross.max_length))
-    query_tokens = np.array([len(ids) - 2 for ids in cross.tokenizer([q.text for q in queries])["input_ids"]])
-    # A pair is [CLS] query [SEP] document [SEP], cut at the model's length: the document's count
-    # already holds [CLS] and [SEP], the query adds its tokens and one [SEP]. One query at a time:
-    # a queries x documents table could be 5,000 x 20,000.
-    every_pair = sum(int(np.minimum(documents + q + 1, cross.max_length).sum()) for q in query_tokens)
-    pairs = len(query_tokens) * len(documents)
-    work += int(rerank_chains * len(queries) * min(top_k, len(documents)) * (every_pair / pairs if pairs else 0))
-    if score_all:
-        check_whole_corpus_tokens(every_pair, pairs, what, way_out)
-        work += every_pair
-    return work
-
-
-def _report_for(name: str, top_k: int, score_all: bool, progress) -> EvalReport:
-    key = (name, top_k, score_all)
-    if (cached := caches.EVAL_REPORTS.get(key)) is not None:
-        return cached
-    labelled = load_set(name)
-    work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, score_all, encodes=True, uploaded=False,
-                         what=name, way_out="Untick stage (c), or run `python -m explorer eval` from the command line.")
-    with by_work(work, "an evaluation", gradio_progress(progress)):
-        report = evaluate(
-            labelled.corpus, labelled.queries, labelled.qrels, top_k=top_k, score_all=score_all,
-            persist_embeddings=True, progress=lambda fraction, message: progress(fraction, desc=message),
-        )
-    report.corpus_name = name
-    caches.EVAL_REPORTS.put(key, report)
-    return report
-
-
 def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, progress=gr.Progress()):
     """Evaluate one shipped corpus; returns summary, metrics table, chart, per-query table, report JSON."""
     try:
@@ -124,7 +67,11 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_EVAL_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
-        report = _report_for(corpus_name, top_k, bool(score_all), progress)
+        labelled = load_set(corpus_name)
+        work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, bool(score_all), encodes=True, uploaded=False)
+        with by_work(work, "an evaluation", gradio_progress(progress)):
+            report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
+                                          progress=lambda fraction, message: progress(fraction, desc=message))
     except ExplorerError as error:
         raise shown_error(error) from None
     metrics_header, metrics_rows = eval_plots.metrics_rows(report)
@@ -134,7 +81,7 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         gr.update(value=metrics_rows, headers=metrics_header),
         eval_plots.change_figure(report),
         gr.update(value=query_rows, headers=query_header),
-        report.to_dict(),
+        three_stage_dict(report),
     )
 
 
@@ -238,59 +185,6 @@ class PipelinesPanel:
     run_event: object
 
 
-def labels_from_inputs(source: str, builtin: str | None, labels_zip: str | None, corpus_file: str | None,
-                       queries_file: str | None, qrels_file: str | None) -> LabelledData:
-    """The labelled set the user meant: a shipped one by name, one uploaded BEIR zip (whose queries or
-    qrels an uploaded file replaces), or three uploaded files."""
-    if source != "Upload":
-        shipped = load_set(builtin or "")
-        return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
-    if labels_zip:
-        return read_labels(labels_zip, queries_file, qrels_file)
-    if corpus_file and queries_file and qrels_file:
-        return read_labels(corpus_file, queries_file, qrels_file)
-    raise ExplorerError(
-        "Upload one BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv), or all three of a corpus, "
-        "a queries and a qrels file."
-    )
-
-
-def runs_from_uploads(paths: list[str] | None) -> dict:
-    """Each uploaded TREC run, named after its file (prod.run -> prod); at most MAX_UPLOADED_RUNS
-    of MAX_UPLOADED_RUNS_BYTES together, checked before any is read."""
-    check_uploaded_runs([Path(path).stat().st_size for path in paths or []])
-    runs = {}
-    for path in paths or []:
-        name = check_tag(Path(path).stem)
-        if name in runs:
-            raise ExplorerError(f"Two uploaded runs are named {name!r}; rename one.")
-        runs[name] = read_run(path)
-    return runs
-
-
-def check_page_pairs(pipelines: list[str], queries: int, candidates: int) -> None:
-    """Refuse a run whose re-rankers would score more pairs than the page allows (at most one
-    pass of each re-ranker over each first stage's top-k; the cache may save some)."""
-    chains = {(first, kind) for first, kinds in parse_pipelines(pipelines) for kind in kinds}
-    pairs = len(chains) * queries * candidates
-    if pairs > MAX_PAGE_EVAL_PAIRS:
-        raise ExplorerError(
-            f"These pipelines re-rank up to {pairs:,} (query, document) pairs; the page stops at "
-            f"{MAX_PAGE_EVAL_PAIRS:,}. Pick fewer re-ranking pipelines or a smaller top-k, or run "
-            "`python -m explorer eval --pipelines ...` from the command line."
-        )
-
-
-def _write_runs_zip(report: ExperimentReport) -> str:
-    """Every pipeline's TREC run as PIPELINE.run, in one zip in a fresh per-request folder."""
-    path = request_folder("runs") / "runs.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in report.pipelines:
-            if name not in report.external_runs:
-                archive.writestr(f"{name}.run", format_run(report.rankings[name], name))
-    return str(path)
-
-
 def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str | None, upload_name: str) -> dict:
     """Where the Compare tab finds this corpus: a shipped set by name, or the uploaded corpus written
     once as JSON lines (a zip cannot be opened there)."""
@@ -331,19 +225,17 @@ def run_pipelines(
             [p for p in (pipelines or []) if p not in PIPELINE_CHOICES]
         if not pipelines:
             raise ExplorerError("Tick at least one pipeline.")
-        external = runs_from_uploads(run_files)
+        check_uploaded_runs([Path(path).stat().st_size for path in run_files or []])
+        external = read_named_runs(run_files)
         data = labels_from_inputs(label_source, builtin_corpus, labels_zip, corpus_file, queries_file, qrels_file)
-        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)))
+        check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)), len(data.corpus))
         baseline = baseline or None
         if baseline is not None and baseline not in pipelines and baseline not in external:
             raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")
         parsed = parse_pipelines(pipelines)
-        chains = {(first, kind) for first, kinds in parsed for kind in kinds}
-        work = labelled_work(
-            data.corpus, data.queries, top_k, len(chains), False,
-            encodes=any(first in ("bi", "hybrid") for first, _ in parsed), uploaded=label_source == "Upload",
-            what="these labels", way_out="",
-        )
+        work = labelled_work(data.corpus, data.queries, top_k, len({(f, k) for f, kinds in parsed for k in kinds}),
+                             False, encodes=any(first in ("bi", "hybrid") for first, _ in parsed),
+                             uploaded=label_source == "Upload")
         with by_work(work, "an evaluation of pipelines", gradio_progress(progress)):
             report = run_experiment(
                 data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
@@ -373,7 +265,8 @@ def run_pipelines(
         eval_plots.significance_markdown(report),
         gr.update(value=sig_rows, headers=sig_header),
         eval_plots.cost_quality_figure(report),
-        _write_runs_zip(report),
+        write_runs_zip({name: report.rankings[name] for name in report.pipelines if name not in report.external_runs},
+                       request_folder("runs") / "runs.zip"),
         gr.update(choices=choices, value=a),
         gr.update(choices=choices, value=b),
         gr.update(value=dis_rows, headers=dis_header),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from functools import lru_cache
 
 import gradio as gr
 
@@ -19,10 +18,9 @@ from explorer.views import attention_plots as plots
 from explorer.interpret.attribution import gradient_attribution, occlusion_attribution, occlusion_spans
 from explorer.views.bertviz_views import bertviz_iframe
 from explorer.errors import ExplorerError
-from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspect_pair
-from explorer.interpret.pair import EncodedPair, encode_pair, inspection_model
+from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspected_pair
+from explorer.interpret.pair import encode_pair
 from explorer.rankers.bi_encoder import load_bi_encoder
-from explorer.rankers.cross_encoder import CrossEncoder
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
 from explorer.interpret.token_similarity import bi_encoder_token_similarity
 from explorer.interpret.contrast import agreement_of, every_method
@@ -79,20 +77,8 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
     )
 
 
-@lru_cache(maxsize=2)  # one 512-token pair's attention is ~150 MB
-def _inspected(query: str, document: str, cross_encoder: str) -> tuple[CrossEncoder, EncodedPair, PairInspection]:
-    """The last few pairs: the bound model, the pair tokenized once, and its attention, kept on the server.
-
-    A session keeps only the pair's key: the weights of one 512-token pair are ~150 MB,
-    too much to hold once per visitor in gradio's per-session state.
-    """
-    scorer = inspection_model(cross_encoder)
-    pair = encode_pair(scorer, query, document)
-    return scorer, pair, inspect_pair(scorer, pair)
-
-
 def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection:
-    return _inspected(query, document, cross_encoder)[2]
+    return inspected_pair(query, document, cross_encoder)[2]
 
 
 def pair_work(query: str, document: str, cross_encoder: str, passes: int) -> int:
@@ -124,7 +110,7 @@ def run_inspection(query, document, cross_encoder, layer, head, direction, speci
     try:
         work = pair_work(query, document, cross_encoder, _inspection_passes(document, gradient))
         with by_work(work, "an inspection", gradio_progress(progress)):
-            scorer, encoded, inspection = _inspected(query, document, cross_encoder)
+            scorer, encoded, inspection = inspected_pair(query, document, cross_encoder)
             heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
             similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
             summary, meeting = _summary(inspection, similarity.pooled_cosine), bi_encoder_meeting(similarity)
@@ -296,6 +282,7 @@ def build_inspect_tab() -> InspectTab:
         # No spinner on the lists: they stay usable while the views are drawn.
         event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private", show_progress="hidden")
 
+    # Two at once: a short pair is answered beside a long one instead of waiting for it.
     # One group for the tab's model work: long pairs go to the long-job lane (ui/lanes.py), short
     # ones are answered beside them instead of waiting.
     follow_up(run.click(run_inspection, inputs, outputs, api_name="inspect", **event_lane("inspect")))

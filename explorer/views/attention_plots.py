@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from explorer.interpret.attribution import Attribution, GradientAttribution
 from explorer.interpret.attention import AttentionBlock, PairInspection, cross_attention_matrix
 from explorer.interpret.token_similarity import TokenSimilarity
+from explorer.views.templating import render
 
 DIRECTION_TITLES = {
     "query_to_doc": ("query token (attends)", "document token (attended to)"),
@@ -48,7 +49,7 @@ MAX_TICK_LABELS = 80
 
 
 def _ticks(labels: list[str]) -> dict:
-    step = -(-len(labels) // MAX_TICK_LABELS)
+    step = max(1, -(-len(labels) // MAX_TICK_LABELS))  # an empty axis still gets a valid step
     return {"tickvals": list(range(0, len(labels), step)), "ticktext": labels[::step]}
 
 
@@ -164,44 +165,25 @@ def attribution_bars(attribution: Attribution, gradient: GradientAttribution | N
 CUT_MARK = "✂ the model stops reading here"
 
 
-def unread_tail_html(document: str, cut_char: int | None, max_length: int = 512) -> str:
-    """`document[cut_char:]`, greyed, after a visible mark: the part the model never read."""
-    if cut_char is None or cut_char >= len(document):
-        return ""
-    return (
-        f"<span class='cut-mark' data-cut-char='{cut_char}' title='the pair is cut at {max_length} tokens'"
-        " style='display:inline-block;margin:0 4px;padding:0 6px;border-left:3px solid #b91c1c;color:#b91c1c;"
-        f"font-weight:600;font-size:0.85em'>{CUT_MARK} ({max_length} tokens)</span>"
-        f"<span class='unread' style='color:#9ca3af'>{html.escape(document[cut_char:])}</span>"
-    )
-
-
 def attribution_html(document: str, attribution: Attribution, cut_char: int | None = None, max_length: int = 512) -> str:
     """The document with each word shaded by its occlusion delta, and what the model never read
-    (past `cut_char`) greyed after a mark; all text escaped."""
+    (past `cut_char`) greyed after a mark; all text escaped (templates/attribution.html.j2)."""
     largest = max((abs(w.delta) for w in attribution.words), default=0.0) or 1.0
-    parts, cursor = [], 0
+    segments, cursor = [], 0
     for word in attribution.words:
-        parts.append(html.escape(document[cursor : word.start]))
+        segments.append((document[cursor : word.start], None))
         strength = min(1.0, abs(word.delta) / largest)
-        rgb = "46,125,50" if word.delta < 0 else "198,40,40"
-        parts.append(
-            f'<span title="{word.delta:+.3f} logit when removed" '
-            f'style="background:rgba({rgb},{0.08 + 0.72 * strength:.2f});border-radius:3px;padding:0 2px">'
-            f"{html.escape(document[word.start : word.end])}</span>"
-        )
+        segments.append((document[word.start : word.end], {
+            "color": "46,125,50" if word.delta < 0 else "198,40,40", "alpha": 0.08 + 0.72 * strength,
+            "title": f"{word.delta:+.3f} logit when removed"}))
         cursor = word.end
     end = len(document) if cut_char is None else max(cursor, cut_char)
-    parts.append(html.escape(document[cursor:end]))
-    parts.append(unread_tail_html(document, end if cut_char is not None else None, max_length))
-    cut = (f"<p><em>{attribution.words_cut} words past the model's maximum length ({max_length} tokens, greyed "
-           "after the mark) were never read, and get no attribution.</em></p>" if attribution.words_cut else "")
-    if attribution.words_per_span > 1:
-        cut += (f"<p><em>A long document: removed {attribution.words_per_span} words at a time "
-                "(each shaded run is one occlusion), to bound the number of rescoring passes.</em></p>")
-    legend = ("<p style='font-size:0.9em;color:#555'>Shading: green = removing the word lowers the logit "
-              "(it helped the match), red = removing it raises the logit. Hover a word for its Δ logit.</p>")
-    return f"<div class='attribution-text' style='line-height:1.9'>{''.join(parts)}</div>{legend}{cut}"
+    segments.append((document[cursor:end], None))
+    unread = document[end:] if cut_char is not None and end < len(document) else None
+    return render(
+        "attribution.html.j2", segments=segments, unread=unread, unread_from=end, cut_mark=CUT_MARK,
+        max_length=max_length, words_cut=attribution.words_cut, words_per_span=attribution.words_per_span,
+    )
 
 
 def token_similarity_heatmap(similarity: TokenSimilarity) -> go.Figure:

@@ -1,5 +1,5 @@
-"""Tables and plotly figures for the Evaluate tab, from an `EvalReport` (three stages) or an
-`ExperimentReport` (several pipelines against a baseline); no gradio here."""
+"""Tables and plotly figures for the Evaluate tab, from the one `ExperimentReport`: the three classic
+stages (its pipelines bi, bi+cross, cross) or several pipelines against a baseline; no gradio here."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ import textwrap
 import plotly.graph_objects as go
 
 from explorer.pipeline.results import CHANGE_EPSILON
-from explorer.pipeline.evaluate import STAGE_LABELS, STAGES, EvalReport
+from explorer.pipeline.evaluate import STAGE_LABELS, query_rows, stage_metrics
 from explorer.pipeline.experiment import ExperimentReport
 from explorer.pipeline.significance import MIN_QUERIES_FOR_TESTS
 
 IMPROVED, HURT, SAME = "#2e7d32", "#c62828", "#9e9e9e"
 
 
-def metrics_rows(report: EvalReport) -> tuple[list[str], list[list]]:
-    """Header and one row per stage: the mean of each measure over the labelled queries."""
+def metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
+    """Header and one row per classic stage (a, b, c): the mean of each measure over the labelled queries."""
     header = ["stage"] + [f"{name} (mean, 0–1)" for name in report.measures]
     rows = []
-    for stage in STAGES:
-        values = report.metrics.get(stage)
+    for stage, values in stage_metrics(report).items():
         if values is None:
             rows.append([STAGE_LABELS[stage] + " (skipped)"] + [None] * len(report.measures))
         else:
@@ -30,25 +29,26 @@ def metrics_rows(report: EvalReport) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def per_query_rows(report: EvalReport) -> tuple[list[str], list[list]]:
+def per_query_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
     """One row per query, largest nDCG@10 change from re-ranking first (hurt last)."""
     header = [
         "query id", "query", "nDCG@10 bi-encoder", "nDCG@10 re-ranked", "change in nDCG@10",
         "first relevant: bi-encoder rank", "first relevant: re-ranked rank", "RR@10 bi-encoder", "RR@10 re-ranked",
     ]
     rows = []
-    for row in sorted(report.per_query, key=lambda r: -r.change["nDCG@10"]):
+    for row in sorted(query_rows(report), key=lambda r: -r["change"]["nDCG@10"]):
         rows.append([
-            row.query_id, row.query,
-            round(row.bi_encoder["nDCG@10"], 4), round(row.rerank["nDCG@10"], 4), round(row.change["nDCG@10"], 4),
-            row.first_relevant_rank.get("bi_encoder"), row.first_relevant_rank.get("rerank"),
-            round(row.bi_encoder["RR@10"], 4), round(row.rerank["RR@10"], 4),
+            row["query_id"], row["query"],
+            round(row["bi_encoder"]["nDCG@10"], 4), round(row["rerank"]["nDCG@10"], 4), round(row["change"]["nDCG@10"], 4),
+            row["first_relevant_rank"].get("bi_encoder"), row["first_relevant_rank"].get("rerank"),
+            round(row["bi_encoder"]["RR@10"], 4), round(row["rerank"]["RR@10"], 4),
         ])
     return header, rows
 
 
-def summary_markdown(report: EvalReport) -> str:
-    changes = [row.change["nDCG@10"] for row in report.per_query]
+def summary_markdown(report: ExperimentReport) -> str:
+    """The three stages in words: corpus, how many queries re-ranking helped or hurt, models, time, notes."""
+    changes = [row["change"]["nDCG@10"] for row in query_rows(report)]
     improved = sum(c > CHANGE_EPSILON for c in changes)
     hurt = sum(c < -CHANGE_EPSILON for c in changes)
     seconds = sum(report.timings_ms.values()) / 1000.0
@@ -58,27 +58,28 @@ def summary_markdown(report: EvalReport) -> str:
         f"left {report.query_count - improved - hurt} unchanged.",
         f"Measures by trec_eval (ir_measures' pytrec_eval backend): gain = grade 0/1/2; grade ≥ 1 counts as "
         f"relevant for RR and recall. Stage (b) keeps the bi-encoder's order below the top-k, so its "
-        f"R@{report.top_k} equals (a)'s. Models: {html.escape(report.models['bi_encoder'])}, "
-        f"{html.escape(report.models['cross_encoder'])} ({report.precision}); {seconds:.1f} s in all.",
+        f"R@{report.top_k} equals (a)'s. Models: {html.escape(report.models['bi'])}, "
+        f"{html.escape(report.models['cross'])} ({report.runs_on['cross']}); {seconds:.1f} s in all.",
     ]
     lines += [f"*Note: {html.escape(note)}*" for note in report.notes]
     return "\n\n".join(lines)
 
 
-def change_figure(report: EvalReport) -> go.Figure:
+def change_figure(report: ExperimentReport) -> go.Figure:
     """Per-query change in nDCG@10 from re-ranking: bars right = improved, left = hurt."""
-    rows = sorted(report.per_query, key=lambda r: r.change["nDCG@10"])
-    colors = [IMPROVED if r.change["nDCG@10"] > CHANGE_EPSILON else HURT if r.change["nDCG@10"] < -CHANGE_EPSILON else SAME for r in rows]
+    rows = sorted(query_rows(report), key=lambda r: r["change"]["nDCG@10"])
+    colors = [IMPROVED if r["change"]["nDCG@10"] > CHANGE_EPSILON else HURT if r["change"]["nDCG@10"] < -CHANGE_EPSILON
+              else SAME for r in rows]
     hover = [
-        "<br>".join(textwrap.wrap(html.escape(r.query), 60))
-        + f"<br>nDCG@10: {r.bi_encoder['nDCG@10']:.3f} → {r.rerank['nDCG@10']:.3f}"
-        + f"<br>first relevant rank: {r.first_relevant_rank.get('bi_encoder')} → {r.first_relevant_rank.get('rerank')}"
+        "<br>".join(textwrap.wrap(html.escape(r["query"]), 60))
+        + f"<br>nDCG@10: {r['bi_encoder']['nDCG@10']:.3f} → {r['rerank']['nDCG@10']:.3f}"
+        + f"<br>first relevant rank: {r['first_relevant_rank'].get('bi_encoder')} → {r['first_relevant_rank'].get('rerank')}"
         for r in rows
     ]
     figure = go.Figure(
         go.Bar(
-            x=[r.change["nDCG@10"] for r in rows],
-            y=[html.escape(r.query_id) for r in rows],
+            x=[r["change"]["nDCG@10"] for r in rows],
+            y=[html.escape(r["query_id"]) for r in rows],
             orientation="h",
             marker_color=colors,
             hovertext=hover,
@@ -227,6 +228,6 @@ def disagreement_rows(report: ExperimentReport, rows: list[dict], queries: dict[
               "Kendall's τ of the top 10"]
     return header, [
         [row["query_id"], queries.get(row["query_id"], ""), round(row["value_a"], 4), round(row["value_b"], 4),
-         round(row["diff"], 4), "n/a" if row["kendall_tau"] is None else round(row["kendall_tau"], 3)]
+         round(row["diff"], 4), "n/a" if row["kendall_tau_union"] is None else round(row["kendall_tau_union"], 3)]
         for row in rows
     ]

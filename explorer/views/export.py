@@ -45,7 +45,8 @@ def _row(doc_id: str, text: str, bi_rank: int, cosine: float, in_bi_top_k: bool,
         "cosine": round(cosine, 6),
         "cross_rank": cross.rank if cross else "",
         "cross_logit": round(cross.score, 6) if cross else "",
-        "cross_sigmoid_probability": round(cross.probability, 6) if cross else "",
+        # Empty where the re-ranker's score is no logit (late interaction's MaxSim has no probability).
+        "cross_sigmoid_probability": round(cross.probability, 6) if cross and cross.probability is not None else "",
         "rank_move": cross.move if cross else "",
         "in_bi_top_k": in_bi_top_k,
     }

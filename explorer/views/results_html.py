@@ -1,4 +1,7 @@
-"""HTML for the two ranked lists and the run summary. Every piece of user text is escaped here.
+"""HTML for the ranked lists, the stage columns, the agreement table and the run summary.
+
+The markup is in `views/templates/` (Jinja2, autoescaped: every piece of user text is escaped
+there); these functions only gather plain values from a `Comparison`.
 
 Rows carry `data-doc-id` and `data-rank` so tests (and people with dev tools) can read
 the order the page shows.
@@ -6,18 +9,34 @@ the order the page shows.
 
 from __future__ import annotations
 
-import re
-from html import escape, unescape
-
 from explorer.pipeline.results import Comparison, RerankedHit
+from explorer.views.templating import render
 
 MAX_TEXT_CHARS = 600  # long documents are cut in the list; the full text is in the downloads
 
 
-def _text(text: str, title: str = "") -> str:
-    shown = text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS].rstrip() + " …"
-    heading = f"<span class='doc-title'>{escape(title)}</span> " if title else ""
-    return f"<div class='doc-text'>{heading}{escape(shown)}</div>"
+def _shown_text(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS].rstrip() + " …"
+
+
+def _row(hit, scores: list[tuple[str, str, str]], moved: str | None = None, fate: tuple[str, str] | None = None,
+         move: tuple[str, str, str] | None = None, bar: tuple[str, float] | None = None,
+         titles: dict[str, str] | None = None, with_text: bool = True) -> dict:
+    """One row for `ranked_list.html.j2`: plain values; the template escapes and lays them out."""
+    return {
+        "id": hit.id, "rank": hit.rank, "scores": scores, "moved": moved, "fate": fate, "move": move, "bar": bar,
+        "text": _shown_text(hit.text) if with_text else None, "title": (titles or {}).get(hit.id, ""),
+        # An equal score: "=" and the rank the tied documents share (see `pipeline/results.py`).
+        "tie": hit.shared_rank if getattr(hit, "tied", False) else None,
+    }
+
+
+def _list(css: str, title: str, model: str, runs_on: str, score_name: str, rows: list[dict],
+          extra: str = "", data: list[tuple[str, str]] | None = None, stage=None) -> dict:
+    """One list for the template; `stage`'s note (BM25 matched nothing) and BM25's analyzer go under its title."""
+    notes = [] if stage is None else [stage.note, stage.analyzer and f"BM25 analyzer: {stage.analyzer}"]
+    return {"css": css, "title": title, "model": model, "runs_on": runs_on, "score_name": score_name,
+            "rows": rows, "extra": extra, "data": data or [], "notes": [note for note in notes if note]}
 
 
 # What each kind of stage is called on the page.
@@ -30,31 +49,25 @@ KIND_TITLES = {
 }
 
 
-def move_badge(hit: RerankedHit, first: str = "bi-encoder") -> str:
-    """Arrow and count of places moved: ▲ up 3, ▼ down 2, = same, NEW (outside the first stage's top-k)."""
+def move_badge(hit: RerankedHit, first: str = "bi-encoder") -> tuple[str, str, str]:
+    """(kind, hover text, label) of a row's rank move: ▲ up 3, ▼ down 2, = same, NEW (outside the first stage's top-k)."""
     kind = hit.move_kind
     if kind == "new":
-        title, text = f"{first} rank {hit.first_rank}: outside its top-k", f"NEW · was #{hit.first_rank}"
-    elif kind == "up":
-        title, text = f"up {hit.move} from {first} rank {hit.first_rank}", f"▲ up {hit.move}"
-    elif kind == "down":
-        title, text = f"down {-hit.move} from {first} rank {hit.first_rank}", f"▼ down {-hit.move}"
-    else:
-        title, text = f"same rank as the {first}", "= same"
-    return f"<span class='move move-{kind}' title='{escape(title, quote=True)}'>{text}</span>"
+        return kind, f"{first} rank {hit.first_rank}: outside its top-k", f"NEW · was #{hit.first_rank}"
+    if kind == "up":
+        return kind, f"up {hit.move} from {first} rank {hit.first_rank}", f"▲ up {hit.move}"
+    if kind == "down":
+        return kind, f"down {-hit.move} from {first} rank {hit.first_rank}", f"▼ down {-hit.move}"
+    return kind, f"same rank as the {first}", "= same"
 
 
-def _header(title: str, model: str, precision: str, score_name: str) -> str:
-    return (
-        f"<div class='list-header'><div class='list-title'>{escape(title)}</div>"
-        f"<div class='list-meta'>{escape(model)} · <span class='precision'>{escape(precision)}</span>"
-        f" · score: {escape(score_name)}</div></div>"
-    )
+def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
+                    grades: dict[str, int] | None = None) -> str:
+    """The first stage's top-k (bi-encoder cosine, BM25 or fused score), each row saying where the re-ranker put it.
 
-
-def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
-    """The first stage's top-k (bi-encoder cosine, BM25 or fused score), each row saying where the re-ranker put it."""
-    titles = titles or {}
+    `grades` (a labelled query's {doc id: relevance grade}) adds each row's grade badge ("unjudged"
+    for a document the labels do not name); None adds none.
+    """
     cross_rank = {h.id: h.rank for h in result.scored_hits()}
     score_name = result.first_score_name
     top_score = max((hit.score for hit in result.first_stage), default=1.0) or 1.0
@@ -62,72 +75,42 @@ def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None) ->
     rows = []
     for hit in result.first_stage:
         after = cross_rank.get(hit.id)
-        fate = (
-            f"<span class='fate fate-out'>{short} #{after}: out of top-{result.top_k}</span>"
-            if after and after > result.top_k
-            else f"<span class='fate'>→ {short} #{after}</span>" if after else ""
-        )
+        fate = (("fate-out", f"{short} #{after}: out of top-{result.top_k}") if after and after > result.top_k
+                else ("", f"→ {short} #{after}") if after else None)
         # Cosine is on its own 0..1 scale; other scores are drawn relative to this list's best.
         fraction = hit.score if score_name == "cosine" else hit.score / top_score
-        bar = max(0.0, min(1.0, fraction)) * 100
-        rows.append(
-            f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-            f"<span class='rank'>{hit.rank}</span>"
-            f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
-            f"<span class='score' title='{escape(score_name, quote=True)}'>{hit.score:.3f} {escape(score_name)}</span>{fate}</div>"
-            f"<div class='score-bar'><div style='width:{bar:.0f}%'></div></div>"
-            f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
-        )
+        rows.append(_row(hit, [("score", score_name, f"{hit.score:.3f} {score_name}")], fate=fate,
+                         bar=("", max(0.0, min(1.0, fraction)) * 100), titles=titles))
     title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
-    header = _header(
-        title, result.models["first_stage"], result.precision["first_stage"],
-        "cosine similarity" if score_name == "cosine" else score_name,
-    )
-    return f"<div class='ranked-list bi-list'>{header}<ol>{''.join(rows)}</ol></div>"
+    shown = _list("bi-list", title, result.models["first_stage"], result.precision["first_stage"],
+                  "cosine similarity" if score_name == "cosine" else score_name, rows,
+                  stage=result.stages[0] if result.stages else None)
+    return render("ranked_list.html.j2", list=shown, grades=grades)
 
 
-def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None) -> str:
-    """The last re-ranker's top-k (a cross-encoder's logit with sigmoid probability) and each row's rank move."""
-    titles = titles or {}
+def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
+                       grades: dict[str, int] | None = None) -> str:
+    """The last re-ranker's top-k (a cross-encoder's logit with sigmoid probability, or late
+    interaction's MaxSim) and each row's rank move; `grades` as in `bi_encoder_list`."""
     first = result.first_stage_label
     scope = "whole corpus scored" if result.reranked_full is not None else f"re-ranks the {first}'s top-{result.top_k}"
+    hits = result.shown_reranked()
     if result.reranker_kind == "late":
-        return _late_list(result, titles, scope)
-    rows = []
-    for hit in result.shown_reranked():
-        rows.append(
-            f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-            f"<span class='rank'>{hit.rank}</span>"
-            f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
-            f"<span class='score' title='cross-encoder logit'>{hit.score:.2f} logit</span>"
-            f"<span class='prob' title='sigmoid of the logit'>p = {hit.probability:.3f}</span>"
-            f"{move_badge(hit, first)}</div>"
-            f"<div class='score-bar prob-bar'><div style='width:{hit.probability * 100:.0f}%'></div></div>"
-            f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
-        )
-    header = _header(
-        f"Cross-encoder ({scope})",
-        result.models["reranker"],
-        result.precision["reranker"],
-        "logit, sigmoid probability p",
-    )
-    return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
-
-
-def _late_list(result: Comparison, titles: dict[str, str], scope: str) -> str:
-    """The late-interaction re-ranker's list: MaxSim scores, no probability."""
-    top = max((h.score for h in result.shown_reranked()), default=1.0) or 1.0
-    rows = [
-        f"<li class='hit moved-{hit.move_kind}' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-        f"<span class='rank'>{hit.rank}</span>"
-        f"<div class='body'><div class='meta'><span class='doc-id'>[{escape(hit.id)}]</span>"
-        f"<span class='score' title='MaxSim'>{hit.score:.2f} MaxSim</span>{move_badge(hit, result.first_stage_label)}</div>"
-        f"<div class='score-bar prob-bar'><div style='width:{max(0.0, hit.score / top) * 100:.0f}%'></div></div>"
-        f"{_text(hit.text, titles.get(hit.id, ''))}</div></li>"
-        for hit in result.shown_reranked()
-    ]
-    header = _header(f"Late interaction ({scope})", result.models["reranker"], result.precision["reranker"], "MaxSim")
-    return f"<div class='ranked-list cross-list'>{header}<ol>{''.join(rows)}</ol></div>"
+        top = max((h.score for h in hits), default=1.0) or 1.0
+        rows = [_row(hit, [("score", "MaxSim", f"{hit.score:.2f} MaxSim")], moved=hit.move_kind,
+                     move=move_badge(hit, first), bar=("prob-bar", max(0.0, hit.score / top) * 100), titles=titles)
+                for hit in hits]
+        shown = _list("cross-list", f"Late interaction ({scope})", result.models["reranker"],
+                      result.precision["reranker"], "MaxSim", rows)
+    else:
+        rows = [_row(hit, [("score", "cross-encoder logit", f"{hit.score:.2f} logit"),
+                           ("prob", "sigmoid of the logit", f"p = {hit.probability:.3f}")],
+                     moved=hit.move_kind, move=move_badge(hit, first), bar=("prob-bar", hit.probability * 100),
+                     titles=titles)
+                for hit in hits]
+        shown = _list("cross-list", f"Cross-encoder ({scope})", result.models["reranker"],
+                      result.precision["reranker"], "logit, sigmoid probability p", rows)
+    return render("ranked_list.html.j2", list=shown, grades=grades)
 
 
 def _column_number(label: str) -> str:
@@ -136,11 +119,11 @@ def _column_number(label: str) -> str:
     return f"{int(index[0]) + 1}{index[1:]}"
 
 
-def stage_columns(result: Comparison) -> str:
+def stage_columns(result: Comparison, grades: dict[str, int] | None = None) -> str:
     """Every stage side by side, one column each: its ranking of the same k candidates, named score,
     place moved against the first stage, time and pairs (or documents) per second. A hybrid first
     stage is preceded by its two parts (BM25 and the bi-encoder alone), so the four ways of
-    matching sit side by side."""
+    matching sit side by side. Empty when there are two columns or fewer (the two lists say it all)."""
     columns_shown = result.labelled_columns()
     if len(columns_shown) <= 2:
         return ""
@@ -151,39 +134,25 @@ def stage_columns(result: Comparison) -> str:
         rows = []
         for hit in stage.ranking:
             move = first_rank.get(hit.id, hit.rank) - hit.rank
-            badge = "" if not reranks else (
-                f"<span class='move move-up'>▲ {move}</span>" if move > 0
-                else f"<span class='move move-down'>▼ {-move}</span>" if move < 0 else "<span class='move move-same'>=</span>"
+            badge = None if not reranks else (
+                ("up", "", f"▲ {move}") if move > 0 else ("down", "", f"▼ {-move}") if move < 0 else ("same", "", "=")
             )
-            rows.append(
-                f"<li class='hit' data-doc-id='{escape(hit.id, quote=True)}' data-rank='{hit.rank}'>"
-                f"<span class='rank'>{hit.rank}</span><div class='body'><div class='meta'>"
-                f"<span class='doc-id'>[{escape(hit.id)}]</span>"
-                f"<span class='score'>{hit.score:.3f} {escape(stage.score_name)}</span>{badge}</div></div></li>"
-            )
+            rows.append(_row(hit, [("score", "", f"{hit.score:.3f} {stage.score_name}")], move=badge, with_text=False))
         count = len(stage.ranking) if reranks else result.corpus_size
         rate = f" · {count / (stage.ms / 1000):,.0f} {'pairs' if reranks else 'documents'}/s" if stage.ms > 0 else ""
         alone = " alone" if label[1:2].isalpha() else ""
-        header = (
-            f"<div class='list-header'><div class='list-title'>{_column_number(label)}. "
-            f"{escape(KIND_TITLES.get(stage.kind, stage.kind))}{alone}</div>"
-            f"<div class='list-meta'>{escape(stage.name)} · <span class='precision'>{escape(stage.runs_on)}</span>"
-            f" · score: {escape(stage.score_name)} · {stage.ms:,.1f} ms{rate}</div></div>"
-        )
-        columns.append(f"<div class='ranked-list stage-column' data-kind='{escape(stage.kind, quote=True)}' "
-                       f"data-label='{escape(label, quote=True)}'>{header}<ol>{''.join(rows)}</ol></div>")
-    return f"<div class='stage-columns' style='--columns:{len(columns)}'>{''.join(columns)}</div>"
+        columns.append(_list(
+            "stage-column", f"{_column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind)}{alone}",
+            stage.name, stage.runs_on, stage.score_name, rows, extra=f" · {stage.ms:,.1f} ms{rate}",
+            data=[("kind", stage.kind), ("label", label)], stage=stage,
+        ))
+    return render("ranked_list.html.j2", columns=columns, grades=grades)
 
 
-def _agreement_value(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _stage_label(label: str, name: str) -> str:
-    """"2. Cross-encoder" for the stage labelled "1:cross", its model named on hover."""
+def _stage_title(label: str) -> str:
+    """"2. Cross-encoder" for the stage labelled "1:cross"."""
     kind = label.split(":", 1)[1]
-    short = KIND_TITLES.get(kind, kind).split(" (")[0]
-    return f"<span title='{escape(name, quote=True)}'>{_column_number(label)}. {escape(short)}</span>"
+    return f"{_column_number(label)}. {KIND_TITLES.get(kind, kind).split(' (')[0]}"
 
 
 def agreement_html(result: Comparison) -> str:
@@ -192,77 +161,24 @@ def agreement_html(result: Comparison) -> str:
     agreements = result.agreements()
     if not agreements:
         return ""
-    rows = []
-    for item in agreements:
-        moves = ", ".join(
-            f"[{escape(row['id'])}] {row['rank_a']}→{row['rank_b']}" for row in item.largest_disagreements
-        ) or "none: same order"
-        rows.append(
-            f"<tr data-a='{escape(item.a, quote=True)}' data-b='{escape(item.b, quote=True)}'>"
-            f"<td>{_stage_label(item.a, item.a_name)} ↔ {_stage_label(item.b, item.b_name)}</td>"
-            f"<td class='num'>{item.overlap_at_k:.2f}</td>"
-            f"<td class='num'>{_agreement_value(item.kendall_tau)} <span class='muted'>({item.shared} shared)</span></td>"
-            f"<td class='num'>{item.rbo:.2f}</td><td>{moves}</td></tr>"
-        )
-    p = agreements[0].rbo_p
-    return (
-        "<div class='agreement'><div class='list-title'>Where the stages agree</div>"
-        "<table class='agreement-table'><thead><tr><th>stages</th>"
-        f"<th title='share of the top-k both hold'>overlap@{agreements[0].k}</th>"
-        "<th title=\"scipy's Kendall tau-b over the documents both rankings hold\">Kendall's τ</th>"
-        f"<th title='extrapolated rank-biased overlap, persistence p = {p}'>RBO (p = {p})</th>"
-        "<th>largest rank differences (first → second)</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        "<div class='muted'>τ is over the documents both stages rank; a re-ranker re-orders the first stage's "
-        f"top-k, so its overlap with it is 1 and τ says how much it re-ordered. RBO weighs the top places most "
-        f"(p = {p}: the first ten carry about 86% of the weight).</div></div>"
-    )
+    rows = [
+        {"a": item.a, "b": item.b, "a_title": _stage_title(item.a), "b_title": _stage_title(item.b),
+         "a_name": item.a_name, "b_name": item.b_name, "overlap": item.overlap_at_k, "tau": item.kendall_tau_shared,
+         "shared": item.shared, "rbo": item.rbo,
+         "moves": [(row["id"], row["rank_a"], row["rank_b"]) for row in item.largest_disagreements]}
+        for item in agreements
+    ]
+    return render("agreement.html.j2", rows=rows, k=agreements[0].k, p=agreements[0].rbo_p)
 
 
 def summary_html(result: Comparison) -> str:
     """One line on what ran (corpus, models, precision and device), what changed, and any notes."""
     shown = result.shown_reranked()
-    moved = sum(1 for h in shown if h.move_kind in ("up", "down"))
-    new = sum(1 for h in shown if h.move_kind == "new")
-    same_top = result.first_stage[0].id == shown[0].id
-    facts = [
-        f"<b>{result.corpus_size:,}</b> documents in {escape(result.corpus_name)}",
-        f"top-k <b>{result.top_k}</b>",
-        f"<b>{moved}</b> of {len(shown)} moved",
-        "same top result" if same_top else "<b>top result changed</b>",
-        f"{result.timings_ms.get('total', 0):,.0f} ms in all",
-        "corpus embeddings cached" if result.corpus_index_cached else "corpus encoded now",
-    ]
-    if result.reranked_full is not None:
-        facts.insert(3, f"<b>{new}</b> new from outside the {escape(result.first_stage_label)}'s top-k")
-    chips = "".join(f"<span class='chip'>{fact}</span>" for fact in facts)
-    notes = "".join(f"<div class='note'>⚠ {escape(note)}</div>" for note in result.notes)
-    return f"<div class='summary'>{chips}{notes}</div>"
-
-
-# ---- relevance grades from labels (the Evaluate tab opens a labelled query here) -----------------
-
-# A row's opening tag (its escaped id) up to its id label, never past the row's end.
-_HIT_ID = re.compile(r"(<li\b[^>]*\bdata-doc-id='([^']*)'[^>]*>(?:(?!</li>).)*?<span class='doc-id'>[^<]*</span>)",
-                     re.DOTALL)
-_GRADE_BADGE = re.compile(r"<span class='grade [^']*'[^>]*>[^<]*</span>")
-
-
-def grade_badge(grade: int | None) -> str:
-    """The document's relevance label: its grade (2, 1, 0 ...) or "unjudged" when the labels do not name it."""
-    if grade is None:
-        return ("<span class='grade grade-unjudged' data-grade='unjudged' "
-                "title='no relevance label for this document'>unjudged</span>")
-    level = "2" if grade >= 2 else str(max(grade, 0))
-    return (f"<span class='grade grade-{level}' data-grade='{int(grade)}' "
-            f"title='relevance label: {int(grade)}'>grade {int(grade)}</span>")
-
-
-def with_grade_badges(list_html: str, grades: dict[str, int]) -> str:
-    """A ranked list's HTML (any of the lists above) with each row's grade badge after its id.
-
-    Row ids are read back from `data-doc-id` (escaped when written, unescaped here to look up
-    the grade); badges already there are replaced, so applying it twice changes nothing.
-    """
-    cleaned = _GRADE_BADGE.sub("", list_html or "")
-    return _HIT_ID.sub(lambda m: m.group(1) + grade_badge(grades.get(unescape(m.group(2)))), cleaned)
+    return render(
+        "summary.html.j2",
+        corpus_size=result.corpus_size, corpus_name=result.corpus_name, top_k=result.top_k,
+        moved=sum(1 for h in shown if h.move_kind in ("up", "down")), shown=len(shown),
+        new=sum(1 for h in shown if h.move_kind == "new") if result.reranked_full is not None else None,
+        first_stage_label=result.first_stage_label, same_top=result.first_stage[0].id == shown[0].id,
+        total_ms=result.timings_ms.get("total", 0), cached=result.corpus_index_cached, notes=result.notes,
+    )
