@@ -221,13 +221,15 @@ MAX_INDEX_CORPUS_BYTES = int(os.environ.get("EXPLORER_MAX_INDEX_CORPUS_BYTES", s
 
 # Head importance and patching (interpret/heads.py) run one edited copy of the pair per head or
 # block: the cost is tokens x copies ("token passes"). The full grid of the 12 x 12 cross-encoder is
-# 169 copies (158 for patching). At the 2,000 to 10,000 tokens/s measured for fp32 re-ranking on
-# 2 cores (AVX2 EPYC to AMX Xeon), 40,000 token passes are 4 to 20 s: every head of a pair up to
-# ~236 tokens. A longer pair gets the per-layer view (25 copies: any 512-token pair fits).
+# 169 copies (158 for patching). Measured (bench --heads): a 64-token grid, ~10,800 token passes,
+# took 7.7 CPU s per thread in fp32 on the 2-core AVX2 EPYC, so 40,000 token passes are about 30 s
+# there (less on AVX-512 / AMX machines): every head of a pair up to ~236 tokens. A longer pair gets
+# the per-layer view (25 copies: any 512-token pair fits).
 MAX_HEAD_TOKEN_PASSES = int(os.environ.get("EXPLORER_MAX_HEAD_TOKEN_PASSES", "40000"))
-# Tokens in one batched pass of edited copies: bounds the attention scores held at once
-# (copies x 12 heads x tokens^2 floats: 4096 tokens of a 64-token pair are 64 copies, ~12 MB a layer).
-MAX_HEAD_BATCH_TOKENS = 4096
+# Tokens in one batched pass of edited copies: bounds the attention scores held at once (copies x
+# 12 heads x tokens^2 floats: 2048 tokens of a 64-token pair are 32 copies, 6 MB a layer), and sets
+# how often the page's progress bar moves (a 64-token grid is 6 passes).
+MAX_HEAD_BATCH_TOKENS = 2048
 
 
 def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what: str) -> str | None:

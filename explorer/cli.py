@@ -20,12 +20,18 @@ from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bi-encoder", default=DEFAULT_BI_ENCODER, help="hub id or local folder")
     parser.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER, help="hub id or local folder")
+    _add_label_flag(parser)
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
         default="auto",
         help="auto: bf16 where the CPU has native bf16, else fp32; fp32 is exact",
     )
+
+
+def _add_label_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--label", default=None,
+                        help="for a cross-encoder with several labels (a pair classifier, NLI): the label that ranks, by name (e.g. entailment) or number; default: a relevance / entailment label")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--head", default="mean", help="0-based head, or 'mean' / 'max'")
     inspect.add_argument("--json", action="store_true")
     inspect.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+    _add_label_flag(inspect)
 
     explain = commands.add_parser("explain", help="why is document A above B: both scores and per-word contributions")
     explain.add_argument("--query", required=True)
@@ -91,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also run all three methods and give their Spearman agreement per document")
     explain.add_argument("--json", action="store_true")
     explain.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+    _add_label_flag(explain)
 
     heads = commands.add_parser("heads", help="which heads and blocks matter for one pair: ablation, and patching A into B")
     heads.add_argument("--query", required=True)
@@ -136,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--contrast", action="store_true",
                        help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
+    bench.add_argument("--heads", action="store_true",
+                       help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
+
     loadtest = commands.add_parser("loadtest", help="many gradio_client users against a running app (loopback only)")
     loadtest.add_argument("--url", required=True)
     loadtest.add_argument("--clients", type=int, help="gradio_client users (20; with --soak 4)")
@@ -169,7 +180,7 @@ def format_comparison(result) -> str:
     lines = [
         f"Query: {result.query}",
         f"Corpus: {result.corpus_name} ({result.corpus_size} documents), top-k {result.top_k}",
-        f"First stage: {result.models['first_stage']} [{result.precision['first_stage']}]",
+        f"First stage: {result.models['first_stage']} [{result.runs_on['first_stage']}]",
     ]
     lines += [f"{RERANKER_LABELS[stage.kind][0]}: {stage.name} [{stage.runs_on}]" for stage in result.stages[1:]]
     kind = result.reranker_kind
@@ -249,6 +260,7 @@ def run_compare(args) -> int:
         first_stage=args.first_stage,
         rerankers=args.rerankers,
         index=index,
+        cross_label=args.label,
     )
     _emit(args, result.to_dict(), lambda: format_comparison(result))
     return 0
@@ -294,7 +306,7 @@ def run_inspect(args) -> int:
     from explorer.interpret.attribution import occlusion_attribution
     from explorer.interpret.pair import encode_pair, inspection_model
 
-    scorer = inspection_model(args.cross_encoder, allow_local_path=True)
+    scorer = inspection_model(args.cross_encoder, allow_local_path=True, label=args.label)
     pair = encode_pair(scorer, args.query, args.doc)
     inspection = inspect_pair(scorer, pair)
     layer, head = check_layer_head(inspection, args.layer, args.head)
@@ -314,7 +326,7 @@ def run_explain(args) -> int:
 
     if not 1 <= args.steps <= 1000:
         raise ExplorerError(f"--steps must be 1 to 1000, not {args.steps}.")
-    scorer = rescoring_model(args.cross_encoder, allow_local_path=True)
+    scorer = rescoring_model(args.cross_encoder, allow_local_path=True, label=args.label)
     result = explain_pair_gap(scorer, args.query, args.doc, args.versus, args.method,
                               steps=args.steps, agreement=args.agreement)
     _emit(args, result.to_dict(), lambda: format_pair_gap(result))
@@ -368,6 +380,7 @@ def run_eval(args) -> int:
         persist_embeddings=True,
         allow_local_models=True,
         cross_encoder_runner=runner,
+        cross_label=args.label,
     )
     _emit(args, three_stage_dict(report), lambda: format_report(report))
     return 0
@@ -421,7 +434,7 @@ def run_pipelines_eval(args) -> int:
         data.corpus, data.queries, data.qrels, args.pipelines or DEFAULT_PIPELINES, top_k=args.top_k,
         baseline=args.baseline, external_runs=external, bi_encoder=args.bi_encoder,
         cross_encoder=args.cross_encoder, precision=args.precision, persist_embeddings=True,
-        allow_local_models=True,
+        allow_local_models=True, cross_label=args.label,
     )
     report.notes[:0] = data.notes
     written = []
@@ -460,6 +473,12 @@ def run_bench(args) -> int:
 
         rows = run_contrast_benchmark(repeats=2 if args.quick else 3)
         _emit(args, {"contrast": rows}, lambda: format_contrast(rows))
+        return 0
+    if args.heads:
+        from explorer.tools.bench import benchmark_queries, bench_head_grid, format_head_grid, realistic_passages
+
+        rows = bench_head_grid(benchmark_queries()[0], realistic_passages(), repeats=1 if args.quick else 3)
+        _emit(args, {"head_grid": rows}, lambda: format_head_grid(rows))
         return 0
     result = run_benchmark(quick=args.quick, progress=progress)
     _emit(args, result, lambda: format_table(result))

@@ -94,7 +94,7 @@ def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_fil
     # The cross list on the page is the cross-encoder's top-3 over the whole corpus, with NEW badges
     # exactly for the ones the bi-encoder's top-3 missed.
     cross_html = outputs[OUTPUT_NAMES.index("cross_list")]
-    new_ids = [h["id"] for h in app["cross_encoder_full"][:3] if not h["in_bi_top_k"]]
+    new_ids = [h["id"] for h in app["cross_encoder_full"][:3] if not h["in_first_stage_top_k"]]
     assert cross_html.count("move-new'") == len(new_ids)
 
 

@@ -12,7 +12,7 @@ import Stemmer
 
 from explorer.cli import main
 from explorer.data.builtin_corpora import load_set
-from explorer.rankers.bm25 import BM25, B, K1
+from explorer.rankers.bm25 import BM25
 
 QUERIES = ["does the cat purr when content", "Berlin wall 1989", "python snake"]
 
@@ -25,7 +25,8 @@ ONE_CHARACTER_WORDS = r"(?u)\b\w+\b"
 def reference_scores(texts: list[str], query: str) -> np.ndarray:
     """bm25s on its own, with the settings the ranker states: Lucene BM25, English stopwords, Snowball stemmer."""
     stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
+    # Written here, not read from the module under test: k1 = 1.5, b = 0.75, as docs/cli.md states.
+    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     retriever.index(bm25s.tokenize(texts, token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
                                    show_progress=False), show_progress=False)
     words = bm25s.tokenize([query], token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
@@ -176,3 +177,15 @@ def test_a_matched_query_has_no_note_and_marks_only_real_ties():
     # 1 > 2 > 0 = 0: the third place ties the fourth document, below the top-3, and says so.
     assert [(h["id"], h["shared_rank"], h["tied"]) for h in ranking] == [("1", 1, False), ("2", 2, False), ("3", 3, True)]
     assert any(n.startswith("Equal scores (marked =") for n in result.notes)
+
+
+def test_an_evaluation_counts_the_queries_bm25_could_not_match():
+    from explorer.data.corpus import Query, corpus_from_text
+    from explorer.pipeline.experiment import run_experiment
+
+    corpus = corpus_from_text("\n".join(VITAMINS + DIABETES))
+    queries = [Query("q1", "vitamin D"), Query("q2", "xyzzy")]
+    report = run_experiment(corpus, queries, {"q1": {"2": 1}, "q2": {"1": 1}}, "bm25", top_k=2)
+    assert any(n.startswith("BM25 matched no query term for 1 of 2 queries ('xyzzy')") for n in report.notes)
+    # Unmatched, every document ties at 0 and is listed in corpus order (the stated tie rule, the page's too).
+    assert report.rankings["bm25"]["q2"][:2] == ["1", "2"]

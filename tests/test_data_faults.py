@@ -201,3 +201,27 @@ def test_ties_are_marked_and_the_page_runs_and_measures_share_their_order():
     # trec_eval over the run file keeps that order (its scores fall strictly with rank).
     written = format_run(report.rankings["bm25"], "bm25")
     assert ir_measures.calc_aggregate([RR], {"q": {"2": 1}}, parse_run(written, "bm25.run"))[RR] == 0.5
+
+
+def test_faiss_ties_come_back_in_corpus_order_and_whole():
+    """FAISS alone returns identical documents last position first, and may cut a tie at k."""
+    import faiss
+    import numpy as np
+
+    from explorer.rankers.bi_encoder import search
+
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    vectors[[3, 17, 30, 41]] = vectors[3]  # four identical documents
+    index = faiss.IndexFlatIP(8)
+    index.add(vectors)
+    reference = np.argsort(-(vectors.astype(np.float64) @ vectors[3].astype(np.float64)), kind="stable")
+    for k in (4, 5, 6, 50):
+        scores, positions = search(index, vectors[3:4], k)
+        assert list(positions[0]) == list(reference[:k]), k
+    assert list(search(index, vectors[3:4], 5)[1][0][3:]) == [3, 17]  # the tie's first two, in corpus order
+
+
+def test_identical_documents_tie_on_the_bi_encoder_page_in_corpus_order():
+    texts = ["A python is a large snake.", "Cats purr.", "A python is a large snake.", "A python is a large snake."]
+    result = compare("python snake", corpus_from_text("\n".join(texts)), top_k=2, rerankers=(), precision="fp32")
+    assert [(h.id, h.shared_rank, h.tied) for h in result.first_stage] == [("1", 1, True), ("3", 1, True)]

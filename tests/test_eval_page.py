@@ -40,7 +40,7 @@ def report(labelled):
 
 def test_tables_and_chart_equal_the_report(report):
     header, rows = eval_plots.experiment_metrics_rows(report)
-    assert header == ["pipeline", "nDCG@10", "RR@10", "R@5", "ms/query"]
+    assert header == ["pipeline", "nDCG@10", "MRR@10", "R@5", "ms/query"]  # a mean of RR@10 is the MRR
     assert [row[0] for row in rows] == ["bm25 (baseline)", "prod (imported run)"]
     for row, name in zip(rows, ["bm25", "prod"]):
         assert row[1:4] == [round(report.metrics[name][m], 4) for m in ("nDCG@10", "RR@10", "R@5")]
@@ -81,7 +81,7 @@ def _labelled_comparison(ids: list[str]) -> Comparison:
               Stage("cross", "cross", "cross", "logit", "fp32 on cpu", 1.0, [StageHit(h.id, h.score, h.rank) for h in reranked])]
     return Comparison(
         query="q", top_k=len(ids), corpus_name="c.jsonl", corpus_size=len(ids), first_stage_kind="bi",
-        models={"first_stage": "bi", "reranker": "cross"}, precision={"first_stage": "fp32 on cpu", "reranker": "fp32 on cpu"},
+        models={"first_stage": "bi", "reranker": "cross"}, runs_on={"first_stage": "fp32 on cpu", "reranker": "fp32 on cpu"},
         first_stage=first, reranked=reranked, reranked_full=None, stages=stages, timings_ms={"total": 1.0},
         corpus_index_cached=False,
     )

@@ -101,6 +101,24 @@ def test_cli_json_contract(cli_report):
         assert row["change"]["nDCG@10"] == pytest.approx(row["rerank"]["nDCG@10"] - row["bi_encoder"]["nDCG@10"])
 
 
+def test_cli_skip_full_drops_only_the_whole_corpus_stage(cli_report):
+    """`eval --skip-full`: stage (c) is not run and says so; (a) and (b) are exactly the full run's."""
+    folder = ROOT / "corpora" / "topic_vs_answer"
+    result = _run_cli(
+        "--corpus", str(folder / "corpus.jsonl"), "--queries", str(folder / "queries.jsonl"),
+        "--qrels", str(folder / "qrels.jsonl"), "--top-k", "3", "--json", "--skip-full",
+    )
+    assert result.returncode == 0, result.stderr
+    skipped = json.loads(result.stdout)
+    assert skipped["metrics"]["cross_encoder_full"] is None
+    assert any("stage c skipped" in note for note in skipped["notes"])
+    for stage in ("bi_encoder", "rerank"):
+        assert skipped["metrics"][stage] == pytest.approx(cli_report["metrics"][stage]), stage
+    assert all(row["cross_encoder_full"] is None for row in skipped["per_query"])
+    assert [row["top_ids"]["rerank"] for row in skipped["per_query"]] == \
+        [row["top_ids"]["rerank"] for row in cli_report["per_query"]]
+
+
 def test_cli_bi_encoder_ranks_agree_with_plain_cosines(cli_report, bi_model):
     from explorer.data.corpus import read_corpus, read_qrels, read_queries
     from explorer.engine.precision import resolve_precision

@@ -310,3 +310,28 @@ def test_cli_explain_text_and_user_errors():
     assert code == 2 and out == "" and err.startswith("error: Document B: ") and err.count("\n") == 1
     code, _, err = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", DOC_B, "--method", "ig", "--steps", "0")
     assert code == 2 and "--steps" in err
+
+
+def test_cli_explain_agreement_gives_each_documents_method_spearman(scorer):
+    """`explain --agreement`: per document, Spearman between the three methods' word attributions.
+    Recomputed here for occlusion ~ gradient x input from the two methods run on their own (each
+    checked against its own reference above: rescoring, captum); IG's needs its own steps."""
+    code, out, _ = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", DOC_B, "--agreement",
+                           "--steps", "8", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data["agreement"]) == {"A", "B"}
+    for side, document in (("A", DOC_A), ("B", DOC_B)):
+        found = data["agreement"][side]
+        pair = encode_pair(scorer, QUERY, document)
+        occlusion = occlusion_attribution(scorer, pair)
+        assert found["units"] == len(occlusion.words) and found["words_per_unit"] == 1
+        contributions = -np.array([w.delta for w in occlusion.words])  # positive raises the score
+        expected = spearmanr(contributions, gradient_attribution(scorer, pair).scores).statistic
+        assert found["spearman"]["occlusion~gradxinput"] == pytest.approx(expected, abs=1e-6)
+        assert set(found["spearman"]) == {"occlusion~ig", "occlusion~gradxinput", "ig~gradxinput"}
+        assert all(-1.0 <= rho <= 1.0 for rho in found["spearman"].values())
+    code, text, _ = run_cli("explain", "--query", QUERY, "--doc", DOC_A, "--versus", DOC_B, "--agreement",
+                            "--steps", "8")
+    assert code == 0 and "Agreement of methods on A (Spearman): occlusion~ig " in text
+    assert "Agreement of methods on B (Spearman)" in text

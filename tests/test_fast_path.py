@@ -1,7 +1,7 @@
 """The fast path (default "auto" precision, bf16 where the CPU has it) agrees with fp32.
 
 Same weights, realistic passages (30 to 200 words of the Python-documentation corpus).
-The bounds are the ones the benchmark promises; no timing is asserted here.
+The bounds, and how they were measured, are in engine_bounds.py; no timing is asserted here.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import random
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
 
 from explorer.engine.batching import pad_batch
 from explorer.tools.bench import benchmark_queries, realistic_passages
 from explorer.rankers.cross_encoder import CrossEncoder
 from explorer.rankers.bi_encoder import BiEncoder
+from engine_bounds import (BF16_COSINE_SCORE_ERROR, BF16_LOGIT_ERROR, BF16_VECTOR_ONE_MINUS_COSINE,
+                           assert_same_order_beyond)
 
 FAST_PRECISIONS = ["auto", "bf16"]  # bf16 is checked even where auto falls back to fp32
 
@@ -35,11 +36,10 @@ def query() -> str:
 def test_rerank_fast_path_agrees_with_fp32(cross_model, passages, query, precision):
     exact = CrossEncoder(cross_model, "fp32").score([query] * 100, passages).logits
     fast = CrossEncoder(cross_model, precision).score([query] * 100, passages).logits
-    assert spearmanr(fast, exact).statistic >= 0.999
-    assert np.abs(fast - exact).max() <= 0.15
-    top_exact = np.argsort(-exact, kind="stable")[:10]
-    top_fast = np.argsort(-fast, kind="stable")[:10]
-    assert top_fast.tolist() == top_exact.tolist()
+    assert np.abs(fast - exact).max() <= BF16_LOGIT_ERROR
+    # 2,269 of the 4,950 pairs of passages are further apart than 0.1 here; the rest are near-ties,
+    # most of them at the logit floor (about -10).
+    assert_same_order_beyond(exact, fast, BF16_LOGIT_ERROR, at_least=2000)
 
 
 def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
@@ -48,12 +48,10 @@ def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
     qs = [queries[i % len(queries)] for i in range(100)]
     exact = CrossEncoder(cross_model, "fp32").score(qs, passages).logits
     fast = CrossEncoder(cross_model, "bf16").score(qs, passages).logits
-    assert spearmanr(fast, exact).statistic >= 0.999
-    assert np.abs(fast - exact).max() <= 0.15
-    # Unrelated pairs crowd together near -10; their top 10 still keeps fp32's order.
-    top_exact = np.argsort(-exact, kind="stable")[:10]
-    top_fast = np.argsort(-fast, kind="stable")[:10]
-    assert top_fast.tolist() == top_exact.tolist()
+    assert np.abs(fast - exact).max() <= BF16_LOGIT_ERROR
+    # Unrelated pairs crowd together near -10 (gaps of 0.002 inside fp32's top 10 here): those may
+    # swap; every pair further apart than twice the bound (2,200 of 4,950 here) may not.
+    assert_same_order_beyond(exact, fast, BF16_LOGIT_ERROR, at_least=2000)
 
 
 @pytest.mark.parametrize("precision", FAST_PRECISIONS)
@@ -61,11 +59,12 @@ def test_encoding_fast_path_agrees_with_fp32(bi_model, passages, query, precisio
     exact = BiEncoder(bi_model, "fp32").encode(passages + [query])
     fast = BiEncoder(bi_model, precision).encode(passages + [query])
     cosines = (exact * fast).sum(axis=1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(fast, axis=1))
-    assert cosines.min() >= 0.999
-    # The bi-encoder's own top-10 for the query is the same passages in the same order.
-    top_exact = np.argsort(-(exact[:-1] @ exact[-1]), kind="stable")[:10]
-    top_fast = np.argsort(-(fast[:-1] @ fast[-1]), kind="stable")[:10]
-    assert top_fast.tolist() == top_exact.tolist()
+    assert (1.0 - cosines).max() <= BF16_VECTOR_ONE_MINUS_COSINE
+    # The bi-encoder's own ranking for the query: equal up to near-ties (its 10th and 11th passages
+    # are 1e-4 apart here, which bf16 may swap).
+    scores_exact, scores_fast = exact[:-1] @ exact[-1], fast[:-1] @ fast[-1]
+    assert np.abs(scores_fast - scores_exact).max() <= BF16_COSINE_SCORE_ERROR
+    assert_same_order_beyond(scores_exact, scores_fast, BF16_COSINE_SCORE_ERROR, at_least=4500)  # 4,697 here
 
 
 def test_pad_batch_equals_the_tokenizers_own_padding(cross_model, passages, query):
@@ -84,4 +83,5 @@ def test_fp32_scores_do_not_depend_on_batching(cross_model, passages, query):
     """Length-sorted dynamic padding changes nothing in fp32: one pair alone scores the same."""
     together = CrossEncoder(cross_model, "fp32").score([query] * 12, passages[:12]).logits
     alone = np.array([CrossEncoder(cross_model, "fp32").score([query], [p]).logits[0] for p in passages[:12]])
-    assert np.abs(together - alone).max() <= 1e-4
+    # fp32 differs only in summation order between padded shapes: measured 4.8e-6 (AVX2 EPYC).
+    assert np.abs(together - alone).max() <= 5e-5

@@ -34,7 +34,7 @@ def test_csv_export_cells_never_start_a_formula_and_json_stays_exact():
         for column in ("doc_id", "text"):
             assert not row[column].startswith(("=", "+", "-", "@")), row
             assert row[column].lstrip("'") in {text for text in FORMULAS} | {f"{t} cats purr" for t in FORMULAS}
-        float(row["cosine"]), float(row["cross_logit"])  # numbers stay numbers
+        float(row["first_stage_score"]), float(row["cross_logit"])  # numbers stay numbers
     data = json.loads(open(json_path, encoding="utf-8").read())
     assert {hit["id"] for hit in data["cross_encoder_full"]} == set(FORMULAS)
 
@@ -132,27 +132,45 @@ def test_a_long_document_is_occluded_in_runs_each_a_true_rescoring(cross_model):
         assert run.occluded_logit == pytest.approx(float(rescored), abs=1e-4)
 
 
-def test_a_damaged_rebuilt_cross_encoder_is_rebuilt(tmp_path, monkeypatch):
-    from explorer.engine import loading
+@pytest.mark.parametrize("spec_name", ["CROSS_ENCODER", "BGE_SMALL", "COLBERT_BACKBONE"])
+def test_a_damaged_rebuilt_model_is_rebuilt(tmp_path, monkeypatch, spec_name):
+    """The cross-encoder, bge and the ColBERT backbone alike: a file whose bytes changed fails its
+    checksum on the next load and the model is rebuilt from the ONNX file, byte for byte."""
+    from explorer.engine import loading, onnx_rebuild
     from explorer.engine.onnx_rebuild import is_complete_build
 
+    spec = getattr(onnx_rebuild, spec_name)
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
-    folder = loading.offline_cross_encoder_dir()
+    monkeypatch.setattr(loading, "_verified_builds", set())  # this cache is new: nothing verified yet
+    folder = loading.offline_rebuilt_dir(spec)
+    assert folder.parent.parent == tmp_path  # built here, not in the shared cache
     weights = folder / "model.safetensors"
-    assert is_complete_build(folder)
+    assert is_complete_build(folder, spec)
     original = weights.read_bytes()
     with weights.open("r+b") as handle:  # flip bytes inside, size unchanged
         handle.seek(len(original) // 2)
         handle.write(b"\xff" * 64)
-    assert not is_complete_build(folder)
+    assert not is_complete_build(folder, spec)
     monkeypatch.setattr(loading, "_verified_builds", set())  # the next process, which checks the build again
-    rebuilt = loading.offline_cross_encoder_dir()
-    assert is_complete_build(rebuilt) and weights.read_bytes() == original
+    rebuilt = loading.offline_rebuilt_dir(spec)
+    assert rebuilt == folder and is_complete_build(rebuilt, spec) and weights.read_bytes() == original
 
 
 def test_a_pasted_corpus_with_a_lone_surrogate_is_a_message():
     with pytest.raises(ExplorerError, match="pasted corpus.*not valid Unicode"):
         corpus_from_text("Cats purr.\nDogs \udc80 bark.")
+
+
+def test_the_query_cap_is_2000_characters_in_compare_and_inspect(cross_model):
+    """The documented cap: 2,000 characters pass the character check, 2,001 are refused by name."""
+    from explorer.interpret.pair import encode_pair
+    from explorer.pipeline.stages import check_query
+
+    assert check_query("a" * 2000) == "a" * 2000
+    assert check_query("  " + "a" * 2000 + "  ") == "a" * 2000  # counted after the surrounding blanks go
+    for refuse in (check_query, lambda query: encode_pair(cross_model, query, "Cats purr.")):
+        with pytest.raises(ExplorerError, match=r"2,001 characters long; the limit is 2,000"):
+            refuse("a" * 2001)
 
 
 def test_a_query_too_long_for_a_pair_is_refused_in_compare_too():

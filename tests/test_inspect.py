@@ -133,7 +133,29 @@ def test_gradient_attribution_is_per_document_word(cross_model):
     gradients = gradient_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
     occlusion = occlusion_attribution(CrossEncoder(cross_model, "fp32"), encode_pair(cross_model, QUERY, DOC))
     assert gradients.words == [w.word for w in occlusion.words]
-    assert np.isfinite(gradients.scores).all() and np.abs(gradients.scores).max() > 0
+
+
+def test_gradient_x_input_equals_captums_layer_gradient_x_activation(cross_model):
+    """The value, not just its finiteness: captum's LayerGradientXActivation on the word-embedding
+    layer (gradient of the logit times that layer's output, per token), summed over each word's
+    tokens, is what gradient x input reports for that word."""
+    from captum.attr import LayerGradientXActivation
+
+    pair = encode_pair(cross_model, QUERY, DOC)
+    ours = gradient_attribution(CrossEncoder(cross_model, "fp32"), pair)
+    module, features = cross_model.module, pair.features
+
+    def logit(input_ids):
+        return module(input_ids=input_ids, attention_mask=features["attention_mask"],
+                      token_type_ids=features["token_type_ids"]).logits[:, 0]
+
+    per_token = LayerGradientXActivation(logit, module.get_input_embeddings()).attribute(features["input_ids"])
+    per_token = per_token.sum(-1)[0].detach().numpy()
+    expected = [per_token[positions].sum() for positions, _ in pair.document_word_tokens().values()]
+    assert len(expected) == len(ours.scores) == len(DOC.split()) + 2  # "France;" and "Mars." are two words each
+    # Both are one backward pass through the same fp32 graph: equal to float rounding.
+    np.testing.assert_allclose(ours.scores, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(expected).max() > 0.01  # not all zero
 
 
 @pytest.mark.parametrize("layer, head", [(12, 0), (0, 12), (-1, 0), ("x", 0), (0, "min")])

@@ -134,3 +134,31 @@ def test_a_kept_attribution_equals_a_fresh_one_and_follows_the_edit(scorer):
     alone = [float(scorer.score_query(QUERY, [text]).logits[0]) for text in (edited, doc_b)]
     assert second.gap == pytest.approx(alone[0] - alone[1], abs=1e-4)
     assert second.score_a != pytest.approx(first.score_a, abs=1e-3)  # the edit changed A's score
+
+
+def test_undo_drops_the_last_edit_and_brings_back_the_text_before_it(cross_model):
+    """The contrast panel's "Undo last edit": two edits of A rescored, then undone one at a time;
+    each undo restores the box to the text before that edit, and the view explains that text."""
+    from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
+    from explorer.ui.contrast_panel import on_rescore, on_undo
+
+    doc_a = "Paris is the capital of France; the Eiffel Tower stands on the Champ de Mars."
+    doc_b = "Lyon is a large city in France, known for its food and its silk weavers."
+    first_edit, second_edit = doc_a.replace("capital", "largest city"), "Marseille is a port in France."
+    state = {"query": QUERY, "texts": {"a": doc_a, "b": doc_b}, "ranks": {"a": 1, "b": 2},
+             "cross_encoder": DEFAULT_CROSS_ENCODER}
+    picks, edits = ["a", "b"], []
+    for text in (first_edit, second_edit):
+        edits = list(on_rescore(state, picks, edits, text, "occlusion"))[-1][0]
+    assert [e["text_before"] for e in edits] == [doc_a, first_edit]
+    assert [e["text_after"] for e in edits] == [first_edit, second_edit]
+    alone = CrossEncoder(cross_model, "fp32").score_query(QUERY, [doc_a, first_edit, second_edit]).logits
+    assert [e["score_after"] for e in edits] == pytest.approx([alone[1], alone[2]], abs=1e-4)
+
+    edits, box, _, view = on_undo(state, picks, edits, "occlusion")
+    assert [e["text_after"] for e in edits] == [first_edit] and box == first_edit
+    assert "largest city" in _text(view) and "Marseille" not in _text(view)
+    edits, box, _, view = on_undo(state, picks, edits, "occlusion")
+    assert edits == [] and box == doc_a and "capital" in _text(view)
+    # Nothing left to undo: nothing changes.
+    assert on_undo(state, picks, [], "occlusion")[0] == []

@@ -82,7 +82,8 @@ def test_paths_that_are_not_models_stop_the_start_with_a_reason(tmp_path):
 
 
 def test_the_pickers_offer_registered_models_and_a_visitor_still_cannot_name_a_path(tmp_path):
-    from explorer.ui.app import build_app, register_models
+    from explorer.cli import register_models
+    from explorer.ui.app import build_app
     from explorer.ui.compare_tab import run_comparison
 
     folder = shutil.copytree(offline_cross_encoder_dir(), tmp_path / "picker-reranker")
@@ -104,3 +105,20 @@ def test_an_error_quoting_what_the_visitor_typed_reaches_the_page_as_text():
     with pytest.raises(gr.Error) as caught:
         run_comparison("q", "Paste", "a\nb", top_k=2, cross_encoder="<img src=x onerror=alert(1)>")
     assert "&lt;img src=x onerror=alert(1)&gt;" in caught.value.message and "<img" not in caught.value.message
+
+
+def test_explorer_models_adds_local_models_as_the_model_flag_does(tmp_path, monkeypatch):
+    """EXPLORER_MODELS (paths joined by the OS path separator) is for a Space, whose start command
+    is fixed: its paths come after any --model, empty entries ignored, and each is registered."""
+    import os
+
+    from explorer.cli import parse_start_arguments, register_models
+
+    folder = shutil.copytree(offline_cross_encoder_dir(), tmp_path / "env-reranker")
+    monkeypatch.setenv("EXPLORER_MODELS", os.pathsep.join(["", str(folder), " ", "/somewhere/else"]))
+    arguments = parse_start_arguments(["--model", "/from/the/flag"])
+    assert arguments.model == ["/from/the/flag", str(folder), "/somewhere/else"]
+    monkeypatch.setenv("EXPLORER_MODELS", str(folder))
+    (choice,) = register_models(parse_start_arguments([]).model)
+    assert (choice.id, choice.kind) == ("local:env-reranker", "cross")
+    assert choice in catalog.model_choices("cross")

@@ -178,3 +178,14 @@ def test_every_event_on_the_page_is_guarded(monkeypatch):
         compare_event.fn("pet snakes", "Paste", CORPUS, None, None, 2, first_stage="bm25", rerankers=["cross"],
                          precision="fp32", progress=silent)
     assert raised.value.message.startswith("Sorry") and "division" not in raised.value.message
+
+
+def test_every_evaluate_pipeline_choice_runs_in_one_evaluation():
+    from explorer.ui.eval_tab import PIPELINE_CHOICES, run_pipelines
+
+    out = run_pipelines("Built-in set", "negation", pipelines=list(PIPELINE_CHOICES), baseline="bi", top_k=5,
+                        progress=silent)
+    report = next(o for o in out if hasattr(o, "pipelines"))
+    assert report.pipelines == PIPELINE_CHOICES
+    assert all(0.0 <= report.metrics[name]["nDCG@10"] <= 1.0 for name in PIPELINE_CHOICES)
+    assert any(note.startswith("Every mean is over 8 queries") for note in report.notes)

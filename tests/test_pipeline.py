@@ -131,7 +131,7 @@ def test_cli_compare_json_contract(tmp_path):
     assert all(set(row) >= {"id", "text", "score", "rank"} for row in data["bi_encoder"])
     cross = data["cross_encoder"]
     assert {row["id"] for row in cross} == {row["id"] for row in data["bi_encoder"]}
-    assert all(set(row) >= {"id", "text", "score", "probability", "rank", "bi_rank"} for row in cross)
+    assert all(set(row) >= {"id", "text", "score", "probability", "rank", "first_stage_rank"} for row in cross)
     assert [row["score"] for row in cross] == sorted((row["score"] for row in cross), reverse=True)
     assert cross[0]["id"] == "1"
     assert len(data["cross_encoder_full"]) == len(SNAKE_CORPUS)

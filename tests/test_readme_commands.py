@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from requirements_support import require
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MAKEFILE = ROOT / "Makefile"
@@ -113,10 +115,10 @@ def test_makefile_installs_each_requirements_file_when_it_changes():
     assert "apt-get install -y -qq chromium" in " ".join(recipe("chromium"))
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
 @pytest.mark.parametrize("target, command", [("run", RUN_COMMAND), ("test", TEST_COMMAND)])
 def test_make_itself_would_run_the_readme_command(target, command):
     """`make -n` parses the real Makefile and prints, without running, what the target does."""
+    require(shutil.which("make") is not None, "make", "apt-get install -y make; .ci/run installs it")
     result = subprocess.run(
         ["make", "-n", "--no-print-directory", "-C", str(ROOT), target],
         capture_output=True,

@@ -322,8 +322,8 @@ def test_cli_default_keys_are_unchanged(corpus_file):
                           "corpus_embeddings_cached", "notes", "agreement"]
     assert list(data["models"]) == list(data["precision"]) == ["bi_encoder", "cross_encoder"]
     assert [s["kind"] for s in data["stages"]] == ["bi", "cross"]
-    assert set(data["cross_encoder"][0]) == {"id", "text", "score", "probability", "rank", "bi_rank", "bi_score",
-                                             "in_bi_top_k", "move", "shared_rank", "tied"}  # ties: added keys
+    assert set(data["cross_encoder"][0]) == {"id", "text", "score", "probability", "rank", "first_stage_rank", "first_stage_score",
+                                             "in_first_stage_top_k", "move", "shared_rank", "tied"}  # ties: added keys
 
 
 def test_cli_bge_bi_encoder_offline(corpus_file, monkeypatch):

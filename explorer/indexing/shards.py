@@ -102,14 +102,17 @@ class ShardWorker:
     Ray Data's `map_batches` passes and expects (plain lists and numpy arrays, nothing Ray-specific).
     """
 
-    def __init__(self, task: Task, model_id: str, precision: str, allow_local_path: bool = False):
+    def __init__(self, task: Task, model_id: str, precision: str, allow_local_path: bool = False,
+                 label: str | None = None):
         from explorer.rankers.bi_encoder import load_bi_encoder
         from explorer.rankers.cross_encoder import load_cross_encoder
         from explorer.rankers.late_interaction import load_late_interaction
 
         loaders = {"bi": load_bi_encoder, "cross": load_cross_encoder, "late": load_late_interaction}
         self.task = task
-        self.ranker = loaders[task](model_id, precision, allow_local_path=allow_local_path)
+        # A pair classifier's workers rank by the same label as the process that started them.
+        extra = {"label": label} if task == "cross" else {}
+        self.ranker = loaders[task](model_id, precision, allow_local_path=allow_local_path, **extra)
 
     def compute(self, items: Sequence) -> bytes:
         """One shard's result as npz bytes."""

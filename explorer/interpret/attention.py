@@ -21,7 +21,7 @@ import torch
 from explorer import caches
 from explorer.errors import ExplorerError
 from explorer.interpret.pair import EncodedPair, encode_pair, inspection_model
-from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits, sigmoid
+from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits
 
 Direction = Literal["query_to_doc", "doc_to_query"]
 LayerChoice = int | Literal["mean"]
@@ -49,9 +49,10 @@ class PairInspection:
     doc_index: list[int]  # positions in `tokens` of the document's tokens (no specials)
     attentions: np.ndarray  # [layers, heads, seq, seq] float32, rows sum to 1
     score: float  # relevance logit of the pair
-    probability: float  # sigmoid of the logit
+    probability: float  # the model's activation of the logit (`probability_name`)
     truncated: bool  # the pair was cut to the model's maximum length
     attention_ms: float  # time of the attention forward pass, ms
+    probability_name: str = "sigmoid(logit)"  # what `probability` is (the cross-encoder's activation)
 
     @property
     def num_layers(self) -> int:
@@ -97,7 +98,7 @@ def inspect_pair(scorer: CrossEncoder, pair: EncodedPair) -> PairInspection:
         output = model.module(**pair.features, output_attentions=True)
     attentions = torch.cat(output.attentions, dim=0).float().numpy()  # [layers, heads, seq, seq]
     attention_ms = (time.perf_counter() - started) * 1000.0
-    logit = float(relevance_logits(output.logits.float())[0])
+    logit = float(relevance_logits(output.logits.float(), scorer.label)[0])
 
     tokens = pair.tokens
     # Separators between the texts belong to the query's segment, trailing ones to the document's
@@ -115,7 +116,8 @@ def inspect_pair(scorer: CrossEncoder, pair: EncodedPair) -> PairInspection:
         doc_index=[i for i, s in enumerate(pair.sequence_ids) if s == 1],
         attentions=attentions,
         score=logit,
-        probability=float(sigmoid(np.float64(logit))),
+        probability=float(scorer.probabilities(np.array([logit], dtype=np.float32))[0]),
+        probability_name=scorer.probability_name,
         truncated=pair.truncated,
         attention_ms=attention_ms,
     )
@@ -246,7 +248,7 @@ def inspection_to_dict(inspection: PairInspection, layer, head, attribution=None
         "score": inspection.score,
         "score_unit": "logit",
         "probability": inspection.probability,
-        "probability_unit": "sigmoid probability",
+        "probability_unit": inspection.probability_name,
         "truncated": inspection.truncated,
         "attribution": [] if attribution is None else attribution.to_list(),
         "attribution_unit": "logit change when the word is removed (occluded minus full)",
@@ -259,7 +261,7 @@ def format_inspection(inspection: PairInspection, layer, head, attribution) -> s
     block = cross_attention_matrix(inspection, layer, head, "query_to_doc", word_level=True)
     lines = [
         f"Model: {inspection.model_name}",
-        f"Score: {inspection.score:.3f} logit (sigmoid probability {inspection.probability:.3f})",
+        f"Score: {inspection.score:.3f} logit ({inspection.probability_name} {inspection.probability:.3f})",
     ]
     if inspection.truncated:
         lines.append("Note: the pair was cut to the model's maximum length.")

@@ -109,7 +109,7 @@ def gradient_attribution(scorer: CrossEncoder, pair: EncodedPair) -> GradientAtt
     embeddings = module.get_input_embeddings()(features["input_ids"]).detach().requires_grad_(True)
     extra = {k: v for k, v in features.items() if k in ("attention_mask", "token_type_ids")}
     with torch.enable_grad():
-        logit = relevance_logits(module(inputs_embeds=embeddings, **extra).logits.float())[0]
+        logit = relevance_logits(module(inputs_embeds=embeddings, **extra).logits.float(), scorer.label)[0]
         (gradient,) = torch.autograd.grad(logit, embeddings)
     per_token = (gradient * embeddings).sum(-1)[0].detach().numpy()
     words = pair.document_word_tokens().values()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -82,7 +81,7 @@ def _encoder_layers(module: torch.nn.Module):
     base = getattr(module, getattr(module, "base_model_prefix", ""), None)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if layers is None or not all(
-        hasattr(layer, "attention") and hasattr(layer.attention, "output") and hasattr(layer, "output")
+        hasattr(getattr(getattr(layer, "attention", None), "output", None), "dense") and hasattr(layer, "output")
         for layer in layers
     ):
         raise ExplorerError(
@@ -92,11 +91,12 @@ def _encoder_layers(module: torch.nn.Module):
     return layers
 
 
-# ---- hooks: installed once per module, acting only inside `_editing` of the calling context ----
+# ---- hooks: installed once per module, acting only while `_forward` has set a plan in this context ----
 
 _plan: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("head_edit_plan", default=None)
-_hooked: weakref.WeakSet = weakref.WeakSet()
 _hook_lock = threading.Lock()
+# Set on a module whose hooks are in: a deepcopy (the bf16 copy) carries both the flag and the hooks.
+_HOOKED = "_explorer_head_edit_hooks"
 
 
 @dataclass
@@ -124,7 +124,7 @@ class _Plan:
 
 def _install_hooks(module: torch.nn.Module) -> None:
     with _hook_lock:
-        if module in _hooked:
+        if getattr(module, _HOOKED, False):
             return
         for index, layer in enumerate(_encoder_layers(module)):
             def context_hook(_, args, index=index):
@@ -141,7 +141,7 @@ def _install_hooks(module: torch.nn.Module) -> None:
             layer.attention.output.dense.register_forward_pre_hook(context_hook)
             layer.attention.output.dense.register_forward_hook(block_hook("attention"))
             layer.output.dense.register_forward_hook(block_hook("ffn"))
-        _hooked.add(module)
+        setattr(module, _HOOKED, True)
 
 
 def _forward(module: torch.nn.Module, features: dict[str, torch.Tensor], copies: int, plan: _Plan) -> torch.Tensor:
@@ -199,6 +199,8 @@ def _run_rows(module, features, rows: Sequence[Row], sources: dict[tuple[int, Si
     tokens = features["input_ids"].shape[1]
     per_pass = max(1, MAX_HEAD_BATCH_TOKENS // tokens)
     logits: list[float] = []
+    if progress:
+        progress(0)
     for start in range(0, len(rows), per_pass):
         chunk = rows[start:start + per_pass]
         plan = _Plan()

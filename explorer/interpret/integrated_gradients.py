@@ -82,7 +82,7 @@ def integrated_gradients(
         extra = {"attention_mask": attention_mask.expand(rows, -1)}
         if token_type_ids is not None:
             extra["token_type_ids"] = token_type_ids.expand(rows, -1)
-        return relevance_logits(module(input_ids=input_ids, **extra).logits.float())
+        return relevance_logits(module(input_ids=input_ids, **extra).logits.float(), scorer.label)
 
     pad = scorer.model.tokenizer.pad_token_id
     baseline = baseline_ids(pair, pad if pad is not None else 0)

@@ -7,6 +7,7 @@ attention weights), so the pair is never re-tokenized or the model loaded again 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -24,16 +25,20 @@ from explorer.errors import ExplorerError
 from explorer.rankers.cross_encoder import CrossEncoder
 
 
-def inspection_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False) -> CrossEncoder:
-    """The cross-encoder bound for interpretation: eager attention, fp32 (exact scores)."""
-    return CrossEncoder(load_model(cross_encoder, "cross", eager_attention=True, allow_local_path=allow_local_path), "fp32")
+def inspection_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False,
+                     label: int | str | None = None) -> CrossEncoder:
+    """The cross-encoder bound for interpretation: eager attention, fp32 (exact scores), explaining
+    the logit of `label` (the default label when None; see `CrossEncoder.resolve_label`)."""
+    model = load_model(cross_encoder, "cross", eager_attention=True, allow_local_path=allow_local_path)
+    return CrossEncoder(model, "fp32", label=label)
 
 
-def rescoring_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False) -> CrossEncoder:
+def rescoring_model(cross_encoder: str = DEFAULT_CROSS_ENCODER, allow_local_path: bool = False,
+                    label: int | str | None = None) -> CrossEncoder:
     """The cross-encoder for rescoring, occlusion and gradients: fp32 (exact scores), the same
-    module re-ranking uses. Its SDPA attention returns no weights and runs faster than the
-    eager copy, so only the attention views need `inspection_model`."""
-    return CrossEncoder(load_model(cross_encoder, "cross", allow_local_path=allow_local_path), "fp32")
+    model re-ranking uses. Its default attention (SDPA where the architecture has it) returns no
+    weights and runs faster than the eager copy, so only the attention views need `inspection_model`."""
+    return CrossEncoder(load_model(cross_encoder, "cross", allow_local_path=allow_local_path), "fp32", label=label)
 
 
 @dataclass
@@ -106,17 +111,30 @@ def encode_pair(model: LoadedModel | CrossEncoder, query: str, document: str) ->
     # Past this the model would not read the text anyway; cutting first bounds the tokenizer's work.
     chars_cut = max(0, len(document) - MAX_INSPECT_DOCUMENT_CHARS)
     document = document[:MAX_INSPECT_DOCUMENT_CHARS]
+    # A cross-encoder's prompt goes before the query, as `CrossEncoder.predict` puts it; its
+    # tokens belong to neither text (sequence id None below), and query offsets are the query's own.
+    prompt = model.prompt("query")
     encoded = model.tokenizer(
-        query, document, truncation="only_second", max_length=model.max_length,
+        prompt + query, document, truncation="only_second", max_length=model.max_length,
         return_offsets_mapping=True, return_tensors="pt",
     )
+    # Which text each token came from is the tokenizer's own word: its sequence ids (0 query,
+    # 1 document, None special), whatever the layout ([CLS] q [SEP] d [SEP], <s> q </s></s> d </s>, ...).
     sequence_ids = encoded.sequence_ids(0)
     word_ids = encoded.word_ids(0)
     offsets = [tuple(o) for o in encoded.pop("offset_mapping")[0].tolist()]
+    if prompt:
+        in_prompt = [s == 0 and end <= len(prompt) for s, (_, end) in zip(sequence_ids, offsets)]
+        sequence_ids = [None if cut else s for s, cut in zip(sequence_ids, in_prompt)]
+        offsets = [(0, 0) if cut else (max(0, a - len(prompt)), b - len(prompt)) if s == 0 else (a, b)
+                   for s, cut, (a, b) in zip(sequence_ids, in_prompt, offsets)]
     # The untruncated encoding only counts the document's words, to say how many were cut.
-    whole = model.tokenizer(query, document, return_offsets_mapping=True)
+    whole = model.tokenizer(prompt + query, document, return_offsets_mapping=True)
     total = len(_document_word_tokens(whole.word_ids(), whole.sequence_ids(), whole["offset_mapping"]))
-    features = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    # Only what the model's forward takes (ModernBERT has no token types), as sentence-transformers passes it.
+    accepted = inspect.signature(model.module.forward).parameters
+    features = {k: v for k, v in encoded.items()
+                if k in ("input_ids", "attention_mask", "token_type_ids") and k in accepted}
     return EncodedPair(
         query=query,
         document=document,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from explorer.engine.loading import LoadedModel
-from explorer.rankers.bi_encoder import BiEncoder, sentence_embeddings
+from explorer.rankers.bi_encoder import BiEncoder
 
 
 @dataclass
@@ -25,14 +25,17 @@ class TokenSimilarity:
     model_name: str
 
 
-def _token_vectors(model: LoadedModel, text: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """One pass over one text: its tokens (specials included), token vectors and sentence vector."""
-    encoded = model.tokenizer(text, truncation=True, max_length=model.max_length, return_tensors="pt")
+def _token_vectors(model: LoadedModel, text: str, side: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """One pass over one text through the sentence-transformers model itself (fp32), with the
+    side's prompt: its tokens (specials and prompt included), token vectors and sentence vector."""
+    library = model.library
+    prompt = model.prompt(side)
+    features = library.preprocess([text], prompt=prompt or None, task=side)
     with torch.inference_mode():
-        hidden = model.module(**encoded).last_hidden_state.float()
-    tokens = model.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
-    sentence = sentence_embeddings(model, hidden, encoded["attention_mask"])[0]
-    return tokens, hidden[0], sentence
+        output = library(dict(features), task=side)
+    hidden = output["token_embeddings"].float()
+    tokens = model.tokenizer.convert_ids_to_tokens(features["input_ids"][0].tolist())
+    return tokens, hidden[0], output["sentence_embedding"][0].float()
 
 
 def bi_encoder_token_similarity(
@@ -40,8 +43,8 @@ def bi_encoder_token_similarity(
 ) -> TokenSimilarity:
     """Cosine between the bi-encoder's query-token and document-token vectors, from two separate passes (fp32)."""
     model = encoder.model
-    query_tokens, query_hidden, query_sentence = _token_vectors(model, query)
-    doc_tokens, doc_hidden, doc_sentence = _token_vectors(model, document)
+    query_tokens, query_hidden, query_sentence = _token_vectors(model, query, "query")
+    doc_tokens, doc_hidden, doc_sentence = _token_vectors(model, document, "document")
     unit = torch.nn.functional.normalize
     similarity = (unit(query_hidden, dim=-1) @ unit(doc_hidden, dim=-1).T).numpy()
     if not include_special:

@@ -99,6 +99,7 @@ class Agreement:
     largest_disagreements: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values."""
         return asdict(self)
 
 

@@ -28,7 +28,7 @@ from explorer.rankers.base import PairScorer, Retriever
 from explorer.rankers.bi_encoder import load_bi_encoder
 from explorer.rankers.bm25 import BM25
 from explorer.rankers.bm25 import SETTINGS as BM25_SETTINGS
-from explorer.rankers.cross_encoder import load_cross_encoder
+from explorer.rankers.cross_encoder import CrossEncoder, load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
 from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
@@ -82,8 +82,10 @@ def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool) -> PairScorer:
-    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once."""
+def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool,
+             cross_label: str | None = None) -> PairScorer:
+    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once; a
+    cross-encoder with several labels ranks by `cross_label` (its default label when None)."""
     kind, _, named = kind.partition("@")
     precision = named or precision
     local = local_model(cross_encoder)
@@ -98,7 +100,7 @@ def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_mo
             )
         return load_onnx_cross_encoder()
     if kind == "cross":
-        return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models)
+        return load_cross_encoder(cross_encoder, precision, allow_local_path=allow_local_models, label=cross_label)
     return load_late_interaction(COLBERT_BACKBONE, precision)
 
 
@@ -122,6 +124,7 @@ def compare(
     first_stage: str = "bi",
     rerankers: str | Sequence[str] = ("cross",),
     index: PrebuiltIndex | None = None,
+    cross_label: str | None = None,
 ) -> Comparison:
     """Rank `corpus` for `query` with the first stage, re-rank its top-k with each re-ranker.
 
@@ -132,7 +135,8 @@ def compare(
     last re-ranker also scores every document, to show what the first stage missed. The
     result's `reranked` hits are the last re-ranker's. With `index` (a prebuilt index of
     this corpus, `indexing/prebuilt.py`) the first stage searches it instead of indexing the
-    corpus. Raises ExplorerError for anything the user can fix.
+    corpus. A cross-encoder with several labels (a pair classifier) ranks by `cross_label`
+    (`CrossEncoder.resolve_label`). Raises ExplorerError for anything the user can fix.
     """
     kinds = parse_rerankers(rerankers)
     query = check_query(query)
@@ -148,7 +152,7 @@ def compare(
                  else index.first_stage(first_stage, bi_encoder, precision, allow_local_models))
         # An index that stores late-interaction token vectors re-ranks with them instead of encoding documents.
         stored = [index.stored_reranker(kind, precision) if index is not None else None for kind in kinds]
-        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models)
+        pipeline = Pipeline(first, [s or reranker(kind, cross_encoder, precision, allow_local_models, cross_label)
                                     for kind, s in zip(kinds, stored)])
         notes.extend(probe_notes([pipeline.first_stage, *pipeline.rerankers]))
     for stage in pipeline.rerankers:
@@ -185,6 +189,9 @@ def compare(
             )
         ]
 
+    reranked = reranked_hits(run.reranked[-1]) if run.reranked else []
+    with_label_probabilities(last, query, reranked[:top_k])
+
     first_kind = pipeline.first_stage.info.kind
     _, query_key, search_key = FIRST_STAGE_TIMINGS[first_kind]
     stages = [_stage(first, top_k, documents, clock.ms[query_key] + clock.ms[search_key])]
@@ -203,7 +210,7 @@ def compare(
         corpus_size=len(corpus),
         first_stage_kind=first_kind,
         models=models,
-        precision=runs_on,
+        runs_on=runs_on,
         first_stage=[
             FirstStageHit(documents[p].id, documents[p].text, s, rank, shared, tied)
             for rank, (p, s, (shared, tied)) in enumerate(
@@ -211,7 +218,7 @@ def compare(
                 start=1,
             )
         ],
-        reranked=reranked_hits(run.reranked[-1]) if run.reranked else [],
+        reranked=reranked,
         reranked_full=None if run.full_corpus is None else reranked_hits(run.full_corpus),
         stages=stages,
         components=components,
@@ -222,6 +229,16 @@ def compare(
     if result.tie_note():
         notes.append(result.tie_note())
     return result
+
+
+def with_label_probabilities(last: PairScorer | None, query: str, hits: Sequence[RerankedHit]) -> None:
+    """Give each shown hit every label's softmax probability, where the last re-ranker is a pair
+    classifier (several labels): its top-k pairs are scored once more for that (no other model pays)."""
+    if not hits or not isinstance(last, CrossEncoder) or last.model.num_labels < 2:
+        return
+    scored = last.score_query(query, [hit.text for hit in hits])
+    for hit, row in zip(hits, scored.label_probabilities):
+        hit.label_probabilities = {name: float(p) for name, p in zip(scored.labels, row)}
 
 
 def register_local_model(path: str) -> tuple[ModelChoice, str]:
@@ -262,7 +279,7 @@ def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:
     marks = tie_marks(output.scores[0][: top_k + 1])
     return Stage(
         name=info.name, kind=info.kind, model=info.model_id, score_name=info.score_name, runs_on=info.runs_on,
-        ms=round(ms, 3),
+        ms=round(ms, 3), engine=info.engine, prompts=info.prompts, probability_name=info.probability_name,
         ranking=[
             StageHit(documents[p].id, score, rank, *marks[rank - 1])
             for rank, (p, score) in enumerate(zip(output.positions[0][:top_k], output.scores[0][:top_k]), start=1)

@@ -41,7 +41,7 @@ def unit_costs(result: Comparison) -> UnitCosts:
     """
     timings = result.timings_ms
     index_key, query_key, _ = FIRST_STAGE_TIMINGS[result.first_stage_kind]
-    memory_key = (result.models["first_stage"], result.precision["first_stage"])
+    memory_key = (result.models["first_stage"], result.runs_on["first_stage"])
     if not result.corpus_index_cached:
         caches.INDEXING_COSTS.put(memory_key, timings[index_key] / result.corpus_size)
     remembered_index_ms = caches.INDEXING_COSTS.get(memory_key)

@@ -55,6 +55,7 @@ def evaluate(
     allow_local_models: bool = False,
     progress: StageProgress | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
+    cross_label: str | None = None,
 ) -> ExperimentReport:
     """Rank the corpus for every labelled query by the three stages' pipelines and score each.
 
@@ -66,7 +67,7 @@ def evaluate(
     report = run_experiment(
         corpus, queries, qrels, pipelines, top_k=top_k, bi_encoder=bi_encoder, cross_encoder=cross_encoder,
         precision=precision, persist_embeddings=persist_embeddings, allow_local_models=allow_local_models,
-        progress=progress, cross_encoder_runner=cross_encoder_runner,
+        progress=progress, cross_encoder_runner=cross_encoder_runner, cross_label=cross_label,
     )
     if not score_all:
         report.notes.append(SKIPPED_NOTE)

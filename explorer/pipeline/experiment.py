@@ -41,7 +41,7 @@ from explorer.pipeline.compare import FIRST_STAGES, RERANKERS, first_stage_ranke
 from explorer.pipeline.measures import (
     Qrels, evaluation_depth, first_relevant, labelled_queries, mean_metrics, measure_names, rerank_order, score_rankings,
 )
-from explorer.pipeline.significance import Comparison, compare_to_baseline, format_significance
+from explorer.pipeline.significance import SignificanceTest, compare_to_baseline, format_significance
 from explorer.pipeline.stages import (
     FIRST_STAGE_TIMINGS, Pipeline, StageProgress, Stopwatch, check_top_k, run_pipeline, score_whole_corpus, truncation_note,
 )
@@ -125,9 +125,11 @@ class CachedScorer(PairScorer):
 
     @property
     def max_length(self) -> int:
+        """The inner re-ranker's token limit per pair."""
         return self.inner.max_length
 
     def check_query(self, query: str) -> None:
+        """The inner re-ranker's check: ExplorerError for a query too long to share a pair."""
         self.inner.check_query(query)
 
     def score(self, queries: Sequence[str], documents: Sequence[str], progress=None) -> PairScores:
@@ -180,7 +182,7 @@ class ExperimentReport:
     metrics: dict[str, dict[str, float]]  # pipeline -> measure -> mean
     per_query: dict[str, dict[str, dict[str, float]]]  # pipeline -> query id -> measure -> value
     ms_per_query: dict[str, float | None]  # None for an external run
-    significance: list[Comparison]
+    significance: list[SignificanceTest]
     reranker_pairs: dict[str, dict[str, int]]  # re-ranker kind -> pairs scored / reused from the cache
     timings_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -218,11 +220,13 @@ def run_experiment(
     progress: StageProgress | None = None,
     seed: int | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
+    cross_label: str | None = None,
 ) -> ExperimentReport:
     """Rank every labelled query with every pipeline, score each, and test each against `baseline`.
 
     `external_runs` ({name: TREC run}) are scored beside the pipelines; `cross_encoder_runner`
-    wraps the bound cross-encoder in what scores its pairs elsewhere (`eval --ray`). Raises
+    wraps the bound cross-encoder in what scores its pairs elsewhere (`eval --ray`); a
+    pair-classifying cross-encoder ranks by `cross_label` (`CrossEncoder.resolve_label`). Raises
     ExplorerError for unusable labels, pipelines, names or a baseline that is not among them.
     """
     from explorer.data.trec_runs import check_tag, run_rankings
@@ -254,7 +258,7 @@ def run_experiment(
     with clock.stage("model_loading"):
         retrievers = {first: first_stage_ranker(first, bi_encoder, precision, allow_local_models)
                       for first in firsts if first != WHOLE_CORPUS}
-        bound = {kind: reranker(kind, cross_encoder, precision, allow_local_models) for kind in kinds_used}
+        bound = {kind: reranker(kind, cross_encoder, precision, allow_local_models, cross_label) for kind in kinds_used}
         if cross_encoder_runner is not None:
             bound = {kind: cross_encoder_runner(s) if s.info.kind == "cross" else s for kind, s in bound.items()}
         scorers = {kind: CachedScorer(s) for kind, s in bound.items()}
@@ -332,7 +336,7 @@ def run_experiment(
     measures = measure_names(top_k)
     per_query = {name: score_rankings(runs, qrels, top_k) for name, runs in rankings.items()}
     metrics = {name: mean_metrics(values, measures) for name, values in per_query.items()}
-    significance: list[Comparison] = []
+    significance: list[SignificanceTest] = []
     if baseline is not None and len(per_query) > 1:
         kwargs = {} if seed is None else {"seed": seed}
         significance, stat_notes = compare_to_baseline(per_query, baseline, measures, **kwargs)
@@ -397,6 +401,7 @@ def disagreements(report: ExperimentReport, a: str, b: str, measure: str = "nDCG
 
 
 def format_experiment(report: ExperimentReport) -> str:
+    """The readable table of `eval --pipelines`: one row per pipeline (means, ms/query), then the tests."""
     measures = report.measures
     width = max(12, *(len(name) + 2 for name in report.pipelines))
     lines = [

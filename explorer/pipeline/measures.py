@@ -26,6 +26,11 @@ def measure_names(top_k: int) -> list[str]:
     return ["nDCG@10", "RR@10", f"R@{top_k}"]
 
 
+def mean_label(name: str) -> str:
+    """How a measure's mean over the queries is called: the mean of RR@10 is MRR@10; others keep their name."""
+    return "MRR@10" if name == "RR@10" else name
+
+
 def evaluation_depth(top_k: int, corpus_size: int) -> int:
     """How deep each ranking goes: the measures read at most max(10, k) places."""
     return min(corpus_size, max(10, top_k))

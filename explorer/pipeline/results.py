@@ -47,6 +47,8 @@ def tie_marks(scores: Sequence[float]) -> list[tuple[int, bool]]:
 
 @dataclass
 class StageHit:
+    """One document in one stage's ranking: its id, that stage's score (named by `Stage.score_name`) and 1-based rank."""
+
     id: str
     score: float
     rank: int  # 1-based, the place shown
@@ -65,10 +67,14 @@ class Stage:
     runs_on: str  # precision and device, e.g. "bf16 on cpu"
     ms: float  # this stage's own time (for a first stage: query encoding + search)
     ranking: list[StageHit]
+    engine: str = ""  # how the model ran: "packed bf16", "sentence-transformers forward", ...
+    prompts: str = ""  # the prompts put before texts, e.g. "query prompt: 'query: '"; "" for none
+    probability_name: str = ""  # a cross-encoder's probability column: "sigmoid(logit)", "raw score", ...
     note: str | None = None  # what this stage's ranking means here, e.g. "BM25 matched no query term"
     analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
 
     def to_dict(self) -> dict:
+        """The stage as JSON: every field, the ranking as a list of {"id", "score", "rank", ...}."""
         data = asdict(self)
         data["ranking"] = [asdict(hit) for hit in self.ranking]
         return data
@@ -76,6 +82,8 @@ class Stage:
 
 @dataclass
 class FirstStageHit:
+    """One document of the first stage's top-k, with its text and first-stage score."""
+
     id: str
     text: str
     score: float  # the first stage's score (cosine for a bi-encoder, BM25 score for BM25)
@@ -86,16 +94,19 @@ class FirstStageHit:
 
 @dataclass
 class RerankedHit:
+    """One document as the last re-ranker placed it, with where the first stage had it (`move`, `move_kind`)."""
+
     id: str
     text: str
     score: float  # the re-ranker's score (a cross-encoder's logit, late interaction's MaxSim)
-    probability: float | None  # sigmoid(logit); None where the score is not a logit (MaxSim)
+    probability: float | None  # the model's activation of the logit (Stage.probability_name); None for MaxSim
     rank: int  # 1-based, by the re-ranker
     first_rank: int  # 1-based rank of the same document in the first stage (over the whole corpus)
     first_score: float  # its first-stage score
     in_candidates: bool  # was it among the first stage's top-k candidates?
     shared_rank: int = 0  # see StageHit
     tied: bool = False
+    label_probabilities: dict[str, float] | None = None  # a pair classifier's softmax over its labels, by name
 
     @property
     def move(self) -> int:
@@ -110,24 +121,29 @@ class RerankedHit:
         return "up" if self.move > 0 else "down" if self.move < 0 else "same"
 
     def to_dict(self) -> dict:
-        # The JSON keeps the names it has always had (the default first stage is the bi-encoder).
+        """The hit as `compare --json` prints it; `first_stage_*` name the first stage whatever it is
+        (bi-encoder, BM25 or hybrid), `move` = first_stage_rank - rank."""
         return {
             "id": self.id, "text": self.text, "score": self.score, "probability": self.probability,
-            "rank": self.rank, "bi_rank": self.first_rank, "bi_score": self.first_score,
-            "in_bi_top_k": self.in_candidates, "move": self.move,
+            "rank": self.rank, "first_stage_rank": self.first_rank, "first_stage_score": self.first_score,
+            "in_first_stage_top_k": self.in_candidates, "move": self.move,
             "shared_rank": self.shared_rank, "tied": self.tied,
+            **({"label_probabilities": self.label_probabilities} if self.label_probabilities else {}),
         }
 
 
 @dataclass
 class Comparison:
+    """One query through one pipeline: every stage's ranking, the last re-ranker's hits with rank moves,
+    timings in ms (time.perf_counter) and notes; `to_dict` is the JSON of `compare --json` and the API."""
+
     query: str
     top_k: int
     corpus_name: str
     corpus_size: int
     first_stage_kind: str  # "bi", "lexical" or "hybrid"
     models: dict[str, str]  # "first_stage" and "reranker" (the last re-ranker, absent when none): display names
-    precision: dict[str, str]  # the same keys: "bf16 on cpu", ...
+    runs_on: dict[str, str]  # the same keys: precision and device, "bf16 on cpu", ... (JSON key "precision")
     first_stage: list[FirstStageHit]
     reranked: list[RerankedHit]  # the LAST re-ranker's order of the candidates; empty with no re-ranker
     reranked_full: list[RerankedHit] | None  # the last re-ranker over the whole corpus, when asked
@@ -141,6 +157,7 @@ class Comparison:
 
     @property
     def first_stage_label(self) -> str:
+        """What the first stage is called in sentences: "bi-encoder", "BM25" or "hybrid (BM25 + bi-encoder, RRF)"."""
         return {"lexical": "BM25", "hybrid": "hybrid (BM25 + bi-encoder, RRF)"}.get(self.first_stage_kind, "bi-encoder")
 
     @property
@@ -150,6 +167,7 @@ class Comparison:
 
     @property
     def first_score_name(self) -> str:
+        """The first stage's score name: "cosine", "BM25 score" or "RRF score"."""
         return self.stages[0].score_name
 
     def shown_reranked(self) -> list[RerankedHit]:
@@ -223,7 +241,7 @@ class Comparison:
         """
         first_key = "bi_encoder" if self.first_stage_kind == "bi" else "first_stage"
         models = {first_key: self.models["first_stage"]}
-        precision = {first_key: self.precision["first_stage"]}
+        precision = {first_key: self.runs_on["first_stage"]}
         for stage in self.stages[1:]:
             key = RERANKER_KEYS[stage.kind]
             if key in models:  # the same kind again at another precision: "cross_encoder_int8"

@@ -41,7 +41,7 @@ TIE_EPSILON = 1e-9
 
 
 @dataclass
-class Comparison:
+class SignificanceTest:
     """One pipeline against the baseline on one measure; the fields are described in the module docstring."""
 
     pipeline: str
@@ -58,6 +58,7 @@ class Comparison:
     losses: int
 
     def to_dict(self) -> dict:
+        """Every field, as JSON-ready values."""
         return asdict(self)
 
 
@@ -130,7 +131,7 @@ def compare_to_baseline(
     resamples: int = BOOTSTRAP_RESAMPLES,
     permutations: int = PERMUTATIONS,
     seed: int = SEED,
-) -> tuple[list[Comparison], list[str]]:
+) -> tuple[list[SignificanceTest], list[str]]:
     """Every non-baseline pipeline against `baseline` on each measure, and notes.
 
     `per_query` is {pipeline: {query_id: {measure: value}}}, every pipeline over the same queries.
@@ -149,7 +150,7 @@ def compare_to_baseline(
             b = np.array([per_query[baseline][q][measure] for q in queries])
             d = a - b
             low, high = bootstrap_ci(d, resamples, seed)
-            rows.append(Comparison(
+            rows.append(SignificanceTest(
                 pipeline=name, baseline=baseline, measure=measure, mean_diff=float(d.mean()),
                 ci_low=low, ci_high=high, p_t=paired_t_p(a, b), p_perm=permutation_p(d, permutations, seed),
                 p_holm=float("nan"), wins=int(np.sum(d > TIE_EPSILON)), ties=int(np.sum(np.abs(d) <= TIE_EPSILON)),
@@ -174,7 +175,7 @@ def compare_to_baseline(
     return rows, notes
 
 
-def format_significance(rows: Sequence[Comparison]) -> str:
+def format_significance(rows: Sequence[SignificanceTest]) -> str:
     """The comparisons as a plain-text table for the command line, one line each."""
     lines = [f"{'pipeline':<22}{'measure':<10}{'diff':>8}{'95% CI':>18}{'p_t':>8}{'p_perm':>8}{'p_holm':>8}  W/T/L"]
     for r in rows:

@@ -53,6 +53,7 @@ class Stopwatch:
 
     @contextmanager
     def stage(self, name: str):
+        """Time the `with` block (time.perf_counter) into `ms[name]`, in milliseconds, even if it raises."""
         start = time.perf_counter()
         try:
             yield
@@ -60,10 +61,12 @@ class Stopwatch:
             self.ms[name] = round((time.perf_counter() - start) * 1000.0, 3)
 
     def total(self) -> float:
+        """The sum of every stage's ms but "total"."""
         return round(sum(ms for name, ms in self.ms.items() if name != "total"), 3)
 
 
 def check_query(query: str) -> str:
+    """The query stripped, or ExplorerError when it is blank, unreadable or over MAX_QUERY_CHARS."""
     query = check_encodable(query or "", "query").strip()
     if is_blank(query):
         raise ExplorerError("The query is empty: type a question or a few words to search for.")
@@ -109,6 +112,8 @@ class StageOutput:
 
 @dataclass
 class PipelineRun:
+    """Every stage's output for a batch of queries (`run_pipeline`), whether the index was cached, and notes."""
+
     first_stage: StageOutput  # `depth` deep for every query
     reranked: list[StageOutput]  # per re-ranker: the first stage's top-k, re-ordered
     full_corpus: StageOutput | None  # the last re-ranker over every document, when asked

@@ -33,10 +33,12 @@ class RankerInfo:
     model_id: str  # hub id, "bm25", or a fusion's recipe
     name: str  # shown wherever the ranker appears; says when a model is a converted copy
     kind: RankerKind
-    score_name: str  # "cosine", "logit", "BM25 score", ...
+    score_name: str  # "cosine", "logit", "logit of 'entailment'", "BM25 score", ...
     precision: str  # "bf16", "fp32", or "n/a" where no model runs
     device: str = "cpu"
-    engine: str = ""  # how it runs: "packed bf16", "padded batches", "bm25s sparse index"
+    engine: str = ""  # how it runs: "packed bf16", "sentence-transformers forward", "bm25s sparse index"
+    probability_name: str = ""  # what PairScores.probabilities hold: "sigmoid(logit)", "raw score", ...; "" for none
+    prompts: str = ""  # the prompts the model puts before texts, as the page shows them; "" for none
 
     @property
     def runs_on(self) -> str:
@@ -49,8 +51,10 @@ class PairScores:
     """One score per (query, document) pair, in the order given."""
 
     scores: np.ndarray  # (n,) float32, the ranker's own score (a cross-encoder's logit)
-    probabilities: np.ndarray | None  # (n,) sigmoid of a logit where the score is one, else None
+    probabilities: np.ndarray | None  # (n,) the model's activation of the logit (`CrossEncoder.probability_name`), else None
     truncated: int  # pairs cut to the model's maximum length
+    label_probabilities: np.ndarray | None = None  # (n, labels) softmax over a classifier's labels
+    labels: list[str] | None = None  # those labels' names (the model config's id2label)
 
     @property
     def logits(self) -> np.ndarray:

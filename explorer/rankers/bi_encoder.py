@@ -1,7 +1,11 @@
-"""Bi-encoder retrieval: embed texts separately, index them in FAISS, search by cosine.
+"""Bi-encoder retrieval: embed texts separately, index them in FAISS, search by the model's similarity.
 
-Embeddings are L2-normalised, so inner product in an exact FAISS index *is* cosine
-similarity. A corpus is encoded once per (model, precision, content) and reused.
+What an embedding is comes from sentence-transformers: the model loads as a
+`SentenceTransformer`, and its modules (Pooling of any mode, Dense, Normalize), its prompts
+(query side and document side apart, as `encode_query` / `encode_document` choose them) and
+its maximum length decide it. The index holds inner products: for a model compared by cosine
+the vectors are L2-normalised first (so inner product *is* cosine), for "dot" they are not.
+A corpus is encoded once per (model, precision, content) and reused.
 """
 
 from __future__ import annotations
@@ -10,36 +14,46 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
 import torch
 
 from explorer import caches
-from explorer.engine.batching import padded_batches
 from explorer.engine.loading import LoadedModel, load_model
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
 from explorer.paths import MAX_EMBEDDING_DISK_BYTES, cache_dir, mark_used, read_checked, trim_to_size, write_checked
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
+Side = Literal["query", "document"]
+# Texts handed to `encode_query` / `encode_document` per call, so progress can be reported between calls.
+ENCODE_CHUNK = 512
 
-def sentence_embeddings(model: LoadedModel, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Pool token vectors (batch, tokens, dim) into sentence vectors the way the model was trained to."""
-    if model.pooling == "cls":
-        pooled = hidden[:, 0]
-    else:
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2, dim=1) if model.normalize else pooled
+
+def after_transformer(model: LoadedModel, token_states: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+    """The sentence embeddings (sequences, dim) that the model's own modules after its transformer
+    (Pooling, Dense, Normalize: the sentence-transformers objects themselves) make of packed
+    fp32 token states (total tokens, hidden), one run of `lengths[i]` rows per sequence.
+
+    Pooling takes them in its flattened form (`cu_seq_lens_q`, as for unpadded attention), so
+    nothing is padded back.
+    """
+    bounds = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    bounds[1:] = torch.cumsum(torch.tensor(list(lengths), dtype=torch.int32), 0)
+    features = {"token_embeddings": token_states[None], "cu_seq_lens_q": bounds}
+    for module in model.st_modules()[1:]:
+        features = module(features)
+    return features["sentence_embedding"]
 
 
 class BiEncoder(Retriever):
     """A bi-encoder bound to one precision and engine: encodes texts, indexes and searches a corpus.
 
-    bf16 on a BERT encoder runs packed, padding-free chunks (`packed_bert`); everything
-    else runs the module's own forward on length-sorted padded batches. fp32 is the
-    model's own forward, exactly as sentence-transformers runs it.
+    bf16 on a plain BERT encoder runs packed, padding-free chunks (`packed_bert`), followed by
+    the model's own Pooling / Dense / Normalize modules; everything else runs
+    sentence-transformers' own `encode_query` / `encode_document`. fp32 is exactly those.
     """
 
     BATCH_SIZE = 32
@@ -48,40 +62,67 @@ class BiEncoder(Retriever):
         self.model = model
         self.engine = model.bind(precision)
         self.precision = self.engine.precision
-        self.info = RankerInfo(model.id, model.name, "bi", "cosine", self.precision, engine=self.engine.name)
+        self.score_name = "cosine" if model.similarity == "cosine" else "dot product"
+        self.info = RankerInfo(model.id, model.name, "bi", self.score_name, self.precision, engine=self.engine.name,
+                               prompts=model.prompts_text())
 
     @property
     def dimension(self) -> int:
-        return self.model.module.config.hidden_size
+        return int(self.model.library.get_embedding_dimension())
 
-    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
-        """Sentence embeddings (n, dim) float32, L2-normalised when the model normalises."""
+    def prompt(self, side: Side) -> str:
+        """The prompt put before every text of this side ("" for none)."""
+        return self.model.prompt(side)
+
+    def embed(self, texts: Sequence[str], side: Side = "document",
+              progress: ProgressCallback | None = None) -> np.ndarray:
+        """Sentence embeddings (n, dim) float32, as `SentenceTransformer.encode_query` (side "query")
+        or `encode_document` (side "document") computes them."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
-        encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_length)
         output = np.empty((len(texts), self.dimension), dtype=np.float32)
         with torch.inference_mode():
             if self.engine.packed is not None:
+                prompt = model.prompt(side)
+                encoded = model.tokenizer([prompt + t for t in texts] if prompt else list(texts),
+                                          truncation=True, max_length=model.max_length)
                 for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
                     states = self.engine.packed.hidden_states(chunk_ids, chunk_types)
-                    # Back to (sequences, tokens, dim) with a mask, so one pooling rule serves both paths.
-                    hidden = torch.nn.utils.rnn.pad_sequence(states.split([len(row) for row in chunk_ids]), batch_first=True)
-                    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(row)) for row in chunk_ids], batch_first=True)
-                    output[chunk] = sentence_embeddings(model, hidden, mask).numpy()
+                    output[chunk] = after_transformer(model, states, [len(row) for row in chunk_ids]).float().numpy()
             else:
-                for batch, features in padded_batches(model.tokenizer, encoded, self.BATCH_SIZE, progress):
-                    hidden = self.engine.module(**features).last_hidden_state.float()
-                    output[batch] = sentence_embeddings(model, hidden, features["attention_mask"]).numpy()
+                library = self.engine.library
+                encode = library.encode_query if side == "query" else library.encode_document
+                for start in range(0, len(texts), ENCODE_CHUNK):
+                    piece = list(texts[start:start + ENCODE_CHUNK])
+                    output[start:start + len(piece)] = encode(piece, batch_size=self.BATCH_SIZE, convert_to_numpy=True,
+                                                              show_progress_bar=False)
+                    if progress:
+                        progress(start + len(piece), len(texts))
         return output
+
+    def for_index(self, embeddings: np.ndarray) -> np.ndarray:
+        """The vectors the inner-product index holds: L2-normalised where the model compares by
+        cosine and does not normalise itself; as they are for "dot" (and after a Normalize module)."""
+        if self.model.similarity != "cosine" or self.model.normalize or not len(embeddings):
+            return embeddings
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None,
+               side: Side = "document") -> np.ndarray:
+        """What the index holds for these texts (n, dim) float32: `embed`, then `for_index`."""
+        return self.for_index(self.embed(texts, side, progress))
 
     def index_corpus(self, texts, fingerprint, persist=False, progress=None) -> tuple[CorpusIndex, bool]:
         return corpus_index(self, texts, fingerprint, persist=persist, progress=progress)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self.encode(queries)
+        return self.encode(queries, side="query")
 
     def search(self, index: CorpusIndex, encoded_queries: np.ndarray, depth: int):
+        """(scores, positions), each (queries, depth): cosine of each query vector with the corpus's, best
+        first, by the corpus's FAISS index (exact inner product of L2-normalised vectors, or HNSW)."""
         return search(index.index, encoded_queries, depth)
 
 
@@ -108,11 +149,25 @@ def build_index(embeddings: np.ndarray, kind: str = "exact", hnsw_neighbors: int
     return index
 
 
-def search(index: faiss.Index, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, positions) for each query row, best first."""
-    k = min(k, index.ntotal)
-    scores, positions = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
-    return scores, positions
+def search(index: faiss.Index, query_vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `depth` (scores, positions) for each query row, best first; equal scores in corpus order.
+
+    FAISS returns equal scores in no fixed order (identical documents come back last position
+    first), and a tie at the last place may hold documents it left out: the search goes deeper
+    until every tie at the cut is closed, and each row is sorted by (score descending, position).
+    """
+    depth = min(depth, index.ntotal)
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    fetch = depth
+    while True:
+        scores, positions = index.search(queries, min(fetch + 1, index.ntotal))
+        tie_open = depth > 0 and scores.shape[1] > depth and bool((scores[:, depth - 1] == scores[:, -1]).any())
+        if not tie_open or scores.shape[1] >= index.ntotal:
+            break
+        fetch *= 2
+    order = [np.lexsort((row_positions, -row_scores))[:depth] for row_scores, row_positions in zip(scores, positions)]
+    return (np.stack([row[o] for row, o in zip(scores, order)]) if order else scores[:, :depth],
+            np.stack([row[o] for row, o in zip(positions, order)]) if order else positions[:, :depth])
 
 
 @dataclass

@@ -137,6 +137,8 @@ class BM25(Retriever):
         return np.asarray(index.retriever.get_scores(known), dtype=np.float32)
 
     def search(self, index: BM25Index, encoded_queries, depth: int):
+        """(scores, positions), each (queries, depth): bm25s's BM25 score of every document, best first; ties
+        (often all 0) keep corpus order. `depth` is cut to the corpus size."""
         depth = min(depth, index.size)
         scores = np.zeros((len(encoded_queries), depth), dtype=np.float32)
         positions = np.zeros((len(encoded_queries), depth), dtype=np.int64)

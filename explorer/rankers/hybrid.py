@@ -91,6 +91,8 @@ class Hybrid(Retriever):
         return [(matched, lexical[matched]), (dense_positions[0], dense_scores[0])]
 
     def search(self, index: HybridIndex, encoded_queries, depth: int):
+        """(scores, positions), each (queries, depth): reciprocal rank fusion, sum over BM25's and the
+        bi-encoder's full rankings of 1 / (60 + rank), best first."""
         depth = min(depth, index.size)
         count = len(encoded_queries[0])
         scores = np.zeros((count, depth), dtype=np.float32)

@@ -115,6 +115,8 @@ class LateInteraction(PairScorer):
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """MaxSim of each (query, document) pair (no probability: MaxSim is not a logit); each distinct
+        text is encoded once and documents' token vectors come from caches.LATE_DOCUMENT_VECTORS."""
         if (empty := self.no_pairs(queries, documents, probabilities=False)) is not None:
             return empty  # MaxSim has no probability
         # Each distinct text is encoded once: a query is shared by all its candidates.

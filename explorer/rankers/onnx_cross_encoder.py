@@ -71,12 +71,16 @@ class OnnxCrossEncoder(PairScorer):
         self.output = self.session.get_outputs()[0].name
         self._lock = threading.Lock()  # one run at a time per session keeps timings honest
         if local is None:
-            self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE)
+            self.info = RankerInfo(DEFAULT_CROSS_ENCODER, NAME, "cross", "logit", "int8", engine=ENGINE,
+                                   probability_name="sigmoid(logit)")
         else:
-            self.info = RankerInfo(local.id, local.label, "cross", "logit", "as stored", engine=ENGINE)
+            self.info = RankerInfo(local.id, local.label, "cross", "logit", "as stored", engine=ENGINE,
+                                   probability_name="sigmoid(logit)")
 
     def score(self, queries: Sequence[str], documents: Sequence[str],
               progress: ProgressCallback | None = None) -> PairScores:
+        """The int8 ONNX file's logit and sigmoid probability of each pair, shape (pairs,); each pair runs
+        alone and unpadded (its dynamic quantisation would otherwise depend on the batch)."""
         if (empty := self.no_pairs(queries, documents)) is not None:
             return empty
         encoded = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length)

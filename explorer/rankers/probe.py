@@ -107,7 +107,7 @@ def run_probe(ranker) -> ProbeResult | None:
     encoder = ranker if hasattr(ranker, "encode") else getattr(ranker, "dense", None)
     if encoder is None or not hasattr(encoder, "encode"):
         return None  # nothing learned to probe (BM25)
-    q = encoder.encode(queries)
+    q = encoder.encode(queries, side="query")
     rel, irr = encoder.encode(relevant_docs), encoder.encode(irrelevant_docs)
 
     def cosine(x, y):

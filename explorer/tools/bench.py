@@ -245,6 +245,62 @@ def bench_attention(pair: tuple[str, str], repeats: int) -> dict:
     return {"inspect_pair_ms": round(total, 1), "forward_with_attentions_ms": round(forward, 1)}
 
 
+def pair_of_tokens(query: str, passages: list[str], tokenizer, tokens: int = 64) -> str:
+    """A document cut, word by word, from the passages so that the (query, document) pair is
+    `tokens` long ([CLS] and both [SEP] included), or the first length past it."""
+    words = " ".join(passages).split()
+    for count in range(1, len(words) + 1):
+        document = " ".join(words[:count])
+        if len(tokenizer(query, document)["input_ids"]) >= tokens:
+            return document
+    return " ".join(words)
+
+
+def bench_head_grid(query: str, passages: list[str], repeats: int = 3, threads: int = 2) -> list[dict]:
+    """The Inspect tab's head grid (every head zero-ablated, plus each layer's two blocks) of a
+    64-token pair, on `threads` torch threads, fp32 and bf16: wall time per grid."""
+    import torch
+
+    from explorer.interpret.heads import head_importance
+    from explorer.interpret.pair import encode_pair, rescoring_model
+    from explorer.rankers.cross_encoder import CrossEncoder
+
+    fp32 = rescoring_model()
+    document = pair_of_tokens(query, passages, fp32.tokenizer)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rows = []
+    try:
+        for scorer in (fp32, CrossEncoder(fp32.model, "bf16")):
+            pair = encode_pair(scorer, query, document)
+            grid = head_importance(scorer, pair)  # warm-up, and the numbers shown
+            walls, cpus = [], []
+            for _ in range(repeats):
+                cpu = time.process_time()
+                walls.append(head_importance(scorer, pair).elapsed_ms)
+                cpus.append(time.process_time() - cpu)
+            # On a shared machine CPU seconds / threads is the better guide to an idle machine's wall time.
+            rows.append({"precision": scorer.precision, "pair_tokens": grid.tokens, "copies": grid.copies,
+                         "passes": grid.passes, "grid_ms": round(statistics.median(walls), 1),
+                         "cpu_s": round(statistics.median(cpus), 2), "threads": threads, "logit": round(grid.logit, 3),
+                         "top_head": grid.top_heads(1)[0], "load_average_1min": round(os.getloadavg()[0], 2)})
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def format_head_grid(rows: list[dict]) -> str:
+    lines = [f"Head grid (every head zero-ablated + each layer's attention and feed-forward block), one "
+             f"{rows[0]['pair_tokens']}-token pair, {rows[0]['threads']} torch threads, median of the runs:"]
+    for row in rows:
+        top = row["top_head"]
+        lines.append(f"  {row['precision']:<5} {row['grid_ms']:>9} ms wall, {row['cpu_s'] / row['threads']:.1f} s CPU / thread "
+                     f"({row['copies']} copies in {row['passes']} passes; "
+                     f"logit {row['logit']}, top head layer {top['layer']} head {top['head']} {top['change']:+.3f}; "
+                     f"load {row['load_average_1min']})")
+    return "\n".join(lines)
+
+
 def contrast_documents(passages: list[str], tokenizer, count: int = 2, low: int = 140, high: int = 160) -> list[str]:
     """The first `count` passages of `low` to `high` tokens of their own (the issue's ~150-token documents)."""
     sized = [p for p in passages if low <= len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= high]
@@ -344,7 +400,7 @@ def bench_end_to_end(passages: list[str], query: str, repeats: int) -> dict:
         "peer_ms": round(peer_ms, 1),
         "ratio": round(peer_ms / ours_ms, 2),
         "ours_stage_ms": last.timings_ms,
-        "ours_precision": last.precision,
+        "ours_precision": last.runs_on,
     }
 
 
@@ -370,7 +426,7 @@ def bench_four_columns(passages: list[str], query: str, repeats: int) -> dict:
         "pipeline": "hybrid (BM25 + bi-encoder, RRF) -> late interaction -> cross-encoder",
         "ours_ms": round(total_ms, 1),
         "stage_ms": {stage.kind: round(stage.ms, 1) for stage in last.stages},
-        "precision": last.precision,
+        "precision": last.runs_on,
     }
 
 
@@ -421,6 +477,8 @@ def run_benchmark(quick: bool = False, progress=print) -> dict:
     result["query_latency"] = bench_query_latency(bi, vectors, queries, sizes, repeats)
     progress("attention pass ...")
     result["attention"] = bench_attention((queries[0], passages[0]), repeats)
+    progress("head grid of a 64-token pair on 2 threads, fp32 and bf16 ...")
+    result["head_grid"] = bench_head_grid(queries[0], passages, repeats=1 if quick else 3)
     progress("end to end ...")
     result["end_to_end"] = bench_end_to_end(passages, queries[0], repeats)
     progress("four columns (hybrid, late interaction, cross-encoder) ...")
@@ -470,6 +528,7 @@ def format_table(result: dict) -> str:
         "",
         f"Attention pass, one pair: inspect_pair {att['inspect_pair_ms']} ms (forward with attentions "
         f"{att['forward_with_attentions_ms']} ms)",
+        *([format_head_grid(result["head_grid"])] if result.get("head_grid") else []),
         f"End-to-end stages (ms): {', '.join(f'{k} {v}' for k, v in end['ours_stage_ms'].items())}",
         f"Cold start until serving: {cold.get('seconds_until_serving', cold.get('error'))} s; "
         f"app peak RSS {cold.get('app_peak_rss_mb')} MB",

@@ -14,6 +14,7 @@ import gradio as gr
 from explorer.data.builtin_corpora import INDEX_CHOICE, SOURCES, corpus_from_source, list_sets
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
+from explorer.engine.loading import load_model
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
@@ -89,12 +90,14 @@ def run_comparison(
     first_stage: str = "bi",
     rerankers: list[str] | None = None,
     labels: dict | None = None,
+    cross_label: str | None = None,
     progress=gr.Progress(),
 ):
     """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them.
 
     `labels` (a gr.State, not an API parameter) are a labelled query's relevance grades set by the
     Evaluate tab: the lists show each document's grade when this comparison is that query.
+    `cross_label`: for a cross-encoder with several labels (a pair classifier), the label that ranks.
     """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
@@ -122,6 +125,7 @@ def run_comparison(
                 first_stage=first_stage or "bi",
                 rerankers=kinds,
                 index=configured_index() if prebuilt else None,
+                cross_label=cross_label or None,
             )
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
@@ -132,7 +136,9 @@ def run_comparison(
     data = result.to_dict()
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}
+    # The contrast panel explains the label that ranked here (a pair classifier's chosen label).
     state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
+             "cross_label": cross_label or None,
              "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
     choices = _inspect_choices(result)
     grades = result.grades_from(labels)
@@ -151,6 +157,21 @@ def run_comparison(
         state,
         gr.update(choices=choices, value=choices[0][1] if choices else None),
     )
+
+
+def label_choices(cross_encoder: str):
+    """The ranking-label picker's choices for the chosen cross-encoder: its labels where it is a
+    pair classifier already on this machine (offline or registered; nothing is downloaded for
+    this), else none (the model's default label ranks; a label can still be typed)."""
+    choice = next((c for c in model_choices("cross") if c.id == cross_encoder and c.offline), None)
+    labels: list[str] = []
+    if choice is not None and (choice.path is None or choice.path.suffix != ".onnx"):
+        try:
+            model = load_model(cross_encoder, "cross")
+            labels = model.labels if model.num_labels > 1 else []
+        except ExplorerError:
+            labels = []
+    return gr.update(choices=labels, value=None, interactive=bool(labels))
 
 
 def update_projection(state: dict | None, n):
@@ -218,6 +239,11 @@ def build_compare_tab() -> CompareTab:
         with gr.Column(scale=2, elem_classes="settings"):
             c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
             c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
+            c["cross_label"] = gr.Dropdown(
+                [], value=None, label="Label that ranks (pair classifiers only)", allow_custom_value=True,
+                interactive=False, elem_id="cross-label",
+                info="A cross-encoder with several labels (NLI) ranks by one label's probability; empty: its default.",
+            )
             c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
             with gr.Row():
                 c["score_all"] = gr.Checkbox(
@@ -274,7 +300,7 @@ def build_compare_tab() -> CompareTab:
             c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
             c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels")]
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels", "cross_label")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
     # One concurrency group for every way into a comparison; long ones go to the long-job lane.
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare", **event_lane("compare"))
@@ -282,6 +308,7 @@ def build_compare_tab() -> CompareTab:
                                           **event_lane("compare"))
     c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private",
                                         **event_lane("compare"))
+    c["cross"].change(label_choices, c["cross"], c["cross_label"], api_visibility="private")
     c["projection_n"].change(
         update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
         api_visibility="private",

@@ -60,7 +60,7 @@ METHOD_PASSES = {"occlusion": MAX_OCCLUSION_PASSES + 1, "ig": 3 * IG_STEPS + 1, 
 def contrast_work(state: dict, documents: list[str], method: str) -> int:
     """Tokens of model work to explain `documents` by `method` (budgets.py): each pair's tokens as
     the model reads them times the method's passes (an upper bound: kept attributions are reused)."""
-    scorer = rescoring_model(state["cross_encoder"])
+    scorer = rescoring_model(state["cross_encoder"], label=state.get("cross_label"))
     counts = token_counts(scorer.tokenizer, documents, scorer.max_length, pair_with=state["query"])
     return sum(counts) * METHOD_PASSES.get(method, 1)
 
@@ -71,8 +71,8 @@ def _explain(state: dict, picks: list[str], edits: list[dict], method: str, firs
     doc_a = edits[-1]["text_after"] if edits else state["texts"][id_a]
     work = 0 if first_view else contrast_work(state, [doc_a, state["texts"][id_b]], method)
     with by_work(work, "a contrast of two documents", progress):
-        gap = explain_pair_gap(rescoring_model(state["cross_encoder"]), state["query"], doc_a, state["texts"][id_b],
-                               method, first_view=first_view)
+        gap = explain_pair_gap(rescoring_model(state["cross_encoder"], label=state.get("cross_label")), state["query"],
+                               doc_a, state["texts"][id_b], method, first_view=first_view)
     return contrast_html(gap, doc_a, state["texts"][id_b], id_a, id_b), doc_a
 
 
@@ -95,7 +95,7 @@ def on_pick(value: str, state: dict | None, picks: list[str], method: str, progr
             # A view in about a second (runs of words, exact rescorings), then word level.
             yield picks, status, _explain(state, picks, [], method, first_view=True)[0], doc_a, [], ""
         else:
-            scores = rescoring_model(state["cross_encoder"]).score_query(state["query"], [doc_a, doc_b]).logits
+            scores = rescoring_model(state["cross_encoder"], label=state.get("cross_label")).score_query(state["query"], [doc_a, doc_b]).logits
             yield picks, status, pending_html(float(scores[0]), float(scores[1]), id_a, id_b, method), doc_a, [], ""
         view, _ = _explain(state, picks, [], method, progress=gradio_progress(progress))
     except ExplorerError as error:
@@ -122,7 +122,7 @@ def on_rescore(state: dict | None, picks: list[str], edits: list[dict], edited: 
         raise gr.Error("Click two documents in the re-ranked list first.")
     id_a, _ = _pair(state, picks)
     before = edits[-1]["text_after"] if edits else state["texts"][id_a]
-    scorer = rescoring_model(state["cross_encoder"])
+    scorer = rescoring_model(state["cross_encoder"], label=state.get("cross_label"))
     try:
         check_edit_chars(edited or "")
         others = [text for doc_id, text in state["texts"].items() if doc_id != id_a]

@@ -36,6 +36,7 @@ from explorer.interpret.integrated_gradients import IG_STEPS
 from explorer.interpret.passages import STRIDE_TOKENS, WINDOW_TOKENS
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
+from explorer.ui.heads_panel import build_heads_panel
 
 DIRECTIONS = [("query → document", "query_to_doc"), ("document → query", "doc_to_query")]
 
@@ -71,7 +72,7 @@ def _summary(inspection: PairInspection, bi_cosine: float) -> str:
     cut = " The pair was cut to the model's maximum length." if inspection.truncated else ""
     return (
         f"**Cross-encoder** {html.escape(inspection.model_name)}: score **{inspection.score:.3f} logit** "
-        f"(sigmoid probability {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
+        f"({inspection.probability_name} {inspection.probability:.3f}). **Bi-encoder** pooled cosine "
         f"**{bi_cosine:.3f}**. Input: {len(inspection.tokens)} tokens ({len(inspection.query_index)} query, "
         f"{len(inspection.doc_index)} document); attention pass {inspection.attention_ms:.0f} ms.{cut}"
     )
@@ -249,6 +250,8 @@ def build_inspect_tab() -> InspectTab:
         methods_run = gr.Button("Compare methods: occlusion, gradient × input, Integrated Gradients (50 steps)",
                                 elem_id="inspect-methods-run")
         methods_view = gr.HTML(elem_id="inspect-methods")
+    with gr.Tab("Head importance"):
+        build_heads_panel(pair, lambda key: _inspection(*key))
     with gr.Tab("How the texts meet"):
         gr.Markdown("One pair, three architectures. The **cross-encoder** reads query and document in one pass "
                     "(its attention, left). **Late interaction** encodes them apart, then each query token takes "

@@ -92,7 +92,7 @@ def timings_figure(result: Comparison) -> go.Figure:
             hovertemplate="%{y}<br>%{x:,.1f} ms<extra></extra>",
         )
     )
-    precision = result.precision
+    precision = result.runs_on
     figure.update_layout(
         **_LAYOUT,
         title=dict(
@@ -220,8 +220,8 @@ def slope_figure(result: Comparison) -> go.Figure:
         shown_ids = {h.id for h in shown}
         lines += [(h.first_rank, h.rank, h) for h in result.reranked_full if h.in_candidates and h.id not in shown_ids]
     figure = go.Figure()
-    for bi_rank, cross_rank, hit in lines:
-        left = bi_rank if bi_rank <= k else outside
+    for first_rank, cross_rank, hit in lines:
+        left = first_rank if first_rank <= k else outside
         right = cross_rank if cross_rank <= k else outside
         color = MOVE_COLORS[hit.move_kind]
         label = f"[{html.escape(hit.id)}] {hover_text(hit.text, width=60, lines=2)}"
@@ -234,7 +234,7 @@ def slope_figure(result: Comparison) -> go.Figure:
                 marker=dict(size=9, color=color),
                 showlegend=False,
                 # User text goes through customdata, never into the template itself.
-                customdata=[[label, bi_rank, cross_rank]] * 2,
+                customdata=[[label, first_rank, cross_rank]] * 2,
                 hovertemplate=f"%{{customdata[0]}}<br>{first} #%{{customdata[1]}} → {reranker} #%{{customdata[2]}}<extra></extra>",
             )
         )

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from explorer.pipeline.results import CHANGE_EPSILON
 from explorer.pipeline.evaluate import STAGE_LABELS, query_rows, stage_metrics
+from explorer.pipeline.measures import mean_label
 from explorer.pipeline.experiment import ExperimentReport
 from explorer.pipeline.significance import MIN_QUERIES_FOR_TESTS
 
@@ -19,7 +20,7 @@ IMPROVED, HURT, SAME = "#2e7d32", "#c62828", "#9e9e9e"
 
 def metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
     """Header and one row per classic stage (a, b, c): the mean of each measure over the labelled queries."""
-    header = ["stage"] + [f"{name} (mean, 0–1)" for name in report.measures]
+    header = ["stage"] + [f"{mean_label(name)} (mean, 0–1)" for name in report.measures]
     rows = []
     for stage, values in stage_metrics(report).items():
         if values is None:
@@ -107,7 +108,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def experiment_metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
     """Header and one row per pipeline (then each external run): the mean of each measure, and ms per query."""
-    header = ["pipeline"] + list(report.measures) + ["ms/query"]
+    header = ["pipeline"] + [mean_label(name) for name in report.measures] + ["ms/query"]
     rows = []
     for name in report.pipelines:
         ms = report.ms_per_query[name]

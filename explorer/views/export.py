@@ -16,18 +16,18 @@ from explorer.pipeline.results import Comparison, RerankedHit
 CSV_COLUMNS = [
     "doc_id",
     "text",
-    "bi_rank",
-    "cosine",
+    "first_stage_rank",
+    "first_stage_score",
     "cross_rank",
     "cross_logit",
     "cross_sigmoid_probability",
     "rank_move",
-    "in_bi_top_k",
+    "in_first_stage_top_k",
 ]
 
 
 def comparison_rows(result: Comparison) -> list[dict]:
-    """Every document either model ranked, bi-encoder order first, then the cross-encoder's extra finds."""
+    """Every document either stage ranked, first-stage order first (its score: cosine, BM25 or RRF), then the cross-encoder's extra finds."""
     cross = {h.id: h for h in result.scored_hits()}
     rows = [_row(hit.id, hit.text, hit.rank, hit.score, True, cross.get(hit.id)) for hit in result.first_stage]
     seen = {hit.id for hit in result.first_stage}
@@ -36,19 +36,19 @@ def comparison_rows(result: Comparison) -> list[dict]:
     return rows
 
 
-def _row(doc_id: str, text: str, bi_rank: int, cosine: float, in_bi_top_k: bool, cross: RerankedHit | None) -> dict:
+def _row(doc_id: str, text: str, first_stage_rank: int, first_stage_score: float, in_first_stage_top_k: bool, cross: RerankedHit | None) -> dict:
     """One CSV row; the cross-encoder's columns stay empty for a document it did not score."""
     return {
         "doc_id": doc_id,
         "text": text,
-        "bi_rank": bi_rank,
-        "cosine": round(cosine, 6),
+        "first_stage_rank": first_stage_rank,
+        "first_stage_score": round(first_stage_score, 6),
         "cross_rank": cross.rank if cross else "",
         "cross_logit": round(cross.score, 6) if cross else "",
         # Empty where the re-ranker's score is no logit (late interaction's MaxSim has no probability).
         "cross_sigmoid_probability": round(cross.probability, 6) if cross and cross.probability is not None else "",
         "rank_move": cross.move if cross else "",
-        "in_bi_top_k": in_bi_top_k,
+        "in_first_stage_top_k": in_first_stage_top_k,
     }
 
 

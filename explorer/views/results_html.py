@@ -34,7 +34,9 @@ def _row(hit, scores: list[tuple[str, str, str]], moved: str | None = None, fate
 def _list(css: str, title: str, model: str, runs_on: str, score_name: str, rows: list[dict],
           extra: str = "", data: list[tuple[str, str]] | None = None, stage=None) -> dict:
     """One list for the template; `stage`'s note (BM25 matched nothing) and BM25's analyzer go under its title."""
-    notes = [] if stage is None else [stage.note, stage.analyzer and f"BM25 analyzer: {stage.analyzer}"]
+    notes = [] if stage is None else [stage.note, stage.analyzer and f"BM25 analyzer: {stage.analyzer}", stage.prompts]
+    if stage is not None and stage.engine:  # what ran: the packed engine or the model's own (library) forward
+        runs_on = f"{runs_on}, {stage.engine}"
     return {"css": css, "title": title, "model": model, "runs_on": runs_on, "score_name": score_name,
             "rows": rows, "extra": extra, "data": data or [], "notes": [note for note in notes if note]}
 
@@ -82,7 +84,7 @@ def bi_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
         rows.append(_row(hit, [("score", score_name, f"{hit.score:.3f} {score_name}")], fate=fate,
                          bar=("", max(0.0, min(1.0, fraction)) * 100), titles=titles))
     title = "Bi-encoder (retrieve)" if result.first_stage_kind == "bi" else f"{result.first_stage_label} (retrieve)"
-    shown = _list("bi-list", title, result.models["first_stage"], result.precision["first_stage"],
+    shown = _list("bi-list", title, result.models["first_stage"], result.runs_on["first_stage"],
                   "cosine similarity" if score_name == "cosine" else score_name, rows,
                   stage=result.stages[0] if result.stages else None)
     return render("ranked_list.html.j2", list=shown, grades=grades)
@@ -101,15 +103,24 @@ def cross_encoder_list(result: Comparison, titles: dict[str, str] | None = None,
                      move=move_badge(hit, first), bar=("prob-bar", max(0.0, hit.score / top) * 100), titles=titles)
                 for hit in hits]
         shown = _list("cross-list", f"Late interaction ({scope})", result.models["reranker"],
-                      result.precision["reranker"], "MaxSim", rows)
+                      result.runs_on["reranker"], "MaxSim", rows)
     else:
+        stage = result.stages[-1] if result.stages else None
+        # The probability column is the model's own activation, named ("sigmoid(logit)", "raw score", ...).
+        named = (stage.probability_name if stage is not None else "") or "sigmoid(logit)"
+        probability = named != "raw score"
         rows = [_row(hit, [("score", "cross-encoder logit", f"{hit.score:.2f} logit"),
-                           ("prob", "sigmoid of the logit", f"p = {hit.probability:.3f}")],
-                     moved=hit.move_kind, move=move_badge(hit, first), bar=("prob-bar", hit.probability * 100),
+                           ("prob", named, f"p = {hit.probability:.3f}" if probability else f"{hit.probability:.3f} {named}"),
+                           *([("labels", "softmax over the model's labels", " · ".join(
+                               f"{name} {p:.2f}" for name, p in hit.label_probabilities.items()))]
+                             if hit.label_probabilities else [])],
+                     moved=hit.move_kind, move=move_badge(hit, first),
+                     bar=("prob-bar", max(0.0, min(1.0, hit.probability)) * 100) if probability else None,
                      titles=titles)
                 for hit in hits]
-        shown = _list("cross-list", f"Cross-encoder ({scope})", result.models["reranker"],
-                      result.precision["reranker"], "logit, sigmoid probability p", rows)
+        score_name = stage.score_name if stage is not None else "logit"
+        shown = _list("cross-list", f"Cross-encoder ({scope})", result.models["reranker"], result.runs_on["reranker"],
+                      f"{score_name}, {named}" + (" p" if probability else ""), rows, stage=stage)
     return render("ranked_list.html.j2", list=shown, grades=grades)
 
 
