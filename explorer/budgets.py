@@ -27,11 +27,52 @@ MAX_OCCLUSION_PASSES = 64
 # a sentence each in a 150-token passage), so both are ready within a second on 2 CPU cores (0.73 s
 # measured on an AVX2 EPYC in fp32); word-level occlusion follows it.
 FIRST_VIEW_OCCLUSION_PASSES = 4
-# Scoring the whole corpus costs queries x documents cross-encoder pairs, and one such job holds
-# its endpoint. Measured on 2 cores (pairs of ~120 tokens): 16 pairs/s in fp32 on an AVX2 EPYC,
-# 56 pairs/s in bf16 on an AVX-512 one, so 500 pairs is at most about 30 s; beyond it the page
-# asks for the command line. Every shipped teaching set fits (at most 288 pairs).
-MAX_WHOLE_CORPUS_PAIRS = 500
+
+# ---- Work: what one request makes the models read ---------------------------------------------
+# Work is counted in tokens read by a model, summed over its passes: scoring one 120-token pair
+# costs 120, encoding a corpus costs its documents' tokens (each cut at the model's maximum
+# length), occluding a 512-token pair 64 times costs 64 x 512. A count of pairs or documents says
+# nothing of their length (500 pairs of 2,500-character documents take 81 s, of one line 10 s).
+# Measured on 2 cores: the cross-encoder (12 layers) reads ~1,900 tokens/s in fp32 on an AVX2
+# EPYC (16 pairs/s of ~120 tokens) and ~6,700 in bf16 on an AVX-512 one; the bi-encoder (6
+# layers) about twice that.
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+# Scoring the whole corpus with the cross-encoder (Compare's checkbox, Evaluate's stage c): the
+# pairs' tokens. 60,000 is about 30 s on the AVX2 machine; every shipped teaching set fits.
+MAX_WHOLE_CORPUS_TOKENS = _env_int("EXPLORER_MAX_WHOLE_CORPUS_TOKENS", 60_000)
+# Encoding a pasted or uploaded corpus with the bi-encoder (its first stage, bi or hybrid): the
+# documents' tokens. 250,000 (about 2,500 passages of 480 characters) is about a minute on the AVX2
+# machine; a 10 MB upload of 20,000 such passages is 2 million (231 s measured on an AVX-512 EPYC).
+# BM25 encodes nothing, and a prebuilt index (`python app.py --index`) was encoded beforehand.
+MAX_ENCODE_TOKENS = _env_int("EXPLORER_MAX_ENCODE_TOKENS", 250_000)
+# A request past this much work is a long job: long jobs run one at a time in their own lane
+# (`ui/lanes.py`), so short requests beside them are answered in seconds. 20,000 is about 10 s on
+# the AVX2 machine; a comparison of a few pasted documents is a few hundred.
+LONG_JOB_TOKENS = _env_int("EXPLORER_LONG_JOB_TOKENS", 20_000)
+# Long jobs waiting for the lane beyond the one running; past this a request is refused at once
+# ("busy, try again") instead of holding a worker for minutes.
+LONG_JOBS_WAITING = _env_int("EXPLORER_LONG_JOBS_WAITING", 2)
+# Short jobs that run at once per kind of request (compare, inspect, contrast, evaluate).
+SHORT_JOBS_AT_ONCE = 2
+# Integrated Gradients: steps x the pair's tokens, per document (50 steps of a full 512-token
+# pair is 25,600), and the tokens of one captum forward/backward batch (its internal_batch_size
+# is this divided by the pair's tokens): a backward pass keeps every layer's activations, about
+# 175 MB per 512-token pair. Measured on a 512-token pair, 25 steps, fp32, 2-core AVX2 EPYC: 25
+# pairs a batch (the old fixed size) peaked at 4,809 MB of RSS (+4,410 MB), 8 pairs (4,096 tokens)
+# at 1,942 MB (+1,543), 4 pairs at 1,256 MB (+857) but 1.5x slower again.
+MAX_IG_STEP_TOKENS = _env_int("EXPLORER_MAX_IG_STEP_TOKENS", 50 * 512)
+IG_BATCH_TOKENS = _env_int("EXPLORER_IG_BATCH_TOKENS", 4096)
+# The contrast panel's edited document: what Inspect reads of a document, and the words its diff
+# compares (difflib is quadratic in the worst case; past this, the change is reported as one block).
+MAX_EDIT_CHARS = 5000
+MAX_DIFF_WORDS = 2000
+# TREC runs uploaded beside the pipelines (Evaluate): how many, and their bytes together (a run
+# held in memory takes about four times its file size).
+MAX_UPLOADED_RUNS = _env_int("EXPLORER_MAX_UPLOADED_RUNS", 6)
+MAX_UPLOADED_RUNS_BYTES = _env_int("EXPLORER_MAX_UPLOADED_RUNS_BYTES", 40 * 1024 * 1024)
 # Passage-level scoring: sliding windows scored per document; a longer one needs a larger stride.
 MAX_WINDOWS = 64
 MAX_EVAL_TOP_K = 100
@@ -56,13 +97,79 @@ _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f",
               *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0xE0100, 0xE01F0))}
 
 
-def check_whole_corpus_pairs(pairs: int, what: str, way_out: str) -> None:
-    """Refuse a whole-corpus cross-encoder pass past the app's pair budget; `way_out` says what to do instead."""
-    if pairs > MAX_WHOLE_CORPUS_PAIRS:
+def token_counts(tokenizer, texts, max_length: int, pair_with: str | None = None) -> list[int]:
+    """Tokens a model reads of each text (special tokens included, cut at `max_length`); with
+    `pair_with`, of each (query, text) pair as a cross-encoder reads it (only the text is cut).
+    `tokenizer` is a Hugging Face fast tokenizer; for 20,000 passages this takes about a second."""
+    texts = list(texts)
+    if not texts:
+        return []
+    if pair_with is None:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    else:
+        encoded = tokenizer([pair_with] * len(texts), texts, truncation="only_second", max_length=max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def every_pair_tokens(tokenizer, max_length: int, queries, texts) -> int:
+    """Tokens of every (query, text) pair a cross-encoder would read, [CLS] q [SEP] t [SEP] cut at
+    `max_length`: counted per text and per query, not per pair (5,000 x 20,000 pairs is one sum)."""
+    import numpy as np
+
+    documents = np.array(token_counts(tokenizer, texts, max_length), dtype=np.int64)  # [CLS] t [SEP]
+    query_tokens = [len(ids) - 2 for ids in tokenizer(list(queries))["input_ids"]] if queries else []
+    return sum(int(np.minimum(documents + q + 1, max_length).sum()) for q in query_tokens)
+
+
+def check_whole_corpus_tokens(tokens: int, pairs: int, what: str, way_out: str) -> None:
+    """Refuse a whole-corpus cross-encoder pass whose `pairs` hold more than MAX_WHOLE_CORPUS_TOKENS
+    tokens in all; `way_out` says what to do instead."""
+    if tokens > MAX_WHOLE_CORPUS_TOKENS:
         raise ExplorerError(
-            f"Scoring the whole of {what} with the cross-encoder means {pairs:,} (query, document) pairs; "
-            f"the app stops at {MAX_WHOLE_CORPUS_PAIRS:,}. {way_out}"
+            f"Scoring the whole of {what} with the cross-encoder means {pairs:,} (query, document) pairs of "
+            f"{tokens:,} tokens in all; the app's whole-corpus budget is {MAX_WHOLE_CORPUS_TOKENS:,} tokens "
+            f"(EXPLORER_MAX_WHOLE_CORPUS_TOKENS). {way_out}"
         )
+
+
+def check_encode_tokens(tokens: int, documents: int) -> None:
+    """Refuse to encode a pasted or uploaded corpus past MAX_ENCODE_TOKENS with the bi-encoder."""
+    if tokens > MAX_ENCODE_TOKENS:
+        raise ExplorerError(
+            f"Encoding this corpus with the bi-encoder means reading {tokens:,} tokens ({documents:,} documents); "
+            f"one request may encode at most {MAX_ENCODE_TOKENS:,} tokens on this server "
+            "(EXPLORER_MAX_ENCODE_TOKENS). Pick BM25 as the first stage (it encodes nothing), use fewer or "
+            "shorter documents, or build an index with `python -m explorer index` and start the app with --index."
+        )
+
+
+def check_ig_steps(steps: int, tokens: int) -> None:
+    """Refuse Integrated Gradients past MAX_IG_STEP_TOKENS (steps x the pair's tokens)."""
+    if steps * tokens > MAX_IG_STEP_TOKENS:
+        raise ExplorerError(
+            f"Integrated Gradients with {steps} steps over a {tokens}-token pair is {steps * tokens:,} token-steps; "
+            f"the budget is {MAX_IG_STEP_TOKENS:,} (EXPLORER_MAX_IG_STEP_TOKENS). Use fewer steps or a shorter document."
+        )
+
+
+def check_edit_chars(text: str) -> None:
+    """The contrast panel's edited document may be as long as Inspect reads, no longer."""
+    if len(text) > MAX_EDIT_CHARS:
+        raise ExplorerError(
+            f"The edited document is {len(text):,} characters long; the limit is {MAX_EDIT_CHARS:,} "
+            "(the model reads 512 tokens, about 2,500 characters). Shorten it."
+        )
+
+
+def check_uploaded_runs(sizes: list[int]) -> None:
+    """At most MAX_UPLOADED_RUNS TREC run files, of at most MAX_UPLOADED_RUNS_BYTES together."""
+    if len(sizes) > MAX_UPLOADED_RUNS:
+        raise ExplorerError(f"{len(sizes)} TREC runs were uploaded; the page evaluates at most "
+                            f"{MAX_UPLOADED_RUNS} at once (EXPLORER_MAX_UPLOADED_RUNS). Upload fewer.")
+    if sum(sizes) > MAX_UPLOADED_RUNS_BYTES:
+        raise ExplorerError(f"The uploaded TREC runs are {sum(sizes) / 2**20:.1f} MB together; the limit is "
+                            f"{MAX_UPLOADED_RUNS_BYTES / 2**20:.0f} MB (EXPLORER_MAX_UPLOADED_RUNS_BYTES). Upload fewer "
+                            "or cut each run to the top 100 per query.")
 
 
 def check_query_tokens(tokens: int, max_length: int) -> None:

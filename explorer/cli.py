@@ -151,11 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     loadtest = commands.add_parser("loadtest", help="many gradio_client users against a running app (loopback only)")
     loadtest.add_argument("--url", required=True)
-    loadtest.add_argument("--clients", type=int, default=20)
-    loadtest.add_argument("--requests", type=int, default=10, help="requests per client")
+    loadtest.add_argument("--clients", type=int, help="gradio_client users (20; with --soak 4)")
+    loadtest.add_argument("--requests", type=int, help="requests per client (10; with --soak, per round: 50)")
     loadtest.add_argument("--timeout", type=float, default=600.0, help="stop after this many seconds")
     loadtest.add_argument("--mixed", action="store_true",
                           help="rotate comparisons, inspections and a long document (else comparisons only)")
+    loadtest.add_argument("--soak", action="store_true",
+                          help="rounds of 50 mixed requests (--rounds, --requests per round, --clients users); "
+                               "prints the server's RSS and the per-request files on disk after each round")
+    loadtest.add_argument("--rounds", type=int, default=8, help="soak rounds")
+    loadtest.add_argument("--files-dir", help="the server's gradio cache folder (its GRADIO_TEMP_DIR), for --soak")
     loadtest.add_argument("--json", action="store_true")
     return parser
 
@@ -491,10 +496,17 @@ def run_bench(args) -> int:
 
 def run_loadtest(args) -> int:
     """`loadtest`: drive a running app at --url with concurrent clients and print latencies (p50/p95/max, ms)
-    and memory; exit code 1 when any request failed, else 0."""
-    from explorer.tools.loadtest import format_load_report, run_load
+    and memory (with --soak: rounds of requests, watching memory and served files); exit code 1 when any
+    request of a plain load test failed, else 0."""
+    from explorer.tools.loadtest import format_load_report, format_soak_report, run_load, run_soak
 
-    report = run_load(args.url, args.clients, args.requests, args.timeout, mixed=args.mixed)
+    if args.soak:
+        report = run_soak(args.url, rounds=args.rounds, requests_per_round=args.requests or 50,
+                          clients=args.clients or 4, timeout_s=args.timeout, files_dir=args.files_dir)
+        _emit(args, report.to_dict(), lambda: format_soak_report(report))
+        return 0
+
+    report = run_load(args.url, args.clients or 20, args.requests or 10, args.timeout, mixed=args.mixed)
     _emit(args, report.to_dict(), lambda: format_load_report(report))
     return 0 if report.errors == 0 else 1
 

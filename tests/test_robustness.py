@@ -164,13 +164,15 @@ def test_a_short_inspection_is_answered_while_a_long_one_runs(app_url):
 def test_whole_corpus_scoring_past_the_pair_budget_is_refused_with_a_message(client):
     from gradio_client.exceptions import AppError
 
-    from explorer.budgets import MAX_WHOLE_CORPUS_PAIRS
+    from explorer.budgets import MAX_WHOLE_CORPUS_TOKENS
 
-    corpus = "\n".join(f"Document number {i} about cats." for i in range(MAX_WHOLE_CORPUS_PAIRS + 1))
+    # Pairs cut at 512 tokens each: one pair more than the token budget holds.
+    document = "Cats purr when they are content and sleep in the sun for most of the day. " * 40
+    corpus = "\n".join([document] * (MAX_WHOLE_CORPUS_TOKENS // 512 + 1))
     with pytest.raises(AppError) as caught:
         client.predict(query="cats", corpus_source="Paste", corpus_text=corpus, top_k=3, score_all=True,
-                       api_name="/compare")
-    assert f"{MAX_WHOLE_CORPUS_PAIRS:,}" in str(caught.value) and "command line" in str(caught.value)
+                       first_stage="bm25", api_name="/compare")
+    assert f"{MAX_WHOLE_CORPUS_TOKENS:,} tokens" in str(caught.value) and "command line" in str(caught.value)
     _good_request_still_works(client)
 
 

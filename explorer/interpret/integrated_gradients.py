@@ -21,13 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.budgets import IG_BATCH_TOKENS, check_ig_steps
 from explorer.interpret.pair import EncodedPair
 from explorer.rankers.cross_encoder import CrossEncoder, relevance_logits
 
 IG_STEPS = 50
 IG_METHOD = "gausslegendre"
-# Interpolated pairs per forward/backward pass: bounds memory for a 512-token pair.
-IG_BATCH = 25
 BASELINE = "every document token replaced by [PAD]; [CLS], the query and [SEP] kept"
 
 
@@ -55,14 +54,27 @@ def baseline_ids(pair: EncodedPair, pad_token_id: int) -> torch.Tensor:
     return ids
 
 
+def ig_batch_size(tokens: int, steps: int = IG_STEPS) -> int:
+    """Interpolated pairs per forward/backward pass: budgets.IG_BATCH_TOKENS tokens (8 pairs of 512
+    tokens; 25 was the fixed count before, 12,800 tokens for a long pair), at least one, at most `steps`."""
+    return max(1, min(steps, IG_BATCH_TOKENS // max(tokens, 1)))
+
+
 def integrated_gradients(
     scorer: CrossEncoder, pair: EncodedPair, steps: int = IG_STEPS, method: str = IG_METHOD
 ) -> IntegratedGradients:
-    """Layer Integrated Gradients on the word embeddings of `scorer` (bind it in fp32)."""
+    """Layer Integrated Gradients on the word embeddings of `scorer` (bind it in fp32).
+
+    Raises ExplorerError past budgets.MAX_IG_STEP_TOKENS (steps x the pair's tokens). captum runs
+    the interpolated pairs `ig_batch_size(tokens)` at a time: a backward pass keeps every layer's
+    activations for each pair in the batch, so the batch's tokens, not its pairs, bound the memory.
+    """
     from captum.attr import LayerIntegratedGradients
 
     module = scorer.model.module
     features = pair.features
+    tokens = int(features["input_ids"].shape[1])
+    check_ig_steps(steps, tokens)
     mask, types = features["attention_mask"], features.get("token_type_ids")
 
     def forward(input_ids, attention_mask, token_type_ids):
@@ -78,7 +90,8 @@ def integrated_gradients(
     with torch.enable_grad():
         attributions, delta = explainer.attribute(
             features["input_ids"], baselines=baseline, additional_forward_args=(mask, types),
-            n_steps=steps, method=method, internal_batch_size=IG_BATCH, return_convergence_delta=True,
+            n_steps=steps, method=method, internal_batch_size=ig_batch_size(tokens, steps),
+            return_convergence_delta=True,
         )
     with torch.inference_mode():
         ends = forward(torch.cat([features["input_ids"], baseline]), mask, types)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from explorer.budgets import MAX_DIFF_WORDS, check_edit_chars
 from explorer.interpret.pair import check_pair_texts
 from explorer.rankers.cross_encoder import CrossEncoder
 
@@ -30,14 +31,32 @@ class Rescore:
         return asdict(self)
 
 
-def word_changes(before: str, after: str) -> list[dict]:
+def word_changes(before: str, after: str, max_words: int = MAX_DIFF_WORDS) -> list[dict]:
     """The words that differ, by difflib over whitespace-separated words; `word` is the
-    position of the change in the original document's words."""
+    position of the change in the original document's words.
+
+    The words both texts start and end with are set aside first (linear time); difflib, quadratic
+    in the worst case, compares what is left only when each side holds at most `max_words`; past
+    that the changed middle is reported as one replacement.
+    """
     old, new = re.findall(r"\S+", before), re.findall(r"\S+", after)
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    old_mid, new_mid = old[head:len(old) - tail], new[head:len(new) - tail]
+    if not old_mid and not new_mid:
+        return []
+    if len(old_mid) > max_words or len(new_mid) > max_words:
+        op = "delete" if not new_mid else "insert" if not old_mid else "replace"
+        return [{"op": op, "before": " ".join(old_mid), "after": " ".join(new_mid), "word": head}]
     changes = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old_mid, b=new_mid, autojunk=False).get_opcodes():
         if op != "equal":
-            changes.append({"op": op, "before": " ".join(old[i1:i2]), "after": " ".join(new[j1:j2]), "word": i1})
+            changes.append({"op": op, "before": " ".join(old_mid[i1:i2]), "after": " ".join(new_mid[j1:j2]),
+                            "word": head + i1})
     return changes
 
 
@@ -52,6 +71,7 @@ def edit_and_rescore(scorer: CrossEncoder, query: str, document: str, edited: st
     candidates' logits for the same query (the document itself not among them)."""
     query, document = check_pair_texts(query, document)
     _, edited = check_pair_texts(query, edited)
+    check_edit_chars(edited)
     scorer.check_query(query)
     before, after = (float(s) for s in scorer.score_query(query, [document, edited]).logits)
     has_candidates = len(candidate_scores) > 0

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from explorer import caches
-from explorer.budgets import check_whole_corpus_pairs
+from explorer.budgets import check_whole_corpus_tokens, every_pair_tokens
 from explorer.data.builtin_corpora import load_set
 from explorer.data.corpus import Corpus, Query
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
@@ -77,14 +77,19 @@ def evaluate(
 def evaluate_shipped_set(name: str, top_k: int, score_all: bool, progress: StageProgress | None = None) -> ExperimentReport:
     """`evaluate` on a shipped labelled set, named after it; finished reports are kept by (set, k, c).
 
-    Raises ExplorerError when (c) would score more pairs than the app allows.
+    Raises ExplorerError when (c) would read more tokens than the app allows (MAX_WHOLE_CORPUS_TOKENS).
     """
     key = (name, top_k, score_all)
     if (cached := caches.EVAL_REPORTS.get(key)) is not None:
         return cached
     labelled = load_set(name)
     if score_all:
-        check_whole_corpus_pairs(
+        from explorer.pipeline.compare import reranker  # the cross-encoder stage (c) runs
+
+        scorer = reranker("cross", DEFAULT_CROSS_ENCODER, "auto", False)
+        check_whole_corpus_tokens(
+            every_pair_tokens(scorer.tokenizer, scorer.max_length, [q.text for q in labelled.queries],
+                              labelled.corpus.texts),
             len(labelled.corpus) * len(labelled.queries), name,
             "Untick stage (c), or run `python -m explorer eval` from the command line.",
         )

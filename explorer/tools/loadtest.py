@@ -6,6 +6,10 @@ comparison over a document far past the model's 512 tokens (cut, and noted).
 It only ever targets this machine (loopback), stops after a fixed number of requests or a
 time limit, whichever comes first, and samples the server process's resident memory
 throughout, so growth between the first and the last quarter of the run can be judged.
+
+`run_soak` is the long form: rounds of mixed requests (pasted, built-in and hybrid + late +
+cross comparisons, an Inspect of a ~400-word document, pipelines evaluated on a shipped set and
+on an uploaded zip), and after each round the server's RSS and the per-request files on disk.
 """
 
 from __future__ import annotations
@@ -235,4 +239,170 @@ def format_load_report(report: LoadReport) -> str:
         for kind, values in report.per_kind_ms.items()
     )
     lines.extend(f"  error: {message}" for message in report.error_messages)
+    return "\n".join(lines)
+
+
+# ---- soak: rounds of mixed requests, memory and per-request files after each ----------------------
+
+# What a soak round sends, in turn (the contrast panel's events are private to the page, not API
+# endpoints, so its edit-and-rescore is not among them).
+SOAK_MIX = ("compare_paste", "compare_builtin", "compare_pipeline", "inspect_long", "evaluate_shipped",
+            "evaluate_zip")
+# ~400 words: the cross-encoder reads its first 512 tokens of the pair.
+INSPECT_DOCUMENT = " ".join(
+    ["The Berlin Wall fell on 9 November 1989 when the border crossings were opened after weeks of protest."] * 22
+)
+SOAK_SET = "negation"  # a shipped labelled set, evaluated as shipped and as an uploaded BEIR zip
+
+
+def write_soak_zip(folder) -> str:
+    """The shipped SOAK_SET as a BEIR zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) in `folder`."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    from explorer.data.builtin_corpora import load_set
+
+    labelled = load_set(SOAK_SET)
+    path = Path(folder) / f"{SOAK_SET}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("corpus.jsonl", "".join(
+            json.dumps({"_id": d.id, "title": d.title or "", "text": d.text}) + "\n" for d in labelled.corpus.documents))
+        archive.writestr("queries.jsonl", "".join(json.dumps({"_id": q.id, "text": q.text}) + "\n" for q in labelled.queries))
+        archive.writestr("qrels/test.tsv", "query-id\tcorpus-id\tscore\n" + "".join(
+            f"{qid}\t{did}\t{grade}\n" for qid, grades in labelled.qrels.items() for did, grade in grades.items()))
+    return str(path)
+
+
+def send_soak(client, kind: str, query: str, labels_zip: str) -> None:
+    """One soak request of `kind` through gradio_client (files it returns are downloaded, as a visitor's are)."""
+    from gradio_client import handle_file
+
+    if kind == "compare_paste":
+        client.predict(query=query, corpus_source="Paste", corpus_text=LOAD_CORPUS, top_k=5, api_name="/compare")
+    elif kind == "compare_builtin":
+        client.predict(query="how do I reverse a list", corpus_source="Built-in", builtin_corpus="python_docs",
+                       top_k=10, api_name="/compare")
+    elif kind == "compare_pipeline":
+        client.predict(query=query, corpus_source="Paste", corpus_text=LOAD_CORPUS, top_k=5, first_stage="hybrid",
+                       rerankers=["late", "cross"], api_name="/compare")
+    elif kind == "inspect_long":
+        client.predict(query="when did the Berlin Wall fall", document=INSPECT_DOCUMENT, api_name="/inspect")
+    elif kind == "evaluate_shipped":
+        client.predict(label_source="Built-in set", builtin_corpus=SOAK_SET, pipelines=["bm25", "bi", "bi+cross"],
+                       baseline="bi", top_k=5, api_name="/evaluate_pipelines")
+    elif kind == "evaluate_zip":
+        client.predict(label_source="Upload", labels_zip=handle_file(labels_zip), pipelines=["bm25", "bi+cross"],
+                       baseline="bm25", top_k=5, api_name="/evaluate_pipelines")
+    else:
+        raise ValueError(f"unknown soak request {kind!r}")
+
+
+@dataclass
+class SoakRound:
+    round: int
+    requests: int
+    errors: int
+    wall_s: float
+    server_rss_mb: float | None  # after the round
+    files: dict[str, int]  # per-request files on disk after the round (served_files.count_files)
+
+
+@dataclass
+class SoakReport:
+    url: str
+    rounds: list[SoakRound]
+    error_messages: list[str]
+    stopped_by_time_limit: bool
+    server_rss_mb_start: float | None
+    # The last round's RSS against the fourth's (or the last one before it), in percent.
+    rss_last_vs_fourth_percent: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_soak(url: str, rounds: int = 8, requests_per_round: int = 50, clients: int = 4, timeout_s: float = 3600.0,
+             pid: int | None = None, files_dir: str | None = None) -> SoakReport:
+    """Rounds of `requests_per_round` mixed requests (SOAK_MIX, in turn) from `clients` gradio_client
+    users against the app on loopback; after each round the server's RSS and the per-request files
+    on disk in its gradio cache folder (`files_dir`, else this process's GRADIO_TEMP_DIR or the
+    system temporary folder + /gradio). Stops by itself after `timeout_s` (the rest is not sent)."""
+    import tempfile
+
+    from gradio_client import Client
+
+    from explorer.ui import served_files
+
+    check_loopback(url)
+    if not (1 <= rounds <= 100 and 1 <= requests_per_round <= 1000 and 1 <= clients <= 50):
+        raise ExplorerError("Use 1–100 rounds of 1–1000 requests from 1–50 clients.")
+    process = server_process(url, pid)
+
+    def rss_mb() -> float | None:
+        try:
+            return round(process.memory_info().rss / 2**20, 1) if process else None
+        except Exception:
+            return None
+
+    deadline = time.monotonic() + timeout_s
+    errors: list[str] = []
+    reports: list[SoakRound] = []
+    start_rss = rss_mb()
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="soak-") as folder:
+        labels_zip = write_soak_zip(folder)
+        users = [Client(url, verbose=False) for _ in range(clients)]
+        sent = 0
+        for number in range(1, rounds + 1):
+            if time.monotonic() > deadline:
+                break
+            began, failed = time.perf_counter(), 0
+            kinds = [SOAK_MIX[(sent + i) % len(SOAK_MIX)] for i in range(requests_per_round)]
+            sent += requests_per_round
+
+            def user(index: int) -> None:
+                nonlocal failed
+                for position in range(index, len(kinds), clients):
+                    if time.monotonic() > deadline:
+                        return
+                    try:
+                        send_soak(users[index], kinds[position], LOAD_QUERIES[position % len(LOAD_QUERIES)], labels_zip)
+                    except Exception as error:
+                        with lock:
+                            failed += 1
+                            errors.append(f"round {number} {kinds[position]}: {type(error).__name__}: {str(error)[:200]}")
+
+            with ThreadPoolExecutor(max_workers=clients) as pool:
+                list(pool.map(user, range(clients)))
+            reports.append(SoakRound(number, len(kinds), failed, round(time.perf_counter() - began, 1), rss_mb(),
+                                     served_files.count_files(files_dir)))
+            print(format_soak_round(reports[-1]), flush=True)
+    fourth = reports[min(3, len(reports) - 1)].server_rss_mb if reports else None
+    last = reports[-1].server_rss_mb if reports else None
+    return SoakReport(
+        url=url, rounds=reports, error_messages=errors[:10],
+        stopped_by_time_limit=len(reports) < rounds or time.monotonic() > deadline,
+        server_rss_mb_start=start_rss,
+        rss_last_vs_fourth_percent=round((last - fourth) / fourth * 100, 2) if fourth and last else None,
+    )
+
+
+def format_soak_round(found: SoakRound) -> str:
+    files = found.files
+    return (f"round {found.round}: {found.requests} requests, {found.errors} errors, {found.wall_s} s; "
+            f"server RSS {found.server_rss_mb} MB; per-request files on disk: {files['request_files']} in "
+            f"{files['request_folders']} request folders, {files['gradio_cache_files']} more in gradio's cache, "
+            f"{files['temp_folders']} old-style temporary folders")
+
+
+def format_soak_report(report: SoakReport) -> str:
+    """What `python -m explorer loadtest --soak` prints at the end (each round was printed as it ended)."""
+    lines = [f"Soak of {report.url}: {len(report.rounds)} rounds" +
+             (" (stopped by the time limit)" if report.stopped_by_time_limit else ""),
+             f"  server RSS at the start {report.server_rss_mb_start} MB; by round: "
+             + ", ".join(str(r.server_rss_mb) for r in report.rounds) + " MB",
+             f"  last round against the fourth: {report.rss_last_vs_fourth_percent}%"]
+    lines += [f"  {format_soak_round(r)}" for r in report.rounds]
+    lines += [f"  error: {message}" for message in report.error_messages]
     return "\n".join(lines)

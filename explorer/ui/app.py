@@ -18,6 +18,7 @@ from explorer.ui.compare_tab import CSS_PATH, CompareTab, build_compare_tab, cor
 from explorer.ui.eval_tab import EvalTab, build_eval_tab
 from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
 from explorer.ui.messages import guard_events
+from explorer.ui.lanes import event_lane
 from explorer.ui.served_files import delete_cache
 from explorer.views.templating import render
 
@@ -53,7 +54,8 @@ def _wire_evaluate(eval_tab: EvalTab, tabs: gr.Tabs, compare_tab: CompareTab, in
             compare_tab.source, [compare_tab.text, compare_tab.file, compare_tab.builtin],
             api_visibility="private",
         )
-        filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private")
+        filled.then(compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private",
+                    **event_lane("compare"))
 
     # "Compare this query" on the three stages; a click on a disagreeing query among the pipelines.
     open_in_compare(eval_tab.open_compare.click, eval_tab.selection)

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import gradio as gr
 
-from explorer.budgets import check_whole_corpus_pairs
 from explorer.data.builtin_corpora import INDEX_CHOICE, SOURCES, corpus_from_source, list_sets
 from explorer.data.teaching_examples import EXAMPLE_LABELS, EXAMPLES, EXPLANATION
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, model_choices
@@ -20,10 +19,13 @@ from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
 from explorer.pipeline.compare import RERANKERS, Comparison, compare
+from explorer.pipeline.stages import check_query
+from explorer.pipeline.work import comparison_work
 from explorer.pipeline.costs import UnitCosts, unit_costs
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
 from explorer.ui.messages import shown_error
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.served_files import request_folder
 from explorer.views.export import write_downloads
 
@@ -105,25 +107,26 @@ def run_comparison(
         index = configured_index()
         corpus = corpus_from_source(corpus_source, corpus_text, corpus_file, builtin_corpus,
                                     None if index is None else index.corpus)
-        if score_all:
-            check_whole_corpus_pairs(
-                len(corpus), "this corpus",
-                "Untick \"Also score the whole corpus\", or run `python -m explorer compare --all` from the command line.",
-            )
-        result = compare(
-            query,
-            corpus,
-            top_k=10 if top_k is None else top_k,
-            bi_encoder=bi_encoder,
-            cross_encoder=cross_encoder,
-            score_all=bool(score_all),
-            precision=precision or "auto",
-            progress=lambda fraction, message: progress(fraction, desc=message),
-            first_stage=first_stage or "bi",
-            rerankers=kinds,
-            index=configured_index() if corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE else None,
-            cross_label=cross_label or None,
+        prebuilt = corpus_source == "Built-in" and builtin_corpus == INDEX_CHOICE
+        work = comparison_work(
+            check_query(query), corpus, first_stage or "bi", kinds, bi_encoder, cross_encoder, precision or "auto",
+            bool(score_all), top_k, shipped=corpus_source == "Built-in", prebuilt=prebuilt,
         )
+        with by_work(work, "a comparison", gradio_progress(progress)):
+            result = compare(
+                query,
+                corpus,
+                top_k=10 if top_k is None else top_k,
+                bi_encoder=bi_encoder,
+                cross_encoder=cross_encoder,
+                score_all=bool(score_all),
+                precision=precision or "auto",
+                progress=lambda fraction, message: progress(fraction, desc=message),
+                first_stage=first_stage or "bi",
+                rerankers=kinds,
+                index=configured_index() if prebuilt else None,
+                cross_label=cross_label or None,
+            )
     except ExplorerError as error:
         raise shown_error(error, title="Cannot compare") from None
     costs = asdict(unit_costs(result))
@@ -301,9 +304,12 @@ def build_compare_tab() -> CompareTab:
 
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels", "cross_label")]
     outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
-    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare")
-    c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private")
-    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private")
+    # One concurrency group for every way into a comparison; long ones go to the long-job lane.
+    c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare", **event_lane("compare"))
+    c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private",
+                                          **event_lane("compare"))
+    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private",
+                                        **event_lane("compare"))
     c["cross"].change(label_choices, c["cross"], c["cross_label"], api_visibility="private")
     c["projection_n"].change(
         update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],

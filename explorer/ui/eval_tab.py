@@ -17,13 +17,15 @@ import gradio as gr
 
 from explorer.views import eval_plots
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
-from explorer.budgets import MAX_EVAL_TOP_K, check_whole_number
+from explorer.budgets import MAX_EVAL_TOP_K, check_uploaded_runs, check_whole_number
 from explorer.data.labels import LabelledData, labels_from_inputs, write_corpus_jsonl
 from explorer.data.trec_runs import read_named_runs, write_runs_zip
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES
 from explorer.pipeline.evaluate import evaluate_shipped_set, three_stage_dict
-from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, disagreements, run_experiment
+from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, disagreements, parse_pipelines, run_experiment
+from explorer.pipeline.work import labelled_work
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 
@@ -67,8 +69,11 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_EVAL_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
-        report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
-                                      progress=lambda fraction, message: progress(fraction, desc=message))
+        labelled = load_set(corpus_name)
+        work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, bool(score_all), encodes=True, uploaded=False)
+        with by_work(work, "an evaluation", gradio_progress(progress)):
+            report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
+                                          progress=lambda fraction, message: progress(fraction, desc=message))
     except ExplorerError as error:
         raise shown_error(error) from None
     metrics_header, metrics_rows = eval_plots.metrics_rows(report)
@@ -157,7 +162,7 @@ def _build_three_stages() -> EvalTab:
     corpus.change(corpus_changed, corpus, [description, top_k, score_all], api_visibility="private")
     run_event = run.click(
         run_evaluation, [corpus, top_k, score_all], [summary, metrics, chart, per_query, report_state],
-        api_name="evaluate",
+        api_name="evaluate", **event_lane("evaluate"),
     )
     per_query.select(select_query, [report_state], [selection, chosen], api_visibility="private")
     return EvalTab(corpus, top_k, score_all, run, metrics, chart, per_query, selection, open_compare,
@@ -224,17 +229,23 @@ def run_pipelines(
             [p for p in (pipelines or []) if p not in PIPELINE_CHOICES]
         if not pipelines:
             raise ExplorerError("Tick at least one pipeline.")
+        check_uploaded_runs([Path(path).stat().st_size for path in run_files or []])
         external = read_named_runs(run_files)
         data = labels_from_inputs(label_source, builtin_corpus, labels_zip, corpus_file, queries_file, qrels_file)
         check_page_pairs(pipelines, len(data.queries), min(top_k, len(data.corpus)), len(data.corpus))
         baseline = baseline or None
         if baseline is not None and baseline not in pipelines and baseline not in external:
             raise ExplorerError(f"The baseline {baseline!r} is not ticked; tick it or pick another baseline.")
-        report = run_experiment(
-            data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
-            external_runs=external, persist_embeddings=True,
-            progress=lambda fraction, message: progress(fraction, desc=message),
-        )
+        parsed = parse_pipelines(pipelines)
+        work = labelled_work(data.corpus, data.queries, top_k, len({(f, k) for f, kinds in parsed for k in kinds}),
+                             False, encodes=any(first in ("bi", "hybrid") for first, _ in parsed),
+                             uploaded=label_source == "Upload")
+        with by_work(work, "an evaluation of pipelines", gradio_progress(progress)):
+            report = run_experiment(
+                data.corpus, data.queries, data.qrels, pipelines, top_k=top_k, baseline=baseline,
+                external_runs=external, persist_embeddings=True,
+                progress=lambda fraction, message: progress(fraction, desc=message),
+            )
         report.notes[:0] = data.notes
         if label_source == "Upload":  # name the set after what was uploaded, not the member inside the zip
             report.corpus_name = Path(labels_zip or corpus_file).name
@@ -395,7 +406,7 @@ def build_pipelines_panel() -> PipelinesPanel:
         [source, builtin, labels_zip, corpus_file, queries_file, qrels_file, pipelines, baseline, run_files, top_k],
         [summary, metrics, significance_note, significance, chart, runs_zip, disagree_a, disagree_b, disagreement,
          report_json, report_state, labelled_state],
-        api_name="evaluate_pipelines",
+        api_name="evaluate_pipelines", **event_lane("evaluate_pipelines"),
     )
     for picker in (disagree_a, disagree_b):
         picker.input(update_disagreements, [report_state, labelled_state, disagree_a, disagree_b], disagreement,

@@ -31,6 +31,10 @@ from explorer.rankers.late_interaction import load_late_interaction
 from explorer.views.long_document import passage_scores_html
 from explorer.views.meeting_plots import bi_encoder_meeting, cross_encoder_meeting, late_interaction_meeting
 from explorer.views.methods_html import methods_html
+from explorer.budgets import MAX_INSPECT_DOCUMENT_CHARS, MAX_OCCLUSION_PASSES, token_counts
+from explorer.interpret.integrated_gradients import IG_STEPS
+from explorer.interpret.passages import STRIDE_TOKENS, WINDOW_TOKENS
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
 from explorer.ui.heads_panel import build_heads_panel
 
@@ -82,25 +86,44 @@ def _inspection(query: str, document: str, cross_encoder: str) -> PairInspection
     return inspected_pair(query, document, cross_encoder)[2]
 
 
-def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient):
+def pair_work(query: str, document: str, cross_encoder: str, passes: int) -> int:
+    """Tokens of model work for `passes` passes over the pair (budgets.py): the pair's tokens as
+    the model reads them (the document cut as Inspect cuts it) times the passes."""
+    scorer = rescoring_model(cross_encoder)
+    document = (document or "")[:MAX_INSPECT_DOCUMENT_CHARS]
+    return passes * token_counts(scorer.tokenizer, [document], scorer.max_length, pair_with=query or "")[0]
+
+
+def _inspection_passes(document: str, gradient: bool) -> int:
+    """The attention pass, one occlusion pass per word (or run of words) and the full score, and
+    a forward and backward (about three passes) for gradient x input."""
+    words = len((document or "")[:MAX_INSPECT_DOCUMENT_CHARS].split())
+    return 1 + min(words, MAX_OCCLUSION_PASSES) + 1 + (3 if gradient else 0)
+
+
+def run_inspection(query, document, cross_encoder, layer, head, direction, special, word_level, renormalize, gradient,
+                   progress=gr.Progress()):
     """The whole tab from one pair: one attention pass, one occlusion batch, two bi-encoder passes.
 
     The attention views come first (one pass); occlusion, one rescoring per word (or run of
     words), follows in a second update, so a long pair's heatmap is not held back by it and the
-    layer and head lists work meanwhile. An API caller gets the final, complete result.
+    layer and head lists work meanwhile. An API caller gets the final, complete result. A long
+    pair (budgets.LONG_JOB_TOKENS of work) runs in the long-job lane, a short one beside it.
     """
     cross_encoder = cross_encoder or DEFAULT_CROSS_ENCODER
     key = (query, document, cross_encoder)
     try:
-        scorer, encoded, inspection = inspected_pair(query, document, cross_encoder)
-        heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
-        similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
-        summary, meeting = _summary(inspection, similarity.pooled_cosine), bi_encoder_meeting(similarity)
-        pending = (f"<p class='pending'>⏳ Occlusion: rescoring the document with each of its "
-                   f"{len(occlusion_spans(encoded)[0])} words (or runs of words) deleted…</p>")
-        yield key, summary, heatmap, grid, pending, None, meeting
-        attribution = occlusion_attribution(scorer, encoded)
-        gradients = gradient_attribution(scorer, encoded) if gradient else None
+        work = pair_work(query, document, cross_encoder, _inspection_passes(document, gradient))
+        with by_work(work, "an inspection", gradio_progress(progress)):
+            scorer, encoded, inspection = inspected_pair(query, document, cross_encoder)
+            heatmap, grid = _views(inspection, layer, head, direction, special, word_level, renormalize)
+            similarity = bi_encoder_token_similarity(load_bi_encoder(DEFAULT_BI_ENCODER, "fp32"), query, document)
+            summary, meeting = _summary(inspection, similarity.pooled_cosine), bi_encoder_meeting(similarity)
+            pending = (f"<p class='pending'>⏳ Occlusion: rescoring the document with each of its "
+                       f"{len(occlusion_spans(encoded)[0])} words (or runs of words) deleted…</p>")
+            yield key, summary, heatmap, grid, pending, None, meeting
+            attribution = occlusion_attribution(scorer, encoded)
+            gradients = gradient_attribution(scorer, encoded) if gradient else None
     except ExplorerError as error:
         raise shown_error(error) from error
     yield (
@@ -161,21 +184,33 @@ def _rescoring_pair(pair):
     return query, document, rescoring_model(cross_encoder)
 
 
-def compare_methods(pair):
-    """Occlusion, gradient x input and Integrated Gradients over the inspected document's words."""
+# Integrated Gradients: a forward and a backward pass (about three) per step; then occlusion
+# (at most MAX_OCCLUSION_PASSES + 1) and gradient x input (three).
+METHODS_PASSES = 3 * IG_STEPS + MAX_OCCLUSION_PASSES + 1 + 3
+
+
+def compare_methods(pair, progress=gr.Progress()):
+    """Occlusion, gradient x input and Integrated Gradients over the inspected document's words;
+    a long pair in the long-job lane (two Integrated Gradients at once would share two cores)."""
     query, document, scorer = _rescoring_pair(pair)
     try:
-        found = every_method(scorer, encode_pair(scorer, query, document))
+        work = pair_work(query, document, pair[2], METHODS_PASSES)
+        with by_work(work, "Integrated Gradients and two other methods", gradio_progress(progress)):
+            found = every_method(scorer, encode_pair(scorer, query, document))
     except ExplorerError as error:
         raise shown_error(error) from error
     return methods_html(found, agreement_of(found))
 
 
-def score_passages(pair):
+def score_passages(pair, progress=gr.Progress()):
     """Sliding windows over the inspected document; the best window's score, labelled as such."""
     query, document, scorer = _rescoring_pair(pair)
     try:
-        return passage_scores_html(document, passage_scores(scorer, query, document), scorer.max_length)
+        # Every window (a window's tokens every stride) and the whole pair once.
+        windows = -(-token_counts(scorer.tokenizer, [document], 10**9)[0] // STRIDE_TOKENS)
+        work = pair_work(query, document, pair[2], 1) + windows * (WINDOW_TOKENS + 3)
+        with by_work(work, "passage scoring", gradio_progress(progress)):
+            return passage_scores_html(document, passage_scores(scorer, query, document), scorer.max_length)
     except ExplorerError as error:
         raise shown_error(error) from error
 
@@ -260,16 +295,14 @@ def build_inspect_tab() -> InspectTab:
         event.then(fit_choices, [pair, layer, head], [layer, head], api_visibility="private", show_progress="hidden")
 
     # Two at once: a short pair is answered beside a long one instead of waiting for it.
-    follow_up(run.click(run_inspection, inputs, outputs, api_name="inspect", concurrency_limit=2,
-                        concurrency_id="inspect"))
+    # One group for the tab's model work: long pairs go to the long-job lane (ui/lanes.py), short
+    # ones are answered beside them instead of waiting.
+    follow_up(run.click(run_inspection, inputs, outputs, api_name="inspect", **event_lane("inspect")))
 
     def inspect_after(event):
-        follow_up(event.success(run_inspection, inputs, outputs, api_visibility="private", concurrency_limit=2,
-                                concurrency_id="inspect"))
-    methods_run.click(compare_methods, [pair], methods_view, api_visibility="private", concurrency_limit=2,
-                      concurrency_id="inspect")
-    passages_run.click(score_passages, [pair], passages_view, api_visibility="private", concurrency_limit=2,
-                       concurrency_id="inspect")
+        follow_up(event.success(run_inspection, inputs, outputs, api_visibility="private", **event_lane("inspect")))
+    methods_run.click(compare_methods, [pair], methods_view, api_visibility="private", **event_lane("inspect"))
+    passages_run.click(score_passages, [pair], passages_view, api_visibility="private", **event_lane("inspect"))
     view_controls = [layer, head, direction, special, word_level, renormalize]
     for control in view_controls:
         control.change(redraw, [pair, *view_controls], [heatmap, grid], api_visibility="private")

@@ -67,12 +67,17 @@ def sweep(now: float | None = None) -> int:
     return removed
 
 
-def count_files() -> dict[str, int]:
+def count_files(root: Path | None = None) -> dict[str, int]:
     """Per-request files on disk now: in our request folders, in the rest of gradio's cache (its
-    copies of uploads), and old-style folders in the system temporary folder (none expected)."""
-    root = served_root()
+    copies of uploads), and old-style folders in the system temporary folder (none expected).
+    `root`: another process's gradio cache folder (its GRADIO_TEMP_DIR); else this one's."""
+    root = served_root() if root is None else Path(root)
     ours = sum(1 for folder in root.glob(f"{PREFIX}*") for path in folder.rglob("*") if path.is_file())
-    gradio = sum(1 for path in root.rglob("*") if path.is_file()) - ours
+    # gradio keeps each upload (and each file it copies to serve) in a folder named by the file's
+    # SHA-256; its own state (an edit history, a scratch folder) lives beside them and stays.
+    gradio = sum(1 for folder in root.iterdir() if folder.is_dir() and len(folder.name) == 64
+                 and all(c in "0123456789abcdef" for c in folder.name)
+                 for path in folder.rglob("*") if path.is_file())
     stray = sum(1 for kind in KINDS for _ in Path(tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*"))
     return {"request_files": ours, "request_folders": sum(1 for _ in root.glob(f"{PREFIX}*")),
             "gradio_cache_files": gradio, "temp_folders": stray}
