@@ -300,6 +300,8 @@ def send_soak(client, kind: str, query: str, labels_zip: str) -> None:
 
 @dataclass
 class SoakRound:
+    """One round of a soak test: requests sent and failed, its wall time in s, and after it the server's
+    resident memory (MB) and the per-request files on disk (served_files.count_files)."""
     round: int
     requests: int
     errors: int
@@ -310,6 +312,8 @@ class SoakRound:
 
 @dataclass
 class SoakReport:
+    """A soak test: every round, the error messages, whether the time limit stopped it, the server's RSS (MB)
+    at the start, and the last round's RSS against the fourth's in percent (the growth a leak shows)."""
     url: str
     rounds: list[SoakRound]
     error_messages: list[str]
@@ -319,6 +323,7 @@ class SoakReport:
     rss_last_vs_fourth_percent: float | None
 
     def to_dict(self) -> dict:
+        """Every field (rounds as dicts), as JSON-ready values."""
         return asdict(self)
 
 
@@ -389,6 +394,8 @@ def run_soak(url: str, rounds: int = 8, requests_per_round: int = 50, clients: i
 
 
 def format_soak_round(found: SoakRound) -> str:
+    """One line for a finished round: requests, errors, wall s, server RSS in MB, and the per-request files
+    and folders on disk."""
     files = found.files
     return (f"round {found.round}: {found.requests} requests, {found.errors} errors, {found.wall_s} s; "
             f"server RSS {found.server_rss_mb} MB; per-request files on disk: {files['request_files']} in "
