@@ -232,7 +232,8 @@ def test_integrated_gradients_batches_by_tokens_and_refuses_past_its_budget(cros
 # ---- through the running app (gradio_client), with small budgets so it stays cheap ------------------
 
 SMALL_BUDGETS = {
-    # A "maximum-size" upload is then ~12,000 tokens of encoding: seconds, not minutes.
+    # A "maximum-size" upload: set by `small_app` from this CPU's measured encoding speed (see
+    # `_encode_cap`), so the big comparison outlasts the steps the test takes meanwhile on any CPU.
     "EXPLORER_MAX_ENCODE_TOKENS": "12000",
     "EXPLORER_LONG_JOB_TOKENS": "2000",
     "EXPLORER_LONG_JOBS_WAITING": "1",
@@ -243,10 +244,35 @@ SMALL_BUDGETS = {
 TWO_DOCUMENTS = "Cats purr when they are content.\nDogs bark at strangers."
 
 
+# How long a maximum-size upload should take to encode on the machine running the tests. The
+# steps the test takes while it runs (a second upload reaching the lane, a third refused, a
+# two-document comparison answered) take about a second; 30 s leaves a wide margin on every CPU.
+BIG_UPLOAD_ENCODE_S = 30.0
+
+
+def _encode_cap(bi_model) -> int:
+    """EXPLORER_MAX_ENCODE_TOKENS for `small_app`: the tokens this CPU's bi-encoder encodes in
+    BIG_UPLOAD_ENCODE_S, measured in-process on the same model (at least 12,000). Speed sizes the
+    test's input here; no assertion is ever made about time."""
+    import time
+
+    passage = ("The committee met on Tuesday to discuss the annual budget, the parking arrangements "
+               "and the summer festival of the town, and it decided nothing at all about any of them. ") * 2
+    texts = [f"{i} {passage}" for i in range(64)]
+    tokens = sum(len(ids) for ids in bi_model.tokenizer(texts)["input_ids"])
+    bi_model.library.encode(texts[:8])  # warm-up: first-call costs are not encoding speed
+    start = time.perf_counter()
+    bi_model.library.encode(texts, batch_size=32)
+    tokens_per_s = tokens / (time.perf_counter() - start)
+    return max(12_000, int(tokens_per_s * BIG_UPLOAD_ENCODE_S))
+
+
 @pytest.fixture(scope="module")
-def small_app(tmp_path_factory):
+def small_app(tmp_path_factory, bi_model):
     """The app with SMALL_BUDGETS and its own gradio cache folder: (url, cache folder)."""
     from explorer.tools.app_process import running_app
+
+    SMALL_BUDGETS["EXPLORER_MAX_ENCODE_TOKENS"] = str(_encode_cap(bi_model))
 
     cache = tmp_path_factory.mktemp("gradio-cache")
     # Its own temporary folder too: per-request files must never land there (others' runs share /tmp).
@@ -364,7 +390,8 @@ def test_a_short_inspection_is_answered_while_two_long_ones_hold_the_lane(small_
 
     url, _, _ = small_app
     users = [Client(url, verbose=False) for _ in range(3)]
-    long_document = "The cat sat on the mat and looked at the garden for a long while. " * 12  # ~170 tokens
+    # ~480 tokens: the inspection's passes (attention, occlusion) outlast the short one's on any CPU.
+    long_document = "The cat sat on the mat and looked at the garden for a long while. " * 34
     first = users[0].submit(query="where did the cat sit", document=long_document, api_name="/inspect")
     _wait_for_progress(first, "Running in the long-job lane")
     second = users[1].submit(query="what did the cat look at", document=long_document, api_name="/inspect")
