@@ -44,7 +44,7 @@ def test_head_grid_and_top_heads_in_the_page(app_url, cross_model):
         page.locator("#inspect-query textarea, #inspect-query input").first.fill(QUERY)
         page.locator("#inspect-document textarea").fill(document)
         page.locator("#inspect-run").click()
-        page.get_by_text("sigmoid probability").first.wait_for(state="visible", timeout=600_000)
+        page.get_by_text("sigmoid(logit)").first.wait_for(state="visible", timeout=600_000)
         page.get_by_role("tab", name="Head importance").click()
         page.locator("#heads-run").click()
         page.locator("#heads-summary ol.top-heads li").first.wait_for(state="visible", timeout=600_000)
