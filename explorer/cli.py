@@ -359,7 +359,7 @@ def run_heads(args) -> int:
 def run_eval(args) -> int:
     """`eval`: nDCG@10, RR@10 (mean: MRR@10) and R@k on a labelled corpus; with --pipelines or a BEIR zip it
     goes to `run_pipelines_eval`. Returns the exit code 0; raises ExplorerError for bad arguments or input."""
-    from explorer.data.builtin_corpora import read_corpus_argument
+    from explorer.data.builtin_corpora import BUILTIN_PREFIX, read_corpus_argument
     from explorer.data.corpus import read_qrels, read_queries
     from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
 
@@ -373,12 +373,17 @@ def run_eval(args) -> int:
 
         def runner(scorer):
             return RayPairScorer(scorer, address=args.ray or None, workers=args.workers, allow_local_path=True)
-    if args.queries is None or args.qrels is None:
-        raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip holds its own).")
+    if args.corpus.startswith(BUILTIN_PREFIX):  # a shipped set brings its own queries and qrels
+        data = load_labels(args)
+        corpus, queries, qrels = data.corpus, data.queries, data.qrels
+    elif args.queries is None or args.qrels is None:
+        raise ExplorerError("Give --queries and --qrels with a corpus file (only a BEIR .zip or builtin:NAME holds its own).")
+    else:
+        corpus, queries, qrels = read_corpus_argument(args.corpus), read_queries(args.queries), read_qrels(args.qrels)
     report = evaluate(
-        read_corpus_argument(args.corpus),
-        read_queries(args.queries),
-        read_qrels(args.qrels),
+        corpus,
+        queries,
+        qrels,
         top_k=args.top_k,
         bi_encoder=args.bi_encoder,
         cross_encoder=args.cross_encoder,

@@ -117,3 +117,36 @@ def test_bad_input_is_an_error_with_the_explorer_message(client, overrides, mess
     arguments.update(overrides)
     with pytest.raises(AppError, match=message):
         client.predict(**arguments, api_name="/compare")
+
+
+def test_evaluate_endpoint_gives_the_command_lines_numbers(client):
+    """`/evaluate` (the Evaluate tab's three stages) through gradio_client: its table of means and its
+    per-query table hold the numbers `eval --json` computes in another process, rounded as shown."""
+    summary, metrics, _chart, per_query = client.predict(  # each table as gradio_client returns it
+        corpus_name="negation", top_k=5, score_all=False, api_name="/evaluate")
+    completed = subprocess.run(
+        [sys.executable, "-m", "explorer", "eval", "--corpus", "builtin:negation", "--top-k", "5", "--skip-full", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+    )
+    cli = json.loads(completed.stdout)
+    assert "negation" in summary
+    measures = list(cli["metrics"]["bi_encoder"])
+    rows = {row[0]: row[1:] for row in _table(metrics)}
+    assert len(rows) == 3  # (a), (b), and (c) shown as skipped
+    shown = [values for label, values in rows.items() if "skipped" not in label]
+    expected = [[round(cli["metrics"][stage][m], 4) for m in measures] for stage in ("bi_encoder", "rerank")]
+    assert sorted(shown) == sorted(expected)
+    assert cli["metrics"]["cross_encoder_full"] is None and any("skipped" in label for label in rows)
+    by_id = {row["query_id"]: row for row in cli["per_query"]}
+    assert sorted(str(row[0]) for row in _table(per_query)) == sorted(by_id)
+    for row in _table(per_query):
+        reference = by_id[str(row[0])]
+        assert row[2:5] == [round(reference["bi_encoder"]["nDCG@10"], 4), round(reference["rerank"]["nDCG@10"], 4),
+                            round(reference["change"]["nDCG@10"], 4)]
+
+
+def _table(dataframe) -> list[list]:
+    """The rows of a gr.Dataframe output as gradio_client returns it: an update {"value": {"headers",
+    "data", ...}} or the table itself."""
+    assert isinstance(dataframe, dict), dataframe
+    return dataframe.get("value", dataframe)["data"]
