@@ -6,6 +6,8 @@ still be answered: nothing a user sends breaks the app for the others.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 GOOD_CORPUS = "Cats purr when they are content.\nDogs bark at strangers.\nParrots can mimic human speech."
@@ -151,7 +153,8 @@ def test_a_short_inspection_is_answered_while_a_long_one_runs(app_url):
     from waiting import wait_until
 
     long_client, short_client = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    long_document = "The cat sat on the mat and looked at the garden for a long while. " * 80
+    # A text no earlier test inspected: a cached inspection would answer at once.
+    long_document = f"{uuid.uuid4().hex} " + "The cat sat on the mat and looked at the garden for a long while. " * 80
     long_job = long_client.submit(query="where did the cat sit", document=long_document, api_name="/inspect")
     wait_until(lambda: long_job.status().code in (Status.PROCESSING, Status.FINISHED),
                "the server to start the long inspection")

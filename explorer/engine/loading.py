@@ -183,6 +183,10 @@ class LoadedModel:
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # A fast tokenizer keeps its truncation/padding settings in shared state, so two requests
+    # tokenizing at once can pad one batch to the other's length: every tokenizer call (ours, or
+    # inside the library's predict/encode, one chunk at a time) holds this lock.
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- what a bi-encoder means, read off its sentence-transformers modules --------------------
     def st_modules(self) -> list[torch.nn.Module]:
