@@ -6,8 +6,6 @@ still be answered: nothing a user sends breaks the app for the others.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 GOOD_CORPUS = "Cats purr when they are content.\nDogs bark at strangers.\nParrots can mimic human speech."
@@ -140,28 +138,9 @@ def test_upload_over_the_server_cap_is_refused(client, tmp_path):
     _good_request_still_works(client)
 
 
-def test_a_short_inspection_is_answered_while_a_long_one_runs(app_url):
-    """Inspect runs two at a time: a one-line pair does not wait behind a 512-token one.
-
-    Order of completion, no clock: the short pair is sent once the server reports the long job as
-    processing, and when its answer is back the long job must still be running. An app that ran
-    one inspection at a time would finish the long one first.
-    """
-    from gradio_client import Client
-    from gradio_client.utils import Status
-
-    from waiting import wait_until
-
-    long_client, short_client = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    # A text no earlier test inspected: a cached inspection would answer at once.
-    long_document = f"{uuid.uuid4().hex} " + "The cat sat on the mat and looked at the garden for a long while. " * 80
-    long_job = long_client.submit(query="where did the cat sit", document=long_document, api_name="/inspect")
-    wait_until(lambda: long_job.status().code in (Status.PROCESSING, Status.FINISHED),
-               "the server to start the long inspection")
-    assert not long_job.done(), "the long inspection ended before the short one was sent"
-    short_client.predict(query="cats", document="Cats purr when they are content.", api_name="/inspect")
-    assert not long_job.done(), "the short inspection was answered only after the long one finished"
-    long_job.result(timeout=600)
+# A short inspection answered while long ones run: tests/test_server_limits.py, where two long
+# inspections hold the long-job lane one after the other, so the window does not hang on one
+# inspection's speed on this CPU.
 
 
 def test_whole_corpus_scoring_past_the_pair_budget_is_refused_with_a_message(client):
