@@ -47,3 +47,13 @@ def browser_page(offline: bool = False, viewport=(1400, 1000)):
             yield page
         finally:
             browser.close()
+
+
+def inspect_pair(page, app_url: str, query: str, document: str) -> None:
+    """Open the app's Inspect tab, type a pair and press Inspect (the caller waits for what it reads)."""
+    page.goto(app_url)
+    page.get_by_role("tab", name="Inspect a pair").click()
+    page.locator("#inspect-run").wait_for(state="visible", timeout=120_000)
+    page.locator("#inspect-query textarea, #inspect-query input").first.fill(query)
+    page.locator("#inspect-document textarea").fill(document)
+    page.locator("#inspect-run").click()

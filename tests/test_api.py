@@ -119,6 +119,9 @@ def test_bad_input_is_an_error_with_the_explorer_message(client, overrides, mess
         client.predict(**arguments, api_name="/compare")
 
 
+ROUNDED = 1e-4 / 2 + 1e-9  # the Evaluate tables show 4 decimal places
+
+
 def test_evaluate_endpoint_gives_the_command_lines_numbers(client):
     """`/evaluate` (the Evaluate tab's three stages) through gradio_client: its table of means and its
     per-query table hold the numbers `eval --json` computes in another process, rounded as shown."""
@@ -133,16 +136,17 @@ def test_evaluate_endpoint_gives_the_command_lines_numbers(client):
     measures = list(cli["metrics"]["bi_encoder"])
     rows = {row[0]: row[1:] for row in _table(metrics)}
     assert len(rows) == 3  # (a), (b), and (c) shown as skipped
-    shown = [values for label, values in rows.items() if "skipped" not in label]
-    expected = [[round(cli["metrics"][stage][m], 4) for m in measures] for stage in ("bi_encoder", "rerank")]
-    assert sorted(shown) == sorted(expected)
+    # Both sides run the same engines on this CPU; the page rounds to 4 places.
+    for prefix, stage in (("(a)", "bi_encoder"), ("(b)", "rerank")):
+        (shown,) = [values for label, values in rows.items() if label.startswith(prefix)]
+        assert shown == pytest.approx([cli["metrics"][stage][m] for m in measures], abs=ROUNDED)
     assert cli["metrics"]["cross_encoder_full"] is None and any("skipped" in label for label in rows)
     by_id = {row["query_id"]: row for row in cli["per_query"]}
     assert sorted(str(row[0]) for row in _table(per_query)) == sorted(by_id)
     for row in _table(per_query):
         reference = by_id[str(row[0])]
-        assert row[2:5] == [round(reference["bi_encoder"]["nDCG@10"], 4), round(reference["rerank"]["nDCG@10"], 4),
-                            round(reference["change"]["nDCG@10"], 4)]
+        assert row[2:5] == pytest.approx([reference["bi_encoder"]["nDCG@10"], reference["rerank"]["nDCG@10"],
+                                          reference["change"]["nDCG@10"]], abs=ROUNDED)
 
 
 def _table(dataframe) -> list[list]:

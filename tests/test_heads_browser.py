@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser_support import browser_page
+from browser_support import browser_page, inspect_pair
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 QUERY = "python snake"
@@ -38,12 +38,7 @@ def test_head_grid_and_top_heads_in_the_page(app_url, cross_model):
     expected = head_importance(scorer, encode_pair(scorer, QUERY, document), "zero")
     patched = head_patching(scorer, encode_pair(scorer, QUERY, document), encode_pair(scorer, QUERY, versus))
     with browser_page(offline=True, viewport=(1440, 1100)) as page:
-        page.goto(app_url)
-        page.get_by_role("tab", name="Inspect a pair").click()
-        page.locator("#inspect-run").wait_for(state="visible", timeout=120_000)
-        page.locator("#inspect-query textarea, #inspect-query input").first.fill(QUERY)
-        page.locator("#inspect-document textarea").fill(document)
-        page.locator("#inspect-run").click()
+        inspect_pair(page, app_url, QUERY, document)
         page.get_by_text("sigmoid(logit)").first.wait_for(state="visible", timeout=600_000)
         page.get_by_role("tab", name="Head importance").click()
         page.locator("#heads-run").click()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import browser_page
+from browser_support import browser_page, inspect_pair
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 QUERY = "capital of France"
@@ -23,12 +23,7 @@ def test_long_document_cut_mark_and_best_window_in_the_page(app_url, cross_model
     scorer = CrossEncoder(cross_model, "fp32")
     cut = truncation_point(scorer, QUERY, LONG_DOC)
     with browser_page(offline=True, viewport=(1440, 1000)) as page:
-        page.goto(app_url)
-        page.get_by_role("tab", name="Inspect a pair").click()
-        page.locator("#inspect-run").wait_for(state="visible", timeout=120_000)
-        page.locator("#inspect-query textarea, #inspect-query input").first.fill(QUERY)
-        page.locator("#inspect-document textarea").fill(LONG_DOC)
-        page.locator("#inspect-run").click()
+        inspect_pair(page, app_url, QUERY, LONG_DOC)
         page.get_by_role("tab", name="What moved the score").click()
         page.locator("#inspect-attribution .cut-mark").wait_for(state="visible", timeout=600_000)
         mark = page.locator("#inspect-attribution .cut-mark")
