@@ -186,6 +186,11 @@ def test_the_chosen_label_ranks(nli_folder, label):
     full = occlusion_attribution(rescorer, encode_pair(rescorer, QUERY, DOCUMENTS[0])).full_logit
     p = column[0]
     assert full == pytest.approx(float(np.log(p / (1 - p))), abs=1e-4)
+    # So does head importance: its unablated logit is that label's.
+    from explorer.interpret.heads import head_importance
+
+    heads = head_importance(rescorer, encode_pair(rescorer, QUERY, DOCUMENTS[0]), "zero")
+    assert heads.logit == pytest.approx(float(np.log(p / (1 - p))), abs=1e-4)
 
 
 def test_an_unknown_label_is_refused_with_the_labels_listed(nli_folder):

@@ -136,3 +136,33 @@ def test_unknown_model_without_network_names_it_and_lists_offline_models(monkeyp
 def test_paths_are_not_model_ids(name):
     with pytest.raises(ExplorerError):
         load_model(name, "cross")
+
+
+@pytest.mark.parametrize("kind", ["bi", "cross"])
+def test_concurrent_requests_tokenize_without_sharing_padding(kind, bi_model, cross_model):
+    """Eight threads tokenize batches of different padding on the model's one tokenizer (as
+    concurrent requests do, ours and sentence-transformers' predict/encode alike): every batch
+    comes back padded as it asked. A fast tokenizer keeps its padding settings on one shared
+    backend; without the load-time serialisation this failed in 6 of 8 threads here."""
+    import threading
+
+    tokenizer = (bi_model if kind == "bi" else cross_model).tokenizer
+    wrong: list[tuple[int, set[int]]] = []
+
+    def tokenize(thread: int) -> None:
+        words = 5 + 20 * (thread % 2)
+        texts = [" ".join(["word"] * words)] * 4 + ["x"]
+        # Even threads pad to 64; odd ones to their longest text (words + [CLS] and [SEP]).
+        padding, expected = ("max_length", 64) if thread % 2 == 0 else (True, words + 2)
+        for _ in range(200):
+            lengths = {len(ids) for ids in tokenizer(texts, padding=padding, max_length=64, truncation=True)["input_ids"]}
+            if lengths != {expected}:
+                wrong.append((thread, lengths))
+                return
+
+    threads = [threading.Thread(target=tokenize, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

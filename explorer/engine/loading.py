@@ -183,10 +183,6 @@ class LoadedModel:
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # A fast tokenizer keeps its truncation/padding settings in shared state, so two requests
-    # tokenizing at once can pad one batch to the other's length: every tokenizer call (ours, or
-    # inside the library's predict/encode, one chunk at a time) holds this lock.
-    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- what a bi-encoder means, read off its sentence-transformers modules --------------------
     def st_modules(self) -> list[torch.nn.Module]:
@@ -446,6 +442,26 @@ def hub_reachable(timeout: float = 3.0, remember_s: float = 60.0) -> bool:
     return ok
 
 
+def _one_encoding_at_a_time(tokenizer) -> None:
+    """Serialise the tokenizer's encoding step, for every caller (ours, and sentence-transformers'
+    predict/encode, which share the object). A fast tokenizer sets truncation and padding on its
+    one Rust backend before each batch, so two requests tokenizing at once could pad one batch to
+    the other's length ("expected sequence of length 25 (got 20)"). `_encode_plus` is where
+    transformers 5 sets those and encodes; the lock is held for the tokenizing alone, never for a
+    forward pass."""
+    encode = getattr(tokenizer, "_encode_plus", None)
+    if encode is None or getattr(encode, "serialised", False):
+        return
+    lock = threading.Lock()
+
+    def serialised(*args, **kwargs):
+        with lock:
+            return encode(*args, **kwargs)
+
+    serialised.serialised = True
+    tokenizer._encode_plus = serialised
+
+
 def load_model(
     model_id: str, kind: Kind, eager_attention: bool = False, allow_local_path: bool = False
 ) -> LoadedModel:
@@ -530,6 +546,7 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
     except Exception as error:
         raise _load_failure(model_id, kind, error, on_disk) from error
     module.eval()
+    _one_encoding_at_a_time(tokenizer)
     if kind == "bi" and getattr(library, "similarity_fn_name", None) not in (None, "cosine", "dot"):
         raise ExplorerError(f"{model_id!r} compares embeddings by {library.similarity_fn_name} distance; "
                             "this app ranks by cosine or dot product only.")

@@ -144,13 +144,15 @@ def _install_hooks(module: torch.nn.Module) -> None:
         setattr(module, _HOOKED, True)
 
 
-def _forward(module: torch.nn.Module, features: dict[str, torch.Tensor], copies: int, plan: _Plan) -> torch.Tensor:
-    """Relevance logits (copies,) of `copies` copies of one pair, with the plan's edits."""
+def _forward(module: torch.nn.Module, features: dict[str, torch.Tensor], copies: int, plan: _Plan,
+             label: int | None) -> torch.Tensor:
+    """Relevance logits (copies,) of `copies` copies of one pair, with the plan's edits; for a
+    model with several labels, the ranking label's (`CrossEncoder.label`), as every other view."""
     batch = {name: value.expand(copies, -1) for name, value in features.items()}
     token = _plan.set(plan)
     try:
         with torch.inference_mode():
-            return relevance_logits(module(**batch).logits.float())
+            return relevance_logits(module(**batch).logits.float(), label)
     finally:
         _plan.reset(token)
 
@@ -171,9 +173,9 @@ class _Reference:
     tensors: dict[tuple[int, Site], torch.Tensor]
 
 
-def _reference(module: torch.nn.Module, features: dict[str, torch.Tensor]) -> _Reference:
+def _reference(module: torch.nn.Module, features: dict[str, torch.Tensor], label: int | None) -> _Reference:
     plan = _Plan(capture={})
-    logit = float(_forward(module, features, 1, plan)[0])
+    logit = float(_forward(module, features, 1, plan, label)[0])
     return _Reference(logit, plan.capture)
 
 
@@ -190,7 +192,8 @@ def _column_mask(module: torch.nn.Module, edit: Edit, width: int) -> torch.Tenso
 
 
 def _run_rows(module, features, rows: Sequence[Row], sources: dict[tuple[int, Site], torch.Tensor],
-              positions: torch.Tensor, progress: Callable[[int], None] | None = None) -> list[float]:
+              positions: torch.Tensor, label: int | None,
+              progress: Callable[[int], None] | None = None) -> list[float]:
     """The logit of every row, in batches of at most MAX_HEAD_BATCH_TOKENS tokens.
 
     `sources[(layer, site)]` is what replaces the edited columns (broadcastable to
@@ -213,7 +216,7 @@ def _run_rows(module, features, rows: Sequence[Row], sources: dict[tuple[int, Si
                         mask[i, 0] |= _column_mask(module, edit, width)
             if mask.any():
                 plan.replace[(layer, site)] = (mask, positions.view(1, -1, 1), source)
-        logits.extend(float(x) for x in _forward(module, features, len(chunk), plan))
+        logits.extend(float(x) for x in _forward(module, features, len(chunk), plan, label))
         if progress:
             progress(len(logits))
     return logits
@@ -250,10 +253,10 @@ def ablated_logits(scorer: CrossEncoder, pair: EncodedPair, rows: Sequence[Row],
     _check_rows(module, rows, {"heads", "attention", "ffn"})
     if mode not in MODES:
         raise ExplorerError(f"Unknown ablation mode {mode!r}: use zero or mean.")
-    reference = _reference(module, pair.features)
+    reference = _reference(module, pair.features, scorer.label)
     sources = _ablation_sources(reference, mode)
     everywhere = torch.ones(pair.features["input_ids"].shape[1], dtype=torch.bool)
-    return reference.logit, _run_rows(module, pair.features, rows, sources, everywhere, progress)
+    return reference.logit, _run_rows(module, pair.features, rows, sources, everywhere, scorer.label, progress)
 
 
 def patch_positions(pair_a: EncodedPair, pair_b: EncodedPair, positions: PatchPositions = "query") -> list[int]:
@@ -280,7 +283,7 @@ def patched_logits(scorer: CrossEncoder, pair_a: EncodedPair, pair_b: EncodedPai
     module = _module_of(scorer)
     _check_rows(module, rows, {"heads"})
     chosen = patch_positions(pair_a, pair_b, positions)
-    reference_a, reference_b = _reference(module, pair_a.features), _reference(module, pair_b.features)
+    reference_a, reference_b = _reference(module, pair_a.features, scorer.label), _reference(module, pair_b.features, scorer.label)
     tokens_b = pair_b.features["input_ids"].shape[1]
     sources = {}
     for (layer, site), tensor in reference_a.tensors.items():
@@ -290,7 +293,8 @@ def patched_logits(scorer: CrossEncoder, pair_a: EncodedPair, pair_b: EncodedPai
             sources[(layer, site)] = source
     mask = torch.zeros(tokens_b, dtype=torch.bool)
     mask[chosen] = True
-    return reference_a.logit, reference_b.logit, _run_rows(module, pair_b.features, rows, sources, mask, progress)
+    return reference_a.logit, reference_b.logit, _run_rows(module, pair_b.features, rows, sources, mask, scorer.label,
+                                                           progress)
 
 
 # ---- the two results the page, the CLI and the JSON show ----

@@ -29,7 +29,7 @@ from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
 Side = Literal["query", "document"]
 # Texts handed to `encode_query` / `encode_document` per call, so progress can be reported between calls.
-ENCODE_CHUNK = 64  # texts per library call: also how long one request holds the tokenizer lock
+ENCODE_CHUNK = 512
 
 
 def after_transformer(model: LoadedModel, token_states: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
@@ -87,9 +87,8 @@ class BiEncoder(Retriever):
         with torch.inference_mode():
             if self.engine.packed is not None:
                 prompt = model.prompt(side)
-                with model.tokenizer_lock:
-                    encoded = model.tokenizer([prompt + t for t in texts] if prompt else list(texts),
-                                              truncation=True, max_length=model.max_length)
+                encoded = model.tokenizer([prompt + t for t in texts] if prompt else list(texts),
+                                          truncation=True, max_length=model.max_length)
                 for chunk, chunk_ids, chunk_types in packed_inputs(encoded, progress):
                     states = self.engine.packed.hidden_states(chunk_ids, chunk_types)
                     output[chunk] = after_transformer(model, states, [len(row) for row in chunk_ids]).float().numpy()
@@ -98,9 +97,8 @@ class BiEncoder(Retriever):
                 encode = library.encode_query if side == "query" else library.encode_document
                 for start in range(0, len(texts), ENCODE_CHUNK):
                     piece = list(texts[start:start + ENCODE_CHUNK])
-                    with model.tokenizer_lock:
-                        output[start:start + len(piece)] = encode(piece, batch_size=self.BATCH_SIZE,
-                                                                  convert_to_numpy=True, show_progress_bar=False)
+                    output[start:start + len(piece)] = encode(piece, batch_size=self.BATCH_SIZE, convert_to_numpy=True,
+                                                              show_progress_bar=False)
                     if progress:
                         progress(start + len(piece), len(texts))
         return output

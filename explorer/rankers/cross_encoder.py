@@ -30,7 +30,7 @@ from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, Rank
 # its exact results were recorded with. BERT rerankers in bf16 are packed instead (no padding).
 BATCH_SIZE = {"fp32": 16, "bf16": 8}
 # Pairs handed to `CrossEncoder.predict` per call, so progress can be reported between calls.
-PREDICT_CHUNK = 64  # pairs per library call: also how long one request holds the tokenizer lock
+PREDICT_CHUNK = 256
 
 
 def relevance_logits(raw, label: int | None = None):
@@ -150,8 +150,7 @@ class CrossEncoder(PairScorer):
         model = self.model
         prompt = model.prompt("query")
         prompted = [prompt + q for q in queries] if prompt else list(queries)
-        with model.tokenizer_lock:
-            encoded = model.tokenizer(prompted, list(documents), truncation=True, max_length=model.max_length)
+        encoded = model.tokenizer(prompted, list(documents), truncation=True, max_length=model.max_length)
         truncated = sum(len(ids) >= model.max_length for ids in encoded["input_ids"])
         raw = np.empty((len(documents), model.num_labels), dtype=np.float32)
         with torch.inference_mode():
@@ -161,10 +160,9 @@ class CrossEncoder(PairScorer):
             else:
                 library, pairs = self.engine.library, list(zip(queries, documents))
                 for start in range(0, len(pairs), PREDICT_CHUNK):
-                    with model.tokenizer_lock:
-                        piece = library.predict(pairs[start:start + PREDICT_CHUNK], batch_size=self.batch_size,
-                                                activation_fn=torch.nn.Identity(), convert_to_tensor=True,
-                                                show_progress_bar=False)
+                    piece = library.predict(pairs[start:start + PREDICT_CHUNK], batch_size=self.batch_size,
+                                            activation_fn=torch.nn.Identity(), convert_to_tensor=True,
+                                            show_progress_bar=False)
                     raw[start:start + len(piece)] = piece.float().reshape(len(piece), -1).numpy()
                     if progress:
                         progress(min(start + PREDICT_CHUNK, len(pairs)), len(pairs))
