@@ -52,11 +52,6 @@ class BoundedCache(Generic[Value]):
             self._cache.clear()
 
     @property
-    def maxsize(self) -> int:
-        """The bound: entries, or bytes when the cache has a size function."""
-        return int(self._cache.maxsize)
-
-    @property
     def currsize(self) -> int:
         """What the entries take now, in the bound's unit."""
         with self._lock:

@@ -349,6 +349,14 @@ class HeadImportance:
         return {**asdict(self), "mode_meaning": MODES[self.mode], "top_heads": self.top_heads(10)}
 
 
+def grid_work(scorer: CrossEncoder, pair: EncodedPair) -> int:
+    """Tokens of model work a head grid or a patching run on this pair costs at most: its tokens
+    x (layers x (heads + 2) + 2) copies; the long-job lane measures requests in this unit."""
+    config = scorer.model.module.config
+    copies = config.num_hidden_layers * (config.num_attention_heads + 2) + 2
+    return pair.features["input_ids"].shape[1] * copies
+
+
 def head_importance(scorer: CrossEncoder, pair: EncodedPair, mode: AblationMode = "zero",
                     progress: ProgressCallback | None = None, per_layer_only: bool = False) -> HeadImportance:
     """Every head's, attention block's and feed-forward block's effect on one pair's logit.

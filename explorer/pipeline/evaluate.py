@@ -74,6 +74,12 @@ def evaluate(
     return report
 
 
+def shipped_report_is_kept(name: str, top_k: int, score_all: bool) -> bool:
+    """Whether `evaluate_shipped_set(name, top_k, score_all)` would answer from its kept reports
+    (no model work: the page need not measure the request or queue it as a long job)."""
+    return (name, top_k, score_all) in caches.EVAL_REPORTS
+
+
 def evaluate_shipped_set(name: str, top_k: int, score_all: bool, progress: StageProgress | None = None) -> ExperimentReport:
     """`evaluate` on a shipped labelled set, named after it; finished reports are kept by (set, k, c).
 

@@ -116,7 +116,8 @@ def labelled_queries(corpus: Corpus, queries: Sequence[Query], qrels: Qrels) -> 
         notes.append(f"{len(absent)} judged query id(s) are not in the queries file and were left out: {_named(absent)}.")
     kept = [q for q in queries if any(g > 0 for g in qrels.get(q.id, {}).values())]
     if len(kept) < len(queries):
-        skipped = [q.id for q in queries if q not in kept]
+        kept_ids = {q.id for q in kept}
+        skipped = [q.id for q in queries if q.id not in kept_ids]
         notes.append(f"{len(skipped)} query(ies) have no judged-relevant document and were left out: {_named(skipped)}.")
     if not kept:
         raise ExplorerError(

@@ -63,10 +63,6 @@ class SignificanceTest:
         return asdict(self)
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
-
-
 def bootstrap_ci(diffs: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED,
                  level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval (``scipy.stats.bootstrap``) of the mean of `diffs`.
@@ -79,7 +75,7 @@ def bootstrap_ci(diffs: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, s
         raise ValueError("no differences to resample")
     if d.size == 1:
         return float(d[0]), float(d[0])
-    result = stats.bootstrap((d,), _mean, n_resamples=resamples, confidence_level=level, method="percentile",
+    result = stats.bootstrap((d,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
                              vectorized=True, rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
@@ -97,7 +93,7 @@ def permutation_p(diffs: Sequence[float], permutations: int = PERMUTATIONS, seed
     if d.size == 1:
         return 1.0
     exact = d.size <= EXACT_MAX_QUERIES
-    result = stats.permutation_test((d,), _mean, permutation_type="samples", vectorized=True,
+    result = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
                                     n_resamples=2 ** d.size if exact else permutations,
                                     alternative="two-sided", rng=np.random.default_rng(seed))
     return float(result.pvalue)

@@ -72,10 +72,6 @@ class BiEncoder(Retriever):
         model."""
         return int(self.model.library.get_embedding_dimension())
 
-    def prompt(self, side: Side) -> str:
-        """The prompt put before every text of this side ("" for none)."""
-        return self.model.prompt(side)
-
     def embed(self, texts: Sequence[str], side: Side = "document",
               progress: ProgressCallback | None = None) -> np.ndarray:
         """Sentence embeddings (n, dim) float32, as `SentenceTransformer.encode_query` (side "query")

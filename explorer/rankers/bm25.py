@@ -1,6 +1,6 @@
 """Lexical retrieval: BM25 over exact (stemmed) words, with the `bm25s` package.
 
-Settings, stated wherever BM25 appears (`ANALYZER`, `SETTINGS`): Lucene's BM25 variant with
+Settings, stated wherever BM25 appears (`SETTINGS`): Lucene's BM25 variant with
 k1 = 1.5 and b = 0.75 over the tokens of this analyzer:
 
 1. Unicode NFKC (folds full- and half-width forms, as Lucene's CJKWidthFilter), lower case;
@@ -15,6 +15,7 @@ k1 = 1.5 and b = 0.75 over the tokens of this analyzer:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ import Stemmer
 from explorer import caches
 from explorer.rankers.base import ProgressCallback, RankerInfo, Retriever
 
-K1, B, METHOD, STOPWORDS = 1.5, 0.75, "lucene", "en"
+K1, B, METHOD = 1.5, 0.75, "lucene"
 _STEMMER = Stemmer.Stemmer("english")
 
 # Scripts written without spaces between words (Lucene's CJKBigramFilter flags: Han, Hiragana,
@@ -36,19 +37,12 @@ CJK_CHARS = (
     "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff"
     "\U00020000-\U0003134f"
 )
-TOKEN_PATTERN = r"\w+"  # outside CJK runs; bm25s's default is \w\w+ (two characters or more)
+# A CJK run, or a run of other letters and digits of any length (bm25s's own default pattern,
+# \w\w+, drops one-character words such as "1" or "D").
 _PIECES = re.compile(f"([{CJK_CHARS}]+)|([^\\W{CJK_CHARS}]+)")
 
-ANALYZER = {
-    "normalization": "Unicode NFKC, then lower case",
-    "token_pattern": f"{TOKEN_PATTERN} (runs of letters or digits, one character or more)",
-    "cjk": "Han/Hiragana/Katakana/Hangul runs: overlapping character bigrams, a lone character as "
-           "itself (as Lucene's CJKAnalyzer)",
-    "stopwords": "Lucene's 33 English stopwords (bm25s 'en')",
-    "stemmer": "Snowball English (PyStemmer)",
-}
 SETTINGS = (
-    f"BM25 ({METHOD} variant, k1 {K1}, b {B}); analyzer: NFKC, lower-cased {TOKEN_PATTERN} words "
+    f"BM25 ({METHOD} variant, k1 {K1}, b {B}); analyzer: NFKC, lower-cased \\w+ words "
     "(one character or more), Lucene's 33 English stopwords, Snowball English stemmer; CJK text as "
     "character bigrams"
 )
@@ -61,18 +55,24 @@ def _bm25s():
     return bm25s
 
 
+@functools.cache
+def _stopwords() -> frozenset[str]:
+    """Lucene's 33 English stopwords, as bm25s ships them ('en')."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
 def _bigrams(run: str) -> list[str]:
     return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Each text's tokens as BM25 indexes them (see `ANALYZER`), in text order.
+    """Each text's tokens as BM25 indexes them (see `SETTINGS`), in text order.
 
     e.g. "Type 1 diabetes" -> ["type", "1", "diabet"]; "糖尿病" -> ["糖尿", "尿病"].
     """
-    from bm25s.stopwords import STOPWORDS_EN
-
-    stopwords = set(STOPWORDS_EN)
+    stopwords = _stopwords()
     tokens = []
     for text in texts:
         words: list[str] = []

@@ -122,6 +122,14 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
+def _rss_mb(process) -> float | None:
+    """The server's resident memory in MiB (psutil), or None when it cannot be read."""
+    try:
+        return process.memory_info().rss / 2**20 if process else None
+    except Exception:  # the process ended, or belongs to another user
+        return None
+
+
 def run_load(
     url: str, clients: int = 20, requests_per_client: int = 10, timeout_s: float = 600.0, pid: int | None = None,
     mixed: bool = False,
@@ -140,10 +148,7 @@ def run_load(
     deadline = time.monotonic() + timeout_s
 
     def rss_mb() -> float | None:
-        try:
-            return process.memory_info().rss / 2**20 if process else None
-        except Exception:
-            return None
+        return _rss_mb(process)
 
     def sample() -> None:
         while not stop.wait(0.25):
@@ -345,10 +350,8 @@ def run_soak(url: str, rounds: int = 8, requests_per_round: int = 50, clients: i
     process = server_process(url, pid)
 
     def rss_mb() -> float | None:
-        try:
-            return round(process.memory_info().rss / 2**20, 1) if process else None
-        except Exception:
-            return None
+        value = _rss_mb(process)
+        return None if value is None else round(value, 1)
 
     deadline = time.monotonic() + timeout_s
     errors: list[str] = []

@@ -22,7 +22,7 @@ from explorer.data.labels import LabelledData, labels_from_inputs, write_corpus_
 from explorer.data.trec_runs import read_named_runs, write_runs_zip
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import FIRST_STAGES
-from explorer.pipeline.evaluate import evaluate_shipped_set, three_stage_dict
+from explorer.pipeline.evaluate import evaluate_shipped_set, shipped_report_is_kept, three_stage_dict
 from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, disagreements, parse_pipelines, run_experiment
 from explorer.pipeline.work import labelled_work
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
@@ -69,8 +69,12 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
         top_k = int(top_k or 5)
         if not 1 <= top_k <= MAX_EVAL_TOP_K:
             raise ExplorerError(f"top-k must be between 1 and {MAX_EVAL_TOP_K} (got {top_k}).")
-        labelled = load_set(corpus_name)
-        work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, bool(score_all), encodes=True, uploaded=False)
+        if shipped_report_is_kept(corpus_name, top_k, bool(score_all)):
+            work = 0  # answered from the kept report: nothing to measure or queue
+        else:
+            labelled = load_set(corpus_name)
+            work = labelled_work(labelled.corpus, labelled.queries, top_k, 1, bool(score_all), encodes=True,
+                                 uploaded=False)
         with by_work(work, "an evaluation", gradio_progress(progress)):
             report = evaluate_shipped_set(corpus_name, top_k, bool(score_all),
                                           progress=lambda fraction, message: progress(fraction, desc=message))

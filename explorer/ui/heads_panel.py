@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.errors import ExplorerError
-from explorer.interpret.heads import head_importance, head_patching
+from explorer.interpret.heads import grid_work, head_importance, head_patching
 from explorer.interpret.pair import encode_pair, rescoring_model
-from explorer.ui.messages import shown_error
+from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.views.head_plots import (
     attention_share_grid,
     block_bars,
@@ -43,12 +42,11 @@ def compute_heads(pair, mode, progress=gr.Progress()):
     if pair is None:
         raise gr.Error("Inspect a pair first.")
     query, document, cross_encoder = pair
-    try:
-        scorer = rescoring_model(cross_encoder)
-        result = head_importance(scorer, encode_pair(scorer, query, document), mode or "zero",
+    scorer = rescoring_model(cross_encoder)
+    encoded = encode_pair(scorer, query, document)
+    with by_work(grid_work(scorer, encoded), "a head grid", gradio_progress(progress)):
+        result = head_importance(scorer, encoded, mode or "zero",
                                  progress=_progress_of(progress, "removing each head in turn"))
-    except ExplorerError as error:
-        raise shown_error(error) from error
     return head_importance_html(result), head_importance_grid(result), block_bars(result)
 
 
@@ -57,12 +55,11 @@ def patch_heads(pair, versus, positions, progress=gr.Progress()):
     if pair is None:
         raise gr.Error("Inspect a pair first.")
     query, document, cross_encoder = pair
-    try:
-        scorer = rescoring_model(cross_encoder)
-        result = head_patching(scorer, encode_pair(scorer, query, document), encode_pair(scorer, query, versus),
-                               positions or "query", progress=_progress_of(progress, "patching each head from A into B"))
-    except ExplorerError as error:
-        raise shown_error(error) from error
+    scorer = rescoring_model(cross_encoder)
+    encoded_b = encode_pair(scorer, query, versus)
+    with by_work(grid_work(scorer, encoded_b), "patching heads", gradio_progress(progress)):
+        result = head_patching(scorer, encode_pair(scorer, query, document), encoded_b, positions or "query",
+                               progress=_progress_of(progress, "patching each head from A into B"))
     return head_patching_html(result), patching_grid(result)
 
 
@@ -95,10 +92,9 @@ def build_heads_panel(pair: gr.State, attention_of) -> None:
 
     # The attention grid first (instant), then the 169 rescorings with their progress.
     run.click(draw_attention, [pair], [attention], api_visibility="private").then(
-        compute_heads, [pair, mode], [summary, grid, blocks], api_visibility="private",
-        concurrency_limit=1, concurrency_id="heads")
+        compute_heads, [pair, mode], [summary, grid, blocks], api_visibility="private", **event_lane("heads"))
     patch_run.click(patch_heads, [pair, versus, positions], [patch_summary, patch_grid], api_visibility="private",
-                    concurrency_limit=1, concurrency_id="heads")
+                    **event_lane("heads"))
     # On the pair itself, not after the Inspect chain: that ends after occlusion, and would wipe a
     # grid computed meanwhile for the same pair.
     pair.change(lambda: ("", None, None, None, "", None), None,
