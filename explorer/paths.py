@@ -35,6 +35,27 @@ def cache_dir() -> Path:
     return Path(base) / "cross-encoder-explorer"
 
 
+def data_dir() -> Path:
+    """Where the app keeps what users save (the workbench's cases database): `EXPLORER_DATA`, else
+    `$XDG_DATA_HOME/cross-encoder-explorer` or `~/.local/share/cross-encoder-explorer`; made on first use.
+
+    Unlike `cache_dir()`, nothing here can be rebuilt: on a Space it lasts only as long as the disk
+    (persistent storage, or export the cases). Raises ExplorerError when the folder cannot be made.
+    """
+    configured = os.environ.get("EXPLORER_DATA")
+    if configured:
+        folder = Path(configured).expanduser()
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        folder = Path(base) / "cross-encoder-explorer"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExplorerError(f"Cannot make the data folder {folder}: {error.strerror or error}. "
+                            "Set EXPLORER_DATA to a folder the app may write.") from None
+    return folder
+
+
 def checksum_path(path: Path) -> Path:
     """Where the SHA-256 of `path` is kept: the same folder, the name plus ".sha256"."""
     return path.with_name(path.name + ".sha256")

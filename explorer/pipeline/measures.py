@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import ir_measures
 import numpy as np
-from ir_measures import RR, R, nDCG
+from ir_measures import RR, P, R, nDCG
 
 from explorer.data.corpus import Corpus, Query
 from explorer.errors import ExplorerError
@@ -42,13 +42,7 @@ def score_rankings(rankings: dict[str, Sequence[str]], qrels: Qrels, top_k: int)
     RR@10 is trec_eval's reciprocal rank on the run cut to ten places (trec_eval's
     recip_rank has no cutoff of its own). Queries without labels are left out.
     """
-    # Scores that fall with rank make trec_eval's order exactly ours (it sorts by score).
-    run = {
-        qid: {doc: float(len(docs) - place) for place, doc in enumerate(docs)} for qid, docs in rankings.items()
-    }
-    top_ten = {
-        qid: {doc: float(len(docs) - place) for place, doc in enumerate(docs[:10])} for qid, docs in rankings.items()
-    }
+    run, top_ten = trec_run(rankings), trec_run(rankings, depth=10)
     labelled = {qid: grades for qid, grades in qrels.items() if qid in rankings}
     results: dict[str, dict[str, float]] = {qid: {} for qid in rankings if qid in labelled}
     for measures, which_run in (([nDCG @ 10, R @ top_k], run), ([RR], top_ten)):
@@ -58,6 +52,33 @@ def score_rankings(rankings: dict[str, Sequence[str]], qrels: Qrels, top_k: int)
             results[metric.query_id][name] = float(metric.value)
     for qid, values in results.items():  # a query whose run is empty still scores zero
         for name in measure_names(top_k):
+            values.setdefault(name, 0.0)
+    return results
+
+
+def trec_run(rankings: dict[str, Sequence[str]], depth: int | None = None) -> dict[str, dict[str, float]]:
+    """Ranked lists (best first, cut to `depth` places) as a run for trec_eval: scores that fall with rank
+    make trec_eval's order exactly ours (it sorts by score)."""
+    return {qid: {doc: float(len(docs) - place) for place, doc in enumerate(docs[:depth])}
+            for qid, docs in rankings.items()}
+
+
+def precision_measures(rankings: dict[str, Sequence[str]], qrels: Qrels, k: int = 10) -> dict[str, dict[str, float]]:
+    """Per-query {"nDCG@k", "P@k", "RR@k"} by trec_eval, for the workbench's judgments so far.
+
+    P@k counts grade >= 1 over k places (trec_eval divides by k even when fewer are ranked); RR@k is
+    trec_eval's reciprocal rank on the run cut to k places. A query whose ranking is empty scores 0;
+    queries without labels are left out.
+    """
+    labelled = {qid: grades for qid, grades in qrels.items() if qid in rankings}
+    results: dict[str, dict[str, float]] = {qid: {} for qid in rankings if qid in labelled}
+    names = {nDCG @ k: f"nDCG@{k}", P @ k: f"P@{k}", RR: f"RR@{k}"}
+    cut = trec_run(rankings, depth=k)
+    for measures in ([nDCG @ k, P @ k], [RR]):
+        for metric in ir_measures.pytrec_eval.evaluator(measures, labelled).iter_calc(cut):
+            results[metric.query_id][names[metric.measure]] = float(metric.value)
+    for values in results.values():
+        for name in names.values():
             values.setdefault(name, 0.0)
     return results
 
