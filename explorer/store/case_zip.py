@@ -35,6 +35,7 @@ from explorer.data.trec_runs import format_run, parse_run, run_rankings
 from explorer.errors import ExplorerError
 from explorer.store.cases import CaseAccess, CaseLinks, CaseStore, Judgment, Snapshot, check_grade, check_snapshot
 from explorer.store.database import SCHEMA_VERSION
+from explorer.store.labelled import query_ids as case_query_ids
 
 FORMAT = "cross-encoder-explorer case"
 ZIP_VERSION = 1
@@ -57,9 +58,7 @@ def export_case(store: CaseStore, access: CaseAccess, path: str | os.PathLike) -
     case = store.case(access)
     corpus = store.corpus(access)
     snapshots = [store.snapshot(access, name) for name in case.snapshot_names]
-    query_ids: dict[str, str] = {}
-    for query in case.queries + [q for s in snapshots for q in s.rankings]:
-        query_ids.setdefault(query, f"q{len(query_ids) + 1}")
+    query_ids = case_query_ids(case, [q for s in snapshots for q in s.rankings])
     notes, files = [], {}
     qrels_lines = [f"{query_ids[j.query]} 0 {j.doc_id} {j.grade}" for by_doc in case.judgments.values()
                    for j in by_doc.values() if _trec_safe(j.doc_id)]

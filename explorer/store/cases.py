@@ -21,147 +21,38 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from explorer import budgets
-from explorer.budgets import (
-    MAX_CASE_NAME_CHARS,
-    MAX_DOC_ID_CHARS,
-    MAX_REASON_CHARS,
-    MAX_SETTINGS_CHARS,
-    check_case_text,
-)
+from explorer.budgets import MAX_CASE_NAME_CHARS, MAX_DOC_ID_CHARS, MAX_REASON_CHARS, check_case_text
 from explorer.data.corpus import Corpus, Document
 from explorer.errors import ExplorerError
 from explorer.paths import data_dir
 from explorer.store.database import FILE_NAME, Database
+from explorer.store.records import (  # noqa: F401  (Case ... Snapshot: the names callers import from here)
+    Case,
+    CaseAccess,
+    CaseLinks,
+    Judgment,
+    Snapshot,
+    now_iso,
+    check_grade,
+    check_query_text,
+    check_settings,
+    check_snapshot,
+    corpus_key,
+)
 
 UNKNOWN_LINK = ("This case link is not known here: it may be mistyped, cut short or expired. "
                 "Ask whoever shared it for the link again.")
 READ_ONLY = "This is a read-only link to the case: it shows the case but cannot change it. Open the edit link to judge."
 CORPUS_KINDS = ("stored", "builtin", "index")
-GRADES = (0, 1, 2, 3)
 _TOKEN_BYTES = 32  # 256 bits from secrets
 _MAX_TOKEN_CHARS = 200  # a longer "token" is not one of ours: refused unhashed
 
 
-@dataclass
-class CaseLinks:
-    """What "Save as case" returns; the tokens are shown once, only their hashes are kept."""
-    case_id: str  # a public random id (not secret)
-    edit_token: str
-    read_token: str
-
-
-@dataclass
-class CaseAccess:
-    """An opened link: the case and whether it may write. Checked again by every CaseStore call, so one made
-    by hand (without `token_hash`) can do nothing."""
-    case_id: str
-    can_edit: bool
-    token_hash: str = field(default="", repr=False)
-
-
-@dataclass
-class Judgment:
-    """One grade (0..3) of one document for one query of a case, with an optional reason."""
-    query: str
-    doc_id: str
-    grade: int
-    reason: str = ""
-
-
-@dataclass
-class Snapshot:
-    """Every query's rankings of a pipeline, saved under a name."""
-    name: str
-    created: str  # ISO time, UTC
-    rankings: dict[str, dict[str, list[str]]]  # query -> column name -> doc ids best first
-    scores: dict[str, dict[str, list[float]]]  # same shape: the scores shown
-
-
-@dataclass
-class Case:
-    """A case as stored: its corpus source ({"kind": "stored"|"builtin"|"index", "name", "fingerprint"}), the
-    page's settings, its queries in order, judgments (query -> doc id -> Judgment) and snapshot names."""
-    case_id: str
-    name: str
-    corpus_source: dict
-    settings: dict
-    queries: list[str]
-    judgments: dict[str, dict[str, Judgment]]
-    snapshot_names: list[str]
-
-    def grades(self, query: str) -> dict[str, int]:
-        """doc id -> grade of one query's judgments (what `pipeline/judged.py` takes)."""
-        return {doc: j.grade for doc, j in self.judgments.get(query, {}).items()}
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-def corpus_key(corpus: Corpus) -> str:
-    """SHA-256 of the documents' ids, texts and titles, in order: a stored corpus's identity (the name is per case)."""
-    digest = hashlib.sha256()
-    for doc in corpus.documents:
-        digest.update(json.dumps([doc.id, doc.text, doc.title], ensure_ascii=False).encode("utf-8") + b"\n")
-    return digest.hexdigest()
-
-
-def check_query_text(query) -> str:
-    """A case's query: non-blank text of at most MAX_QUERY_CHARS, stripped as the pipeline strips it."""
-    if not isinstance(query, str):
-        raise ExplorerError(f"A query must be text, not {type(query).__name__}.")
-    return check_case_text(query.strip(), "query", budgets.MAX_QUERY_CHARS)
-
-
-def check_grade(grade) -> int:
-    """0, 1, 2 or 3 (an int; bools and other numbers are refused)."""
-    if isinstance(grade, bool) or not isinstance(grade, int) or grade not in GRADES:
-        raise ExplorerError(f"A grade is 0, 1, 2 or 3, not {grade!r}.")
-    return grade
-
-
-def check_settings(settings) -> str:
-    """The page's settings as JSON text (a JSON object of at most MAX_SETTINGS_CHARS characters)."""
-    if not isinstance(settings, dict):
-        raise ExplorerError("The case's settings must be a mapping of names to values.")
-    try:
-        text = json.dumps(settings, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ExplorerError(f"The case's settings cannot be saved: {error}.") from None
-    if len(text) > MAX_SETTINGS_CHARS:
-        raise ExplorerError(f"The case's settings are {len(text):,} characters as JSON; the limit is {MAX_SETTINGS_CHARS:,}.")
-    return text
-
-
-def check_snapshot(snapshot: Snapshot) -> tuple[str, str]:
-    """The snapshot's rankings and scores as JSON, checked: same shape, doc ids text, scores numbers."""
-    check_case_text(snapshot.name, "snapshot name", MAX_CASE_NAME_CHARS)
-    if not isinstance(snapshot.rankings, dict) or not isinstance(snapshot.scores, dict):
-        raise ExplorerError("A snapshot's rankings and scores must be mappings of query to columns.")
-    for query, columns in snapshot.rankings.items():
-        scores = snapshot.scores.get(query, {})
-        if not isinstance(query, str) or not isinstance(columns, dict) or not isinstance(scores, dict):
-            raise ExplorerError("A snapshot maps each query to {column name: document ids}.")
-        for column, ids in columns.items():
-            if not isinstance(column, str) or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise ExplorerError(f"Snapshot {snapshot.name!r}, query {query!r}: a column's ranking is a list of document ids.")
-            values = scores.get(column, [])
-            if len(values) != len(ids) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise ExplorerError(f"Snapshot {snapshot.name!r}, query {query!r}, column {column!r}: one score per document.")
-    if set(snapshot.scores) != set(snapshot.rankings) or any(
-            set(snapshot.scores[q]) != set(snapshot.rankings[q]) for q in snapshot.rankings):
-        raise ExplorerError(f"Snapshot {snapshot.name!r}: its scores and rankings name different queries or columns.")
-    return (json.dumps(snapshot.rankings, ensure_ascii=False),
-            json.dumps(snapshot.scores, ensure_ascii=False))
 
 
 class CaseStore:
@@ -263,10 +154,10 @@ class CaseStore:
             cursor.execute(
                 "INSERT INTO cases (case_id, name, corpus_kind, corpus_name, corpus_fingerprint, corpus_key, settings, "
                 "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (case_id, name, source["kind"], source["name"], source["fingerprint"], key, settings_json, _now_iso()))
+                (case_id, name, source["kind"], source["name"], source["fingerprint"], key, settings_json, now_iso()))
             cursor.executemany("INSERT INTO queries (case_id, position, text) VALUES (?, ?, ?)",
                                ((case_id, position, query) for position, query in enumerate(ordered)))
-            now = _now_iso()
+            now = now_iso()
             cursor.executemany(
                 "INSERT INTO judgments (case_id, query, doc_id, grade, reason, updated) VALUES (?, ?, ?, ?, ?, ?)",
                 ((case_id, query, doc_id, grade, reason, now) for (query, doc_id), (grade, reason) in rows.items()))
@@ -322,7 +213,7 @@ class CaseStore:
                 "INSERT INTO judgments (case_id, query, doc_id, grade, reason, updated) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (case_id, query, doc_id) DO UPDATE SET grade = excluded.grade, reason = excluded.reason, "
                 "updated = excluded.updated",
-                (case_id, query, doc_id, grade, reason, _now_iso()))
+                (case_id, query, doc_id, grade, reason, now_iso()))
 
     @staticmethod
     def _append_query(cursor, case_id: str, query: str) -> None:
@@ -367,7 +258,7 @@ class CaseStore:
                 "INSERT INTO snapshots (case_id, name, created, rankings, scores) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (case_id, name) DO UPDATE SET created = excluded.created, rankings = excluded.rankings, "
                 "scores = excluded.scores",
-                (case_id, snapshot.name, snapshot.created or _now_iso(), rankings, scores))
+                (case_id, snapshot.name, snapshot.created or now_iso(), rankings, scores))
 
     # ---- reading ---------------------------------------------------------------------------------------
 
