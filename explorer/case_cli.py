@@ -98,11 +98,13 @@ def _show(args, store) -> tuple[dict, str]:
     source, settings = case.corpus_source, case.settings
     lines = [f"Case {case.name!r} ({'edit' if access.can_edit else 'read-only'} link), id {case.case_id}",
              f"Corpus: {source['kind']} {source['name']!r}, fingerprint {source['fingerprint'][:12]}…",
-             "Pipeline: " + ", ".join(f"{key} {value}" for key, value in settings.items() if key != "query"),
+             "Pipeline: " + ", ".join(f"{key} {value}" for key, value in settings.items()
+                                      if key != "query" and value not in (None, "", [])),
              f"Queries (judged {judged} of {len(case.queries)}):"]
     for number, query in enumerate(case.queries, start=1):
         grades = case.grades(query)
-        counts = ", ".join(f"{sum(1 for g in grades.values() if g == grade)} graded {grade}" for grade in (3, 2, 1, 0))
+        counts = ", ".join(f"{n} graded {grade}" for grade in (3, 2, 1, 0)
+                           if (n := sum(1 for g in grades.values() if g == grade)))
         lines.append(f"  {number}. {query!r}: {len(grades)} judgment(s)" + (f" ({counts})" if grades else ""))
     lines.append("Snapshots: " + (", ".join(repr(n) for n in case.snapshot_names) or "none"))
     return data, "\n".join(lines)
