@@ -273,8 +273,8 @@ MAX_CASE_ZIP_MEMBERS = 2 + 4 + MAX_CASE_SNAPSHOTS * 16  # manifest, corpus, quer
 def check_case_count(cases: int) -> None:
     """Refuse a new case when the database already holds MAX_CASES."""
     if cases >= MAX_CASES:
-        raise ExplorerError(f"This server already keeps {cases:,} cases, its limit (EXPLORER_MAX_CASES = {MAX_CASES:,}); "
-                            "no new case can be saved. Export the case as a zip from the command line, or ask the operator.")
+        raise ExplorerError(f"This server keeps at most {MAX_CASES:,} cases (EXPLORER_MAX_CASES) and holds {cases:,}: "
+                            "no new case can be saved here. Ask its operator to make room.")
 
 
 def check_case_queries(queries: int) -> None:

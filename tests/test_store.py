@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -223,26 +224,41 @@ import sys
 from explorer.store.cases import CaseStore
 store = CaseStore(sys.argv[1])
 access = store.open(sys.argv[2])
+print("ready", flush=True)
 for i in range(int(sys.argv[4])):
+    sys.stdin.readline()  # "go": the test says when each grade is written
     store.judge(access, "python snake", f"{sys.argv[3]}{i}", i % 4, f"reason {i}")
     print(f"committed {i}", flush=True)
 """
 
 
-def writer(path, token, prefix, count):
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), token, prefix, str(count)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def writers(path, token, prefixes, count):
+    """One writer process per prefix, each grading documents PREFIX0, PREFIX1, ... (up to `count`), one per "go"
+    line it reads, printing "committed I" after each; returned once all have opened the store."""
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), token, prefix, str(count)], cwd=REPO,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for prefix in prefixes]
+    for process in processes:
+        assert process.stdout.readline() == "ready\n", process.stderr.read()
+    return processes
+
+
+def go(*processes) -> None:
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
 
 
 def test_kill_9_right_after_a_grade_loses_nothing_committed(store):
     links = new_case(store, judgments=[])
-    process = writer(store.path, links.edit_token, "k", 1_000_000)
+    store.close()  # the killed process is the only one with the file open: reopening must recover its log
+    (process,) = writers(store.path, links.edit_token, ["k"], 1_000_000)
     committed = []
-    for line in process.stdout:
-        committed.append(int(line.split()[1]))
-        if len(committed) == 25:
-            process.send_signal(signal.SIGKILL)  # right after the 25th "committed", mid-way through the 26th
-            break
+    while len(committed) < 25:
+        go(process)
+        committed.append(int(process.stdout.readline().split()[1]))
+    go(process)
+    process.send_signal(signal.SIGKILL)  # right after the 25th "committed", while the 26th is being written
     process.wait()
     assert process.returncode == -signal.SIGKILL
     reopened = CaseStore(store.path)
@@ -254,13 +270,37 @@ def test_kill_9_right_after_a_grade_loses_nothing_committed(store):
 
 def test_two_processes_grading_one_case_lose_nothing(store):
     links = new_case(store, judgments=[])
-    processes = [writer(store.path, links.edit_token, prefix, 60) for prefix in ("a", "b")]
-    for process in processes:
-        out, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err
-        assert out.count("committed") == 60
+    pair = writers(store.path, links.edit_token, ["a", "b"], 100)
+    for i in range(100):  # each round both write at once, contending for the file's write lock
+        go(*pair)
+        for process in pair:
+            assert process.stdout.readline() == f"committed {i}\n", process.stderr.read()
+    for process in pair:
+        assert process.wait(timeout=600) == 0, process.stderr.read()
     grades = store.case(store.open(links.read_token)).grades("python snake")
-    assert grades == {f"{p}{i}": i % 4 for p in ("a", "b") for i in range(60)}
+    assert grades == {f"{p}{i}": i % 4 for p in ("a", "b") for i in range(100)}
+
+
+def test_threads_sharing_one_store_lose_nothing(store):
+    """Two browser tabs on one app: the page's threads share the process's store."""
+    links = new_case(store, judgments=[])
+    access = store.open(links.edit_token)
+    errors = []
+
+    def grade(prefix):
+        try:
+            for i in range(50):
+                store.judge(access, "python snake", f"{prefix}{i}", i % 4)
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=grade, args=(prefix,)) for prefix in "wxyz"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert store.case(access).grades("python snake") == {f"{p}{i}": i % 4 for p in "wxyz" for i in range(50)}
 
 
 def test_a_damaged_file_is_reported_and_left_as_it_was(tmp_path):
