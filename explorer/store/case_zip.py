@@ -249,6 +249,25 @@ def _check_trec_files(members: dict[str, bytes], manifest: dict, judgments: list
                   f"the run differs from snapshot {snapshot['name']!r} in manifest.json (the zip was edited).")
 
 
+def _referenced(source: dict, corpus: Corpus) -> tuple[str, Corpus]:
+    """("builtin" or "index", this server's corpus) when the zip's corpus is a built-in set or the prebuilt index
+    this server offers with the same fingerprint; else ("stored", the zip's corpus)."""
+    if source["kind"] == "builtin":
+        from explorer.data.builtin_corpora import list_sets, load_set
+
+        if source["name"] in {s.name for s in list_sets()}:
+            shipped = load_set(source["name"]).corpus
+            if shipped.fingerprint == corpus.fingerprint:
+                return "builtin", shipped
+    elif source["kind"] == "index":
+        from explorer.indexing.prebuilt import configured_index
+
+        index = configured_index()
+        if index is not None and index.fingerprint == corpus.fingerprint:
+            return "index", index.corpus
+    return "stored", corpus
+
+
 def import_case(store: CaseStore, path: str | os.PathLike) -> CaseLinks:
     """The case in a zip made by `export_case`, saved as a new case with new links; nothing is written unless all
     of it reads and checks. A built-in corpus is referenced again when this server's set has the same fingerprint
@@ -267,27 +286,15 @@ def import_case(store: CaseStore, path: str | os.PathLike) -> CaseLinks:
         _need(query is not None, f"{where}:{MANIFEST}", f"a judgment names query id {judgment['query_id']!r}, which it lacks.")
         judgments.append(Judgment(query, judgment["doc_id"], check_grade(judgment["grade"]), judgment["reason"]))
     snapshots = [Snapshot(s["name"], s["created"], s.get("rankings"), s.get("scores")) for s in manifest["snapshots"]]
-    for snapshot in snapshots:
+    _need(len({s.name for s in snapshots}) == len(snapshots), f"{where}:{MANIFEST}", "two snapshots share a name.")
+    for snapshot, entry in zip(snapshots, manifest["snapshots"]):
         check_snapshot(snapshot)
         _need(all(q in manifest["query_ids"] for q in snapshot.rankings), f"{where}:{MANIFEST}",
               f"snapshot {snapshot.name!r} ranks a query without an id.")
-        _need(set(manifest["snapshots"][snapshots.index(snapshot)]["runs"]) == {c for cs in snapshot.rankings.values()
-                                                                                for c in cs},
+        _need(set(entry["runs"]) == {c for columns in snapshot.rankings.values() for c in columns},
               f"{where}:{MANIFEST}", f"snapshot {snapshot.name!r} names other run files than columns.")
     _check_trec_files(members, manifest, judgments, where)
-    kind = source["kind"]
-    if kind == "builtin":
-        from explorer.data.builtin_corpora import list_sets, load_set
-
-        same = source["name"] in {s.name for s in list_sets()} and load_set(source["name"]).corpus.fingerprint == corpus.fingerprint
-        kind = "builtin" if same else "stored"
-    elif kind == "index":
-        from explorer.indexing.prebuilt import configured_index
-
-        index = configured_index()
-        kind = "index" if index is not None and index.fingerprint == corpus.fingerprint else "stored"
-    if kind != "stored":
-        corpus = (load_set(source["name"]).corpus if kind == "builtin" else configured_index().corpus)
+    kind, corpus = _referenced(source, corpus)
     links = store.create_case(manifest["name"], corpus, {"kind": kind, "name": source["name"]}, manifest["settings"],
                               [q["text"] for q in manifest["queries"]], judgments)
     access = store.open(links.edit_token)

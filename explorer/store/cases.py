@@ -95,7 +95,7 @@ class CaseStore:
         """The case id of a live access; UNKNOWN_LINK for a stale or hand-made one, READ_ONLY for a write by a
         read-only link."""
         found = self._lookup(cursor, getattr(access, "token_hash", "") or "")
-        if found is None or found[0] != access.case_id:
+        if found is None or found[0] != getattr(access, "case_id", None):
             raise ExplorerError(UNKNOWN_LINK)
         if write and not found[1]:
             raise ExplorerError(READ_ONLY)
@@ -137,7 +137,8 @@ class CaseStore:
                                                                 judgment.reason)
             if query not in ordered:
                 ordered.append(query)
-            rows[(query, doc_id)] = (grade, reason)
+            if grade is not None:  # "no grade" in a new case is nothing to keep
+                rows[(query, doc_id)] = (grade, reason)
         budgets.check_case_queries(len(ordered))
         budgets.check_case_judgments(len(rows))
         self._check_room()

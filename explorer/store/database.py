@@ -126,16 +126,22 @@ class Database:
     @contextmanager
     def write(self):
         """A cursor inside `BEGIN IMMEDIATE ... COMMIT` (rolled back when the block raises): committed, hence
-        on disk, when the block ends."""
+        on disk, when the block ends. SQLite's own failures (a full disk, a lock held past BUSY_TIMEOUT_S, damage
+        found while writing) become an ExplorerError that says nothing was changed."""
         with self._lock:
             cursor = self._connection.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
                 cursor.execute("COMMIT")
-            except BaseException:
+            except BaseException as error:
                 if self._connection.in_transaction:
                     cursor.execute("ROLLBACK")
+                if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+                    raise _damaged(self.path, str(error)) from None
+                if isinstance(error, sqlite3.Error):
+                    raise ExplorerError(f"The workbench database {self.path} could not be written ({error}); nothing "
+                                        "was changed. Try again in a moment.") from None
                 raise
             finally:
                 cursor.close()
@@ -148,6 +154,8 @@ class Database:
             try:
                 cursor.execute("BEGIN")
                 yield cursor
+            except sqlite3.Error as error:
+                raise ExplorerError(f"The workbench database {self.path} could not be read ({error}).") from None
             finally:
                 if self._connection.in_transaction:
                     cursor.execute("COMMIT")
