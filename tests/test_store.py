@@ -387,7 +387,9 @@ def test_data_dir_follows_explorer_data(tmp_path, monkeypatch):
 
     monkeypatch.setenv("EXPLORER_DATA", str(tmp_path / "here"))
     assert data_dir() == tmp_path / "here" and (tmp_path / "here").is_dir()
-    assert CaseStore().path == tmp_path / "here" / "workbench.sqlite3"
+    opened = CaseStore()
+    assert opened.path == tmp_path / "here" / "workbench.sqlite3" and opened.path.is_file()
+    opened.close()
     monkeypatch.delenv("EXPLORER_DATA")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert data_dir() == tmp_path / "xdg" / "cross-encoder-explorer"
