@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score (c) as a Ray Data job with resumable shards (pip install -r requirements-ray.txt): "
                                "join the cluster at ADDRESS, or without one start a local Ray (127.0.0.1) for the run")
     evaluate.add_argument("--workers", type=int, default=2, help="with --ray: workers at once (one CPU and model each)")
+    evaluate.add_argument("--depths", metavar="K,K,...",
+                          help="sweep re-rank depths (e.g. 5,10,20,50,100) for --pipelines (default bi+cross,hybrid+cross): "
+                               "quality and ms/query per depth, the chosen depth, score thresholds, context budgets")
+    evaluate.add_argument("--budgets", default="1000,2000,4000", metavar="TOKENS,...",
+                          help="with --depths: LLM context budgets in tokens (the cross-encoder's tokenizer)")
     _add_model_flags(evaluate)
 
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
@@ -363,6 +368,8 @@ def run_eval(args) -> int:
     from explorer.data.corpus import read_qrels, read_queries
     from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
 
+    if args.depths:
+        return run_depth_eval(args)
     if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
         if args.ray is not None:
             raise ExplorerError("--ray scores plain eval's stage (c); leave it out with --pipelines or a BEIR zip.")
@@ -471,6 +478,25 @@ def run_pipelines_eval(args) -> int:
         return "\n".join(lines)
 
     _emit(args, result, text)
+    return 0
+
+
+def run_depth_eval(args) -> int:
+    """`eval --depths`: the depth sweep, thresholds and context budget (`pipeline/depth_study.py`). Returns 0."""
+    from explorer.pipeline.context_budget import parse_budgets
+    from explorer.pipeline.depth import parse_depths
+    from explorer.pipeline.depth_study import depth_study, format_depth_study
+
+    if args.ray is not None or args.run or args.baseline or args.disagree or args.run_out:
+        raise ExplorerError("--depths takes --pipelines, --budgets and the model flags only.")
+    depths, budgets = parse_depths(args.depths), parse_budgets(args.budgets)
+    data = load_labels(args)
+    study = depth_study(data.corpus, data.queries, data.qrels, args.pipelines or "bi+cross,hybrid+cross", depths,
+                        budgets, bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder,
+                        precision=args.precision, persist_embeddings=True, allow_local_models=True,
+                        cross_label=args.label)
+    study.sweep.notes[:0] = data.notes
+    _emit(args, study.to_dict(), lambda: format_depth_study(study))
     return 0
 
 

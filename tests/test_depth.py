@@ -51,8 +51,10 @@ def test_threshold_precision_recall_equal_numpy_counts():
 
 
 def test_score_distribution_per_grade():
-    dist = score_distribution([3.0, -1.0, 0.5, 2.0, -2.0], [2, 0, 1, 2, 0])
-    assert dist[2]["count"] == 2 and dist[2]["mean"] == 2.5 and dist[0]["max"] == -1.0 and dist[1]["median"] == 0.5
+    dist = score_distribution([3.0, -1.0, 0.5, 2.0, -2.0, 4.0], [2, 0, 1, 2, 0, 0], [True] * 5 + [False])
+    assert list(dist) == ["0", "1", "2", "unjudged"]
+    assert dist["2"]["count"] == 2 and dist["2"]["mean"] == 2.5 and dist["0"]["max"] == -1.0
+    assert dist["1"]["median"] == 0.5 and dist["unjudged"]["scores"] == [4.0]
 
 
 def test_calibration_bins_and_ece_equal_sklearn_and_numpy():

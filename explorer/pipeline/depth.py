@@ -97,6 +97,9 @@ class DepthSweep:
         """The plain answer for one pipeline: the chosen k, its nDCG@10 and cost against the deepest k."""
         pick, best = self.chosen(pipeline)
         deepest = self.curves[pipeline][-1]
+        if "+" not in pipeline:
+            return (f"{pipeline} re-ranks nothing: depth changes only R@k (nDCG@10 {best.ndcg10:.3f}, "
+                    f"{pick.ms_per_query:.1f} ms per query).")
         text = (f"{pipeline}: re-rank the top {pick.k}. It is the smallest depth within {TOLERANCE} nDCG@10 of the "
                 f"best ({best.ndcg10:.3f} at k = {best.k}): nDCG@10 {pick.ndcg10:.3f}, R@{pick.k} {pick.recall_k:.3f}, "
                 f"{pick.ms_per_query:.1f} ms per query")

@@ -1,12 +1,13 @@
 """Where to cut a re-ranked list: a score threshold, and whether the probability column is calibrated.
 
 Over the judged documents of the labelled queries (every (query, document) pair in the qrels whose
-document is in the corpus), each scored by the re-ranker: the distribution of its scores per grade,
+document is in the corpus) and the documents the re-ranker re-ranked (the deepest top-k; unjudged ones
+count as grade 0, as trec_eval counts them, and are shown apart), each scored by the re-ranker: the distribution of its scores per grade,
 precision / recall / F1 of keeping the documents scoring at or above a threshold (relevant = grade
 >= 1, as trec_eval counts it), the F1-maximising threshold, and for a re-ranker with a probability
 column (a cross-encoder's "sigmoid(logit)", named by its `probability_name`) a reliability diagram
-and the expected calibration error over equal-width bins of [0, 1]. Unjudged documents are left out:
-whether they are relevant is unknown.
+and the expected calibration error over equal-width bins of [0, 1]. With pooled labels, unjudged
+documents make precision a lower bound.
 """
 
 from __future__ import annotations
@@ -26,29 +27,38 @@ CALIBRATION_BINS = 10
 
 @dataclass
 class JudgedScores:
-    """A re-ranker's scores of the judged pairs: parallel arrays, one entry per (query, judged document)."""
+    """A re-ranker's scores of the pairs analysed: parallel arrays, one entry per (query, document)."""
 
     reranker: str  # the entry, e.g. "cross"
     model: str
     query_ids: list[str]
     doc_ids: list[str]
-    grades: np.ndarray  # (n,) int
+    grades: np.ndarray  # (n,) int; an unjudged document has grade 0, as trec_eval counts it
+    judged: np.ndarray  # (n,) bool: the document has a label for the query
     scores: np.ndarray  # (n,) float64: the ranking score (a logit for a cross-encoder)
     probabilities: np.ndarray | None  # (n,) float64 in [0, 1], or None (MaxSim has none)
     probability_name: str  # e.g. "sigmoid(logit)"; "" when there is no probability column
 
 
-def judged_scores(kind: str, scorer: PairScorer, corpus: Corpus, queries: Sequence[Query], qrels: Qrels) -> JudgedScores:
-    """Score every judged (query, document) pair of `queries` with `scorer` (a `CachedScorer` reuses pairs
-    a depth sweep already scored). Raises ExplorerError when no judged document is in the corpus."""
+def judged_scores(kind: str, scorer: PairScorer, corpus: Corpus, queries: Sequence[Query], qrels: Qrels,
+                  candidates: dict[str, Sequence[str]] | None = None) -> JudgedScores:
+    """Score with `scorer` every judged (query, document) pair of `queries` whose document is in the corpus,
+    and every document of `candidates` (query id -> the re-ranked top-k; unjudged ones get grade 0, as
+    trec_eval counts them). A `CachedScorer` reuses pairs a depth sweep already scored. Raises
+    ExplorerError when there is nothing to score."""
     texts = corpus.by_id()
-    rows = [(q, doc, grade) for q in queries for doc, grade in sorted(qrels.get(q.id, {}).items()) if doc in texts]
+    rows = []
+    for q in queries:
+        grades = qrels.get(q.id, {})
+        docs = dict.fromkeys([doc for doc in sorted(grades) if doc in texts] + list((candidates or {}).get(q.id, [])))
+        rows += [(q, doc, grades.get(doc, 0), doc in grades) for doc in docs]
     if not rows:
         raise ExplorerError("No judged document of these queries is in the corpus: there is nothing to threshold.")
-    scored = scorer.score([q.text for q, _, _ in rows], [texts[doc].text for _, doc, _ in rows])
+    scored = scorer.score([q.text for q, *_ in rows], [texts[doc].text for _, doc, *_ in rows])
     return JudgedScores(
-        reranker=kind, model=scorer.info.name, query_ids=[q.id for q, _, _ in rows], doc_ids=[d for _, d, _ in rows],
-        grades=np.array([g for _, _, g in rows], dtype=np.int64), scores=np.asarray(scored.scores, dtype=np.float64),
+        reranker=kind, model=scorer.info.name, query_ids=[q.id for q, *_ in rows], doc_ids=[r[1] for r in rows],
+        grades=np.array([r[2] for r in rows], dtype=np.int64), judged=np.array([r[3] for r in rows], dtype=bool),
+        scores=np.asarray(scored.scores, dtype=np.float64),
         probabilities=None if scored.probabilities is None else np.asarray(scored.probabilities, dtype=np.float64),
         probability_name=scorer.info.probability_name if scored.probabilities is not None else "",
     )
@@ -91,13 +101,19 @@ def threshold_curve(scores: Sequence[float], grades: Sequence[int]) -> Threshold
     return ThresholdCurve(sorted_scores[last], kept.astype(np.int64), precision, recall, f1, int(relevant.sum()))
 
 
-def score_distribution(scores: Sequence[float], grades: Sequence[int]) -> dict[int, dict]:
-    """Per grade: count, mean, median, min, max and the scores themselves (for a histogram)."""
+def score_distribution(scores: Sequence[float], grades: Sequence[int],
+                       judged: Sequence[bool] | None = None) -> dict[str, dict]:
+    """Per grade ("0", "1", "2"; "unjudged" apart when `judged` is given): count, mean, median, min, max
+    and the scores themselves (for a histogram)."""
     scores, grades = np.asarray(scores, dtype=np.float64), np.asarray(grades)
+    judged = np.ones(len(scores), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+    groups = {str(g): judged & (grades == g) for g in sorted(set(grades[judged].tolist()))}
+    if not judged.all():
+        groups["unjudged"] = ~judged
     result = {}
-    for grade in sorted(set(grades.tolist())):
-        values = scores[grades == grade]
-        result[int(grade)] = {"count": int(len(values)), "mean": float(values.mean()), "median": float(np.median(values)),
+    for name, where in groups.items():
+        values = scores[where]
+        result[name] = {"count": int(len(values)), "mean": float(values.mean()), "median": float(np.median(values)),
                               "min": float(values.min()), "max": float(values.max()), "scores": values.tolist()}
     return result
 
@@ -140,7 +156,8 @@ def threshold_report(judged: JudgedScores) -> dict:
     curve = threshold_curve(judged.scores, judged.grades)
     result = {
         "reranker": judged.reranker, "model": judged.model, "judged_pairs": len(judged.scores),
-        "relevant": curve.relevant, "distribution": score_distribution(judged.scores, judged.grades),
+        "relevant": curve.relevant, "unjudged": int((~judged.judged).sum()),
+        "distribution": score_distribution(judged.scores, judged.grades, judged.judged),
         "curve": {"threshold": curve.thresholds.tolist(), "kept": curve.kept.tolist(),
                   "precision": curve.precision.tolist(), "recall": curve.recall.tolist(), "f1": curve.f1.tolist()},
         "best_f1": curve.best(), "probability_name": judged.probability_name, "calibration": None,
@@ -159,8 +176,8 @@ def threshold_report(judged: JudgedScores) -> dict:
 def threshold_sentence(result: dict) -> str:
     """The threshold panel's plain words for one re-ranker."""
     best = result["best_f1"]
-    text = (f"{result['reranker']} ({result['model']}): over {result['judged_pairs']} judged pairs "
-            f"({result['relevant']} relevant), keeping scores ≥ {best['threshold']:.3f} maximises F1 at "
+    text = (f"{result['reranker']} ({result['model']}): over {result['judged_pairs']} pairs "
+            f"({result['relevant']} relevant; {result['unjudged']} unjudged, counted as not relevant), keeping scores ≥ {best['threshold']:.3f} maximises F1 at "
             f"{best['f1']:.3f} (precision {best['precision']:.3f}, recall {best['recall']:.3f}, {best['kept']} kept).")
     cal = result["calibration"]
     if cal is not None:
