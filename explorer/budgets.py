@@ -248,3 +248,7 @@ def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what
             f"{tokens * full_copies:,} token passes, past the limit of {MAX_HEAD_TOKEN_PASSES:,}: per layer only "
             f"({per_layer_copies} copies). Shorten the document to about "
             f"{MAX_HEAD_TOKEN_PASSES // full_copies} tokens for every head.")
+
+# `eval --depths` (command line): the deepest re-rank depth swept. The page stops at MAX_EVAL_TOP_K
+# (and MAX_PAGE_EVAL_PAIRS); 200 is the deepest of the usual sweep, 1,000 leaves room on large sets.
+MAX_CLI_DEPTH = 1000

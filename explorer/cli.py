@@ -483,13 +483,14 @@ def run_pipelines_eval(args) -> int:
 
 def run_depth_eval(args) -> int:
     """`eval --depths`: the depth sweep, thresholds and context budget (`pipeline/depth_study.py`). Returns 0."""
+    from explorer.budgets import MAX_CLI_DEPTH
     from explorer.pipeline.context_budget import parse_budgets
     from explorer.pipeline.depth import parse_depths
     from explorer.pipeline.depth_study import depth_study, format_depth_study
 
     if args.ray is not None or args.run or args.baseline or args.disagree or args.run_out:
         raise ExplorerError("--depths takes --pipelines, --budgets and the model flags only.")
-    depths, budgets = parse_depths(args.depths), parse_budgets(args.budgets)
+    depths, budgets = parse_depths(args.depths, MAX_CLI_DEPTH), parse_budgets(args.budgets)
     data = load_labels(args)
     study = depth_study(data.corpus, data.queries, data.qrels, args.pipelines or "bi+cross,hybrid+cross", depths,
                         budgets, bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder,

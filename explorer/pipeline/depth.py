@@ -30,16 +30,16 @@ DEFAULT_DEPTHS = (5, 10, 20, 50, 100, 200)
 TOLERANCE = 0.005  # nDCG@10: how close to the best depth the chosen (cheaper) depth must be
 
 
-def parse_depths(value: str | Sequence[int]) -> list[int]:
+def parse_depths(value: str | Sequence[int], limit: int = MAX_EVAL_TOP_K) -> list[int]:
     """"5,10,20" -> [5, 10, 20] (sorted, each once). Raises ExplorerError for a non-number, a depth
-    below 1 or above MAX_EVAL_TOP_K, or none at all."""
+    below 1 or above `limit` (the page's MAX_EVAL_TOP_K; the command line's MAX_CLI_DEPTH), or none at all."""
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
     items = [v for v in items if v != ""]
     if not items:
         raise ExplorerError("Give at least one re-rank depth, e.g. --depths 5,10,20,50,100.")
     depths = sorted({check_whole_number(v, "re-rank depth") for v in items})
-    if depths[0] < 1 or depths[-1] > MAX_EVAL_TOP_K:
-        raise ExplorerError(f"Re-rank depths must be between 1 and {MAX_EVAL_TOP_K} (got {depths[0]}..{depths[-1]}).")
+    if depths[0] < 1 or depths[-1] > limit:
+        raise ExplorerError(f"Re-rank depths must be between 1 and {limit} (got {depths[0]}..{depths[-1]}).")
     return depths
 
 

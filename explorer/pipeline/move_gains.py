@@ -83,3 +83,10 @@ def moves_sentence(summary: dict, a: str, b: str) -> str:
             f"{summary['paying_moves']} moves that paid and {summary['lost']:+.4f} from {summary['costing_moves']} "
             f"that cost; the {direction} on this set comes from {summary['carrying_moves']} moves (the largest in its "
             f"direction). {summary['unjudged_up']} moves put unjudged documents up the top 10 (they count as 0).")
+
+
+def moves_by_query(rankings_a: Mapping[str, Sequence[str]], rankings_b: Mapping[str, Sequence[str]],
+                   qrels: Mapping[str, Mapping[str, int]]) -> dict[str, list[dict]]:
+    """query id -> `move_contributions` from ranking a to ranking b, for every query both rank."""
+    return {qid: move_contributions(rankings_a[qid], rankings_b[qid], qrels.get(qid, {}))
+            for qid in rankings_a if qid in rankings_b}
