@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--contrast", action="store_true",
                        help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
+    bench.add_argument("--depth", action="store_true",
+                       help="time the depth sweep on python_docs (bi+cross, 40 queries, depths 5..100)")
     bench.add_argument("--heads", action="store_true",
                        help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
 
@@ -514,6 +516,12 @@ def run_bench(args) -> int:
 
         rows = run_contrast_benchmark(repeats=2 if args.quick else 3)
         _emit(args, {"contrast": rows}, lambda: format_contrast(rows))
+        return 0
+    if args.depth:
+        from explorer.tools.depth_bench import bench_depth_sweep, format_depth_bench
+
+        sweep = bench_depth_sweep()
+        _emit(args, {"depth_sweep": sweep}, lambda: format_depth_bench(sweep))
         return 0
     if args.heads:
         from explorer.tools.bench import benchmark_queries, bench_head_grid, format_head_grid, realistic_passages

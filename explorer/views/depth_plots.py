@@ -95,6 +95,7 @@ def threshold_figure(study: DepthStudy) -> go.Figure:
             label = "unjudged (counted 0)" if grade == "unjudged" else f"grade {grade}"
             figure.add_trace(go.Histogram(x=values["scores"], name=f"{result['reranker']} {label}", opacity=0.6,
                                           marker_color=GRADE_COLORS.get(grade, "#455a64"), nbinsx=30,
+                                          histnorm="probability",  # each grade's shape, whatever its count
                                           legendgroup=f"g{row}"), row=row, col=1)
         curve = result["curve"]
         for key, color in (("precision", "#1565c0"), ("recall", "#ef6c00"), ("f1", "#2e7d32")):
@@ -108,7 +109,7 @@ def threshold_figure(study: DepthStudy) -> go.Figure:
                          annotation_position="top left")
         figure.update_xaxes(title_text="score", row=row, col=1)
         figure.update_xaxes(title_text="threshold (score)", row=row, col=2)
-        figure.update_yaxes(title_text="pairs", row=row, col=1)
+        figure.update_yaxes(title_text="share of the grade's pairs", row=row, col=1)
         figure.update_yaxes(range=[0, 1.05], row=row, col=2)
     figure.update_layout(barmode="overlay", height=380 * rows, margin=dict(l=10, r=10, t=60, b=40),
                          template="plotly_white", title="Where to cut the re-ranked list")
