@@ -69,3 +69,41 @@ def test_depth_chart_and_threshold_panel_equal_the_cli(app_url, cli_sweep):
     ece = threshold["calibration"]["ece"]
     assert f"expected calibration error {ece:.3f}" in words
     assert any(name.endswith(f"sigmoid(logit): ECE {ece:.3f}") for name in reliability)
+
+
+@pytest.fixture(scope="module")
+def cli_pipelines() -> dict:
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["eval", "--corpus", f"builtin:{SET}", "--pipelines", "bm25,bi,bi+cross", "--top-k", "10",
+                     "--baseline", "bi", "--json"]) == 0
+    return json.loads(buffer.getvalue())
+
+
+def test_which_moves_paid_beside_the_disagreement_table(app_url, cli_pipelines):
+    """The sentence under the disagreement table splits bi+cross's mean nDCG@10 change over bi (trec_eval's,
+    from the CLI) over the moves; the clicked query's moves add up to its own change."""
+    metrics, per_query = cli_pipelines["metrics"], cli_pipelines["per_query"]
+    with browser_page(offline=True, viewport=(1440, 1000)) as page:
+        page.goto(app_url)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#run-pipelines").wait_for(state="visible", timeout=120_000)
+        page.locator("#run-pipelines").click()
+        page.locator("#pipe-moves-summary").get_by_text("Which moves paid").wait_for(timeout=300_000)
+        sentence = page.locator("#pipe-moves-summary").inner_text()
+        header = page.locator("#pipe-disagreements thead, #pipe-disagreements [role=columnheader]").all_inner_texts()
+        first = page.locator("#pipe-disagreements .virtual-body [role=row]").first
+        query_id = first.locator("[role=gridcell]").first.inner_text().strip()
+        first.locator("[role=gridcell]").nth(1).click()
+        # The click also opens the query in Compare (the app shell's chain): let that finish, then come back.
+        page.locator("#cross-list li.hit").first.wait_for(timeout=300_000)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#moves-panel").wait_for(timeout=120_000)
+        panel = page.locator("#moves-panel").inner_text()
+        page.locator("#pipe-disagreements").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "moves-panel.png"), full_page=False)
+    mean_change = metrics["bi+cross"]["nDCG@10"] - metrics["bi"]["nDCG@10"]
+    assert f"mean nDCG@10 change {mean_change:+.4f}" in sentence
+    assert any("moves that paid" in h for h in header)
+    change = per_query["bi+cross"][query_id]["nDCG@10"] - per_query["bi"][query_id]["nDCG@10"]
+    assert f"the contributions below add up to {change:+.4f}" in panel
