@@ -213,4 +213,4 @@ def test_cli_depths_json():
     assert set(data["context_budget"]["bi+cross"]) == {"50", "100"}
     threshold = data["thresholds"]["cross"]
     assert threshold["probability_name"] == "sigmoid(logit)" and threshold["calibration"]["ece"] >= 0
-    assert sum(threshold["calibration"]["count"]) == threshold["judged_pairs"]
+    assert sum(threshold["calibration"]["count"]) == threshold["pairs"]

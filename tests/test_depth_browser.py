@@ -64,7 +64,7 @@ def test_depth_chart_and_threshold_panel_equal_the_cli(app_url, cli_sweep):
     threshold = cli_sweep["thresholds"]["cross"]
     best = threshold["best_f1"]
     assert f"keeping scores ≥ {best['threshold']:.3f} maximises F1 at {best['f1']:.3f}" in words
-    assert f"over {threshold['judged_pairs']} pairs" in words
+    assert f"over {threshold['pairs']} pairs" in words
     assert max(f1_trace[0]) == pytest.approx(best["f1"], abs=1e-9)
     ece = threshold["calibration"]["ece"]
     assert f"expected calibration error {ece:.3f}" in words

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from explorer.budgets import MAX_EVAL_TOP_K, check_whole_number
 from explorer.data.corpus import Corpus, Query
 from explorer.errors import ExplorerError
-from explorer.pipeline.experiment import WHOLE_CORPUS, CachedScorer, ExperimentReport, parse_pipelines, pipeline_name
+from explorer.pipeline.experiment import (
+    WHOLE_CORPUS, CachedScorer, ExperimentReport, parse_pipelines, pipeline_name, run_experiment,
+)
 from explorer.pipeline.measures import Qrels
 from explorer.pipeline.stages import StageProgress
 
@@ -135,8 +137,6 @@ def depth_sweep(
     precision, ...). `shared_scorers` (filled here) lets the caller reuse the scored pairs afterwards
     (`thresholds.judged_scores`). Raises ExplorerError for a re-ranker alone over the whole corpus (it has
     no depth) and whatever `run_experiment` raises."""
-    from explorer.pipeline.experiment import run_experiment
-
     specs = parse_pipelines(pipelines)
     if any(first == WHOLE_CORPUS for first, _ in specs):
         raise ExplorerError("A re-ranker alone ranks every document: it has no re-rank depth. Sweep a pipeline "

@@ -155,7 +155,7 @@ def threshold_report(judged: JudgedScores) -> dict:
     grade, the precision/recall/F1 curve, its best threshold, and calibration when there is a probability column."""
     curve = threshold_curve(judged.scores, judged.grades)
     result = {
-        "reranker": judged.reranker, "model": judged.model, "judged_pairs": len(judged.scores),
+        "reranker": judged.reranker, "model": judged.model, "pairs": len(judged.scores),
         "relevant": curve.relevant, "unjudged": int((~judged.judged).sum()),
         "distribution": score_distribution(judged.scores, judged.grades, judged.judged),
         "curve": {"threshold": curve.thresholds.tolist(), "kept": curve.kept.tolist(),
@@ -176,7 +176,7 @@ def threshold_report(judged: JudgedScores) -> dict:
 def threshold_sentence(result: dict) -> str:
     """The threshold panel's plain words for one re-ranker."""
     best = result["best_f1"]
-    text = (f"{result['reranker']} ({result['model']}): over {result['judged_pairs']} pairs "
+    text = (f"{result['reranker']} ({result['model']}): over {result['pairs']} pairs "
             f"({result['relevant']} relevant; {result['unjudged']} unjudged, counted as not relevant), keeping scores ≥ {best['threshold']:.3f} maximises F1 at "
             f"{best['f1']:.3f} (precision {best['precision']:.3f}, recall {best['recall']:.3f}, {best['kept']} kept).")
     cal = result["calibration"]

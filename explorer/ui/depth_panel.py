@@ -33,12 +33,11 @@ def run_depth(label_source: str = "Built-in set", builtin_corpus: str | None = N
         chosen = [p for p in DEPTH_PIPELINES if p in (pipelines or [])]
         if not chosen:
             raise ExplorerError("Tick at least one pipeline.")
-        parse_pipelines(chosen)
+        parsed = parse_pipelines(chosen)
         swept, token_budgets = parse_depths(depths or ""), parse_budgets(budgets or "")
         data = labels_from_inputs(label_source, builtin_corpus, labels_zip, None, None, None)
         deepest = min(max(swept), len(data.corpus))
         check_page_pairs(chosen, len(data.queries), deepest, len(data.corpus))
-        parsed = parse_pipelines(chosen)
         work = labelled_work(data.corpus, data.queries, deepest, len({(f, k) for f, kinds in parsed for k in kinds}),
                              False, encodes=any(first in ("bi", "hybrid") for first, _ in parsed),
                              uploaded=label_source == "Upload")
