@@ -317,3 +317,8 @@ def check_case_text(text, what: str, limit: int, blank_ok: bool = False) -> str:
     if len(text) > limit:
         raise ExplorerError(f"The {what} is {len(text):,} characters long; the limit is {limit:,}. Shorten it.")
     return text
+
+
+# `eval --depths` (command line): the deepest re-rank depth swept. The page stops at MAX_EVAL_TOP_K
+# (and MAX_PAGE_EVAL_PAIRS); 200 is the deepest of the usual sweep, 1,000 leaves room on large sets.
+MAX_CLI_DEPTH = 1000

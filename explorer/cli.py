@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score (c) as a Ray Data job with resumable shards (pip install -r requirements-ray.txt): "
                                "join the cluster at ADDRESS, or without one start a local Ray (127.0.0.1) for the run")
     evaluate.add_argument("--workers", type=int, default=2, help="with --ray: workers at once (one CPU and model each)")
+    evaluate.add_argument("--depths", metavar="K,K,...",
+                          help="sweep re-rank depths (e.g. 5,10,20,50,100) for --pipelines (default bi+cross,hybrid+cross): "
+                               "quality and ms/query per depth, the chosen depth, score thresholds, context budgets")
+    evaluate.add_argument("--budgets", default="1000,2000,4000", metavar="TOKENS,...",
+                          help="with --depths: LLM context budgets in tokens (the cross-encoder's tokenizer)")
     _add_model_flags(evaluate)
 
     from explorer.case_cli import add_case_commands
@@ -153,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--contrast", action="store_true",
                        help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
+    bench.add_argument("--depth", action="store_true",
+                       help="time the depth sweep on python_docs (bi+cross, 40 queries, depths 5..100)")
     bench.add_argument("--heads", action="store_true",
                        help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
 
@@ -374,6 +381,8 @@ def run_eval(args) -> int:
         raise ExplorerError("--case brings its own corpus, queries and judgments: leave out --corpus, --queries and --qrels.")
     if args.case is None and not args.corpus:
         raise ExplorerError("Give --corpus (with --queries and --qrels unless it brings its own), or --case TOKEN.")
+    if args.depths:
+        return run_depth_eval(args)
     if args.pipelines is not None or (args.corpus or "").lower().endswith(".zip"):
         if args.ray is not None:
             raise ExplorerError("--ray scores plain eval's stage (c); leave it out with --pipelines or a BEIR zip.")
@@ -494,6 +503,26 @@ def run_pipelines_eval(args) -> int:
     return 0
 
 
+def run_depth_eval(args) -> int:
+    """`eval --depths`: the depth sweep, thresholds and context budget (`pipeline/depth_study.py`). Returns 0."""
+    from explorer.budgets import MAX_CLI_DEPTH
+    from explorer.pipeline.context_budget import parse_budgets
+    from explorer.pipeline.depth import parse_depths
+    from explorer.pipeline.depth_study import depth_study, format_depth_study
+
+    if args.ray is not None or args.run or args.baseline or args.disagree or args.run_out:
+        raise ExplorerError("--depths takes --pipelines, --budgets and the model flags only.")
+    depths, budgets = parse_depths(args.depths, MAX_CLI_DEPTH), parse_budgets(args.budgets)
+    data = load_labels(args)
+    study = depth_study(data.corpus, data.queries, data.qrels, args.pipelines or "bi+cross,hybrid+cross", depths,
+                        budgets, bi_encoder=args.bi_encoder, cross_encoder=args.cross_encoder,
+                        precision=args.precision, persist_embeddings=True, allow_local_models=True,
+                        cross_label=args.label)
+    study.sweep.notes[:0] = data.notes
+    _emit(args, study.to_dict(), lambda: format_depth_study(study))
+    return 0
+
+
 def run_bench(args) -> int:
     """`bench`: time the stages (or, with --contrast / --heads, the explanations) and print the table or JSON;
     progress goes to stderr only with the table. Returns the exit code 0."""
@@ -507,6 +536,12 @@ def run_bench(args) -> int:
 
         rows = run_contrast_benchmark(repeats=2 if args.quick else 3)
         _emit(args, {"contrast": rows}, lambda: format_contrast(rows))
+        return 0
+    if args.depth:
+        from explorer.tools.depth_bench import bench_depth_sweep, format_depth_bench
+
+        sweep = bench_depth_sweep()
+        _emit(args, {"depth_sweep": sweep}, lambda: format_depth_bench(sweep))
         return 0
     if args.heads:
         from explorer.tools.bench import benchmark_queries, bench_head_grid, format_head_grid, realistic_passages

@@ -148,7 +148,7 @@ def test_every_event_that_may_run_a_long_job_has_room_for_short_ones_beside_it()
     groups = {}
     for fn in build_app().fns.values():
         groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
-    for name in ("compare", "inspect", "contrast", "evaluate", "evaluate_pipelines", "heads"):
+    for name in ("compare", "inspect", "contrast", "evaluate", "evaluate_pipelines", "evaluate_depths", "heads"):
         assert groups[name] == {EVENT_CONCURRENCY}, name
     # The long job, every one allowed to wait for the lane, and at least two short ones.
     assert EVENT_CONCURRENCY >= LONG_JOBS.running + LONG_JOBS.waiting + 2

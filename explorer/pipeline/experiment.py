@@ -222,12 +222,15 @@ def run_experiment(
     seed: int | None = None,
     cross_encoder_runner: Callable[[PairScorer], PairScorer] | None = None,
     cross_label: str | None = None,
+    shared_scorers: dict[str, CachedScorer] | None = None,
 ) -> ExperimentReport:
     """Rank every labelled query with every pipeline, score each, and test each against `baseline`.
 
     `external_runs` ({name: TREC run}) are scored beside the pipelines; `cross_encoder_runner`
     wraps the bound cross-encoder in what scores its pairs elsewhere (`eval --ray`); a
-    pair-classifying cross-encoder ranks by `cross_label` (`CrossEncoder.resolve_label`). Raises
+    pair-classifying cross-encoder ranks by `cross_label` (`CrossEncoder.resolve_label`). With
+    `shared_scorers` (re-ranker entry -> CachedScorer, filled on first use) several runs over the same
+    corpus and models score each pair once (`depth.depth_sweep`); their counts are cumulative. Raises
     ExplorerError for unusable labels, pipelines, names or a baseline that is not among them.
     """
     from explorer.data.trec_runs import check_tag, run_rankings
@@ -263,6 +266,8 @@ def run_experiment(
         if cross_encoder_runner is not None:
             bound = {kind: cross_encoder_runner(s) if s.info.kind == "cross" else s for kind, s in bound.items()}
         scorers = {kind: CachedScorer(s) for kind, s in bound.items()}
+        if shared_scorers is not None:  # earlier runs' pairs (the same models: the caller's promise)
+            scorers = {kind: shared_scorers.setdefault(kind, scorer) for kind, scorer in scorers.items()}
     for scorer in scorers.values():
         for text in texts:
             scorer.check_query(text)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from explorer.views import eval_plots
+from explorer.views import eval_plots, moves_views
+from explorer.ui.moves_panel import moves_summary, show_moves
 from explorer.data.builtin_corpora import get_set, list_sets, load_set
 from explorer.budgets import MAX_EVAL_TOP_K, check_uploaded_runs, check_whole_number
 from explorer.data.labels import LabelledData, labels_from_inputs, write_corpus_jsonl
@@ -130,6 +131,10 @@ def build_eval_tab() -> EvalTab:
             panel = build_pipelines_panel()
         with gr.Tab("Three stages on a shipped set", id="eval-stages"):
             tab = _build_three_stages()
+        with gr.Tab("How deep to re-rank, where to cut", id="eval-depth"):
+            from explorer.ui.depth_panel import build_depth_panel
+
+            build_depth_panel()
     tab.pipelines = panel
     return tab
 
@@ -265,7 +270,8 @@ def run_pipelines(
     metrics_header, metrics_rows = eval_plots.experiment_metrics_rows(report)
     sig_header, sig_rows = eval_plots.significance_rows(report)
     a, b = _default_pair(report)
-    dis_header, dis_rows = eval_plots.disagreement_rows(report, disagreements(report, a, b), labelled["queries"])
+    dis_header, dis_rows = moves_views.disagreement_rows_with_moves(report, disagreements(report, a, b),
+                                                                    labelled["queries"], labelled["qrels"])
     choices = list(report.pipelines)
     return (
         eval_plots.experiment_summary_markdown(report),
@@ -292,7 +298,7 @@ def update_disagreements(report: ExperimentReport | None, labelled: dict | None,
         rows = disagreements(report, a, b)
     except ExplorerError as error:
         raise shown_error(error) from None
-    header, rows = eval_plots.disagreement_rows(report, rows, labelled["queries"])
+    header, rows = moves_views.disagreement_rows_with_moves(report, rows, labelled["queries"], labelled["qrels"])
     return gr.update(value=rows, headers=header)
 
 
@@ -396,6 +402,8 @@ def build_pipelines_panel() -> PipelinesPanel:
         disagree_b = gr.Dropdown([], label="Pipeline B", elem_id="pipe-disagree-b")
     disagreement = gr.Dataframe(label="Queries, most disagreeing first (click one)", interactive=False, wrap=True,
                                 elem_id="pipe-disagreements")
+    moves_words = gr.Markdown(elem_id="pipe-moves-summary")
+    moves_panel = gr.HTML(elem_id="pipe-moves")
     with gr.Accordion("Report JSON", open=False):
         report_json = gr.JSON(label="report")
     report_state = gr.State(None)
@@ -412,9 +420,12 @@ def build_pipelines_panel() -> PipelinesPanel:
          report_json, report_state, labelled_state],
         api_name="evaluate_pipelines", **event_lane("evaluate_pipelines"),
     )
+    pair_inputs = [report_state, labelled_state, disagree_a, disagree_b]
+    run_event.then(moves_summary, pair_inputs, moves_words, api_visibility="private")
     for picker in (disagree_a, disagree_b):
         picker.input(update_disagreements, [report_state, labelled_state, disagree_a, disagree_b], disagreement,
-                     api_visibility="private")
+                     api_visibility="private").then(moves_summary, pair_inputs, moves_words, api_visibility="private")
+    disagreement.select(show_moves, pair_inputs, moves_panel, api_visibility="private")
     select_event = disagreement.select(select_disagreement, [labelled_state, disagree_a, disagree_b], selection,
                                        api_visibility="private")
     return PipelinesPanel(selection, select_event, run_event)
