@@ -35,6 +35,8 @@ def rerank_timing_keys(rerankers: Sequence[PairScorer]) -> list[str]:
     keys: list[str] = []
     for reranker in rerankers:
         key = RERANK_TIMING[reranker.info.kind]
+        if getattr(reranker, "aggregate", None):  # a cross-encoder by passages: "rerank_maxp"
+            key = f"{key}_{reranker.aggregate}"
         if key in keys:
             key = f"{key}_{reranker.info.precision}"
         while key in keys:
