@@ -248,3 +248,9 @@ def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what
             f"{tokens * full_copies:,} token passes, past the limit of {MAX_HEAD_TOKEN_PASSES:,}: per layer only "
             f"({per_layer_copies} copies). Shorten the document to about "
             f"{MAX_HEAD_TOKEN_PASSES // full_copies} tokens for every head.")
+
+# "Why not this document": to say what rank a re-ranker would give a document had top-k reached its
+# first-stage rank r, the documents ranked between top-k and r are scored too, at most this many.
+MAX_WHY_EXTRA_CANDIDATES = _env_int("EXPLORER_MAX_WHY_EXTRA_CANDIDATES", 100)
+# Documents the "why" finder lists for words or an id typed into it.
+MAX_WHY_FINDER_HITS = 8
