@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,index,inspect,explain,heads,eval,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,index,inspect,explain,heads,why,eval,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -112,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --versus: the query's tokens, or [CLS] + query + [SEP] (patching all of it gives A's logit)")
     heads.add_argument("--json", action="store_true")
     heads.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
+
+    why = commands.add_parser("why", help="why not this document: where it stands in every stage, which stage "
+                                          "lost it, and each ranker's explanation of its score")
+    why.add_argument("--query", required=True)
+    why.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
+    why.add_argument("--doc", required=True, help="the document's id in the corpus")
+    why.add_argument("--top-k", type=int, default=10)
+    why.add_argument("--first-stage", choices=("bi", "bm25", "hybrid"), default="bi")
+    why.add_argument("--rerankers", default="cross",
+                     help="as compare's, e.g. late,cross or cross:maxp (a cross-encoder by passages: maxp, firstp, sump)")
+    why.add_argument("--attribution", choices=("first", "words", "none"), default="first",
+                     help="the cross-encoder's occlusion of the document's words: first view (runs of words), "
+                          "word level, or none")
+    why.add_argument("--json", action="store_true", help="print one JSON object (the page's data)")
+    _add_model_flags(why)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, MRR@10, R@k on a labelled corpus")
     evaluate.add_argument("--corpus", required=True,
@@ -338,6 +353,20 @@ def run_explain(args) -> int:
     return 0
 
 
+def run_why(args) -> int:
+    """`why`: where one document stands in every stage of the pipeline and each ranker's explanation
+    (interpret/why.py), as text or, with --json, the dict the Compare page's panel shows."""
+    from explorer.data.builtin_corpora import read_corpus_argument
+    from explorer.interpret.why import why_document
+    from explorer.views.why_view import format_why, why_data
+
+    report = why_document(args.query, read_corpus_argument(args.corpus), args.doc, args.first_stage, args.rerankers,
+                          args.top_k, args.bi_encoder, args.cross_encoder, args.precision, args.attribution,
+                          args.label, persist=True)
+    _emit(args, why_data(report), lambda: format_why(report))
+    return 0
+
+
 def run_heads(args) -> int:
     """Head importance of one pair (and, with --versus, patching from it into B), on the fp32 model."""
     from explorer.interpret.heads import format_head_importance, format_head_patching, head_importance, head_patching
@@ -522,6 +551,7 @@ COMMANDS = {
     "inspect": run_inspect,
     "explain": run_explain,
     "heads": run_heads,
+    "why": run_why,
     "eval": run_eval,
     "bench": run_bench,
     "loadtest": run_loadtest,

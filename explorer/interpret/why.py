@@ -60,11 +60,12 @@ def bind_pipeline(first_stage: str, rerankers: str | Sequence[str], bi_encoder: 
 def why_document(query: str, corpus: Corpus, doc_id: str, first_stage: str = "bi",
                  rerankers: str | Sequence[str] = ("cross",), top_k: int = 10,
                  bi_encoder: str = DEFAULT_BI_ENCODER, cross_encoder: str = DEFAULT_CROSS_ENCODER,
-                 precision: str = "auto", attribution: str = "first", cross_label: str | None = None) -> WhyReport:
+                 precision: str = "auto", attribution: str = "first", cross_label: str | None = None,
+                 persist: bool = False) -> WhyReport:
     """Where `doc_id` stands in every stage of the pipeline for `query`, and every ranker's explanation.
 
     `attribution`: "first" (occlusion of runs of words, FIRST_VIEW_OCCLUSION_PASSES rescorings), "words"
-    (word level, up to MAX_OCCLUSION_PASSES) or "none". Raises ExplorerError for what a user can fix.
+    (word level, up to MAX_OCCLUSION_PASSES) or "none"; `persist` keeps the corpus embeddings on disk. Raises ExplorerError for what a user can fix.
     """
     if attribution not in ATTRIBUTION_VIEWS:
         raise ExplorerError(f"Unknown attribution view {attribution!r}: use one of {', '.join(ATTRIBUTION_VIEWS)}.")
@@ -80,7 +81,7 @@ def why_document(query: str, corpus: Corpus, doc_id: str, first_stage: str = "bi
         stage.check_query(query)
     clock["model_loading"] = _ms(started)
     started = time.perf_counter()
-    standing, context = where_it_stands(pipeline, corpus, query, position, top_k)
+    standing, context = where_it_stands(pipeline, corpus, query, position, top_k, persist)
     clock["standing"] = _ms(started)
     started = time.perf_counter()
     text = corpus.documents[position].text

@@ -109,11 +109,12 @@ def document_position(corpus: Corpus, doc_id: str) -> int:
 
 
 def where_it_stands(pipeline: Pipeline, corpus: Corpus, query: str, position: int, top_k: int,
-                    ) -> tuple[Standing, StandingContext]:
-    """The document at corpus `position` in every stage of `pipeline` for `query` with `top_k` candidates."""
+                    persist: bool = False) -> tuple[Standing, StandingContext]:
+    """The document at corpus `position` in every stage of `pipeline` for `query` with `top_k` candidates
+    (`persist`: keep the corpus's embeddings on disk, as `compare` does from the command line)."""
     first = pipeline.first_stage
     texts = corpus.texts
-    index, _ = first.index_corpus(texts, corpus.fingerprint)
+    index, _ = first.index_corpus(texts, corpus.fingerprint, persist=persist)
     scores, positions = first.search(index, first.encode_queries([query]), len(texts))
     order = [int(p) for p in positions[0]]
     first_rank = order.index(position) + 1
@@ -176,3 +177,20 @@ def _verdict(first: StageStanding, rerankers: list[StageStanding], top_k: int, s
         would = (f" Among today's {top_k} candidates the {last.name} would rank it {ordinal(last.rank)} "
                  f"of {last.out_of}.")
     return "first stage", f"{where}, past top-k {top_k}: the first stage lost it, it never reached the re-rankers;" + would
+
+
+def unshown_relevant(first, corpus: Corpus, query: str, top_k: int, labels: dict | None,
+                     shown: set[str]) -> list[tuple[str, str]]:
+    """(id, opening of the text) of the documents judged relevant (grade > 0) for this query that no column
+    shows: neither in the first stage's top-k (`first`, a bound retriever) nor among `shown` (the re-ranked
+    lists'). `labels` are the Evaluate tab's {"query", "corpus_name", "corpus_size", "grades"}; labels of
+    another query or corpus give none."""
+    if not labels or (labels.get("query") or "").strip() != query.strip() or labels.get("corpus_name") != corpus.name \
+            or labels.get("corpus_size") != len(corpus):
+        return []
+    index, _ = first.index_corpus(corpus.texts, corpus.fingerprint)
+    _, positions = first.search(index, first.encode_queries([query]), min(top_k, len(corpus)))
+    visible = {corpus.documents[int(p)].id for p in positions[0]} | set(shown)
+    by_id = corpus.by_id()
+    return [(doc_id, by_id[doc_id].text[:100]) for doc_id, grade in (labels.get("grades") or {}).items()
+            if grade > 0 and doc_id in by_id and doc_id not in visible]
