@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--contrast", action="store_true",
                        help="only the contrast view (why is A above B): occlusion, gradient x input, IG at 20 and 50 steps")
 
+    bench.add_argument("--why", action="store_true",
+                       help="only the 'why not this document' panel for documents outside top-k on python_docs")
     bench.add_argument("--heads", action="store_true",
                        help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
 
@@ -511,6 +513,12 @@ def run_bench(args) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Progress goes to stderr, and only with the table: --json output stays one object.
     progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.why:
+        from explorer.tools.why_bench import format_why_bench, run_why_benchmark
+
+        why = run_why_benchmark(repeats=2 if args.quick else 3, progress=progress)
+        _emit(args, why, lambda: format_why_bench(why))
+        return 0
     if args.contrast:
         from explorer.tools.bench import format_contrast, run_contrast_benchmark
 

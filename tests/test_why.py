@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from explorer import caches
 from explorer.data.builtin_corpora import load_set
 from explorer.errors import ExplorerError
 from explorer.interpret.why import why_document
@@ -26,6 +27,7 @@ def test_would_have_ranked_equals_running_the_pipeline_with_that_top_k(first_sta
     first_order = [hit.id for hit in full.stages[0].ranking]
     checked = 0
     for doc_id in (first_order[1], first_order[top_k], first_order[top_k + 4], first_order[-1]):
+        caches.PAIR_SCORES.clear()  # every pair scored afresh, not taken from the runs above
         report = why_document(query, corpus, doc_id, first_stage, rerankers, top_k=top_k, precision="fp32",
                               attribution="none")
         r = first_order.index(doc_id) + 1
@@ -71,3 +73,40 @@ def test_an_unknown_document_is_a_clear_error():
     corpus = load_set("topic_vs_answer").corpus
     with pytest.raises(ExplorerError, match="no document with id"):
         why_document("honey", corpus, "nope", "bm25", ["cross"], attribution="none")
+
+
+def test_cli_why_prints_the_verdict_and_exits_2_for_an_unknown_document(capsys):
+    from explorer.cli import main
+
+    labelled = load_set("topic_vs_answer")
+    doc_id = labelled.corpus.documents[-1].id
+    assert main(["why", "--query", "honey", "--corpus", "builtin:topic_vs_answer", "--doc", doc_id,
+                 "--first-stage", "bm25", "--rerankers", "cross", "--top-k", "3", "--attribution", "none"]) == 0
+    out = capsys.readouterr().out
+    report = why_document("honey", labelled.corpus, doc_id, "bm25", ["cross"], top_k=3, attribution="none")
+    assert report.standing.verdict in out
+    assert main(["why", "--query", "honey", "--corpus", "builtin:topic_vs_answer", "--doc", "missing-id"]) == 2
+    assert "no document with id" in capsys.readouterr().err
+
+
+def test_two_documents_contrast_puts_the_higher_cross_encoder_score_first():
+    from explorer.interpret.why import why_contrast
+
+    labelled = load_set("topic_vs_answer")
+    corpus, query = labelled.corpus, labelled.queries[1].text
+    reports = [why_document(query, corpus, d.id, "bm25", ["cross"], top_k=3, precision="fp32", attribution="none")
+               for d in corpus.documents[:2]]
+    gap, a, b = why_contrast(reports)
+    assert a.standing.rerankers[0].score >= b.standing.rerankers[0].score
+    assert gap.score_a == pytest.approx(a.standing.rerankers[0].score, abs=1e-4)
+    assert gap.score_b == pytest.approx(b.standing.rerankers[0].score, abs=1e-4)
+    assert why_contrast(reports[:1]) is None
+
+
+def test_a_candidate_shows_the_score_its_column_shows():
+    labelled = load_set("topic_vs_answer")
+    corpus, query = labelled.corpus, labelled.queries[2].text
+    run = compare(query, corpus, top_k=5, first_stage="bm25", rerankers=["cross"])
+    for hit in run.reranked[:5]:
+        report = why_document(query, corpus, hit.id, "bm25", ["cross"], top_k=5, attribution="none")
+        assert report.standing.rerankers[0].score == hit.score and report.standing.rerankers[0].rank == hit.rank

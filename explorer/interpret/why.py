@@ -18,10 +18,11 @@ from explorer.data.corpus import Corpus
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.errors import ExplorerError
 from explorer.interpret.attribution import occlusion_attributions
+from explorer.interpret.contrast import PairGap, explain_pair_gap
 from explorer.interpret.pair import encode_pair, rescoring_model
 from explorer.pipeline.compare import first_stage_ranker, parse_rerankers, reranker
 from explorer.pipeline.stages import Pipeline, check_query, check_top_k
-from explorer.pipeline.why import Standing, document_position, where_it_stands
+from explorer.pipeline.why import Standing, StandingContext, document_position, where_it_stands
 from explorer.rankers.bi_encoder import BiEncoder
 from explorer.rankers.bm25 import BM25
 from explorer.rankers.cross_encoder import CrossEncoder, cross_explanation
@@ -61,11 +62,12 @@ def why_document(query: str, corpus: Corpus, doc_id: str, first_stage: str = "bi
                  rerankers: str | Sequence[str] = ("cross",), top_k: int = 10,
                  bi_encoder: str = DEFAULT_BI_ENCODER, cross_encoder: str = DEFAULT_CROSS_ENCODER,
                  precision: str = "auto", attribution: str = "first", cross_label: str | None = None,
-                 persist: bool = False) -> WhyReport:
+                 persist: bool = False, would_rank: bool = True) -> WhyReport:
     """Where `doc_id` stands in every stage of the pipeline for `query`, and every ranker's explanation.
 
     `attribution`: "first" (occlusion of runs of words, FIRST_VIEW_OCCLUSION_PASSES rescorings), "words"
-    (word level, up to MAX_OCCLUSION_PASSES) or "none"; `persist` keeps the corpus embeddings on disk. Raises ExplorerError for what a user can fix.
+    (word level, up to MAX_OCCLUSION_PASSES) or "none"; `persist` keeps the corpus embeddings on disk;
+    without `would_rank`, what top-k at its first-stage rank would give is left out (the quick answer). Raises ExplorerError for what a user can fix.
     """
     if attribution not in ATTRIBUTION_VIEWS:
         raise ExplorerError(f"Unknown attribution view {attribution!r}: use one of {', '.join(ATTRIBUTION_VIEWS)}.")
@@ -81,11 +83,11 @@ def why_document(query: str, corpus: Corpus, doc_id: str, first_stage: str = "bi
         stage.check_query(query)
     clock["model_loading"] = _ms(started)
     started = time.perf_counter()
-    standing, context = where_it_stands(pipeline, corpus, query, position, top_k, persist)
+    standing, context = where_it_stands(pipeline, corpus, query, position, top_k, persist, would_rank)
     clock["standing"] = _ms(started)
     started = time.perf_counter()
     text = corpus.documents[position].text
-    explanations = _first_stage_explanations(pipeline.first_stage, context.index, corpus, query, position, standing)
+    explanations = _first_stage_explanations(pipeline.first_stage, context, corpus, query, standing)
     for stage, scorer, score, probability in zip(standing.rerankers, pipeline.rerankers, context.reranker_scores,
                                                  context.reranker_probabilities):
         explanations.append(_reranker_explanation(scorer, query, text, score, probability, stage.name))
@@ -99,6 +101,22 @@ def why_document(query: str, corpus: Corpus, doc_id: str, first_stage: str = "bi
     return WhyReport(standing, text, explanations, view, notes + standing.notes, clock)
 
 
+def with_would_rank(report: WhyReport, corpus: Corpus, first_stage: str = "bi",
+                    rerankers: str | Sequence[str] = ("cross",), bi_encoder: str = DEFAULT_BI_ENCODER,
+                    cross_encoder: str = DEFAULT_CROSS_ENCODER, precision: str = "auto",
+                    cross_label: str | None = None) -> WhyReport:
+    """The quick report (`why_document(..., would_rank=False)`) completed: its standing again with the
+    documents between top-k and it scored, so each re-ranker's rank had top-k reached it is said; the
+    explanations are kept. The same pipeline names as the quick report's."""
+    started = time.perf_counter()
+    pipeline = bind_pipeline(first_stage, rerankers, bi_encoder, cross_encoder, precision, cross_label)
+    standing, _ = where_it_stands(pipeline, corpus, report.standing.query, document_position(corpus, report.standing.doc_id),
+                                  report.standing.top_k)
+    notes = [note for note in report.notes if note not in report.standing.notes] + standing.notes
+    return WhyReport(standing, report.text, report.explanations, report.attribution, notes,
+                     report.timings_ms | {"would_rank": _ms(started)})
+
+
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
@@ -108,14 +126,16 @@ def _entry(ranker, score: float, explanation) -> dict:
             "score": score, "explanation": explanation.to_dict()}
 
 
-def _first_stage_explanations(first, index, corpus: Corpus, query: str, position: int, standing: Standing) -> list[dict]:
-    """The first stage's own explanation; a hybrid's, then each of its two sources'."""
+def _first_stage_explanations(first, context: StandingContext, corpus: Corpus, query: str,
+                              standing: Standing) -> list[dict]:
+    """The first stage's own explanation; a hybrid's (from the standing), then each of its two sources'."""
+    index, position = context.index, context.position
     text = corpus.documents[position].text
     score = standing.first_stage.score
     if isinstance(first, Hybrid):
         lexical = first.lexical.explain(index.lexical.with_lengths(corpus.texts), query, position, text)
         dense = first.dense.explain(query, text)
-        return [_entry(first, score, first.explain(index, query, position)),
+        return [_entry(first, score, context.first_explanation),
                 _entry(first.lexical, lexical.index_score, lexical), _entry(first.dense, dense.cosine, dense)]
     if isinstance(first, BM25):
         return [_entry(first, score, first.explain(index.with_lengths(corpus.texts), query, position, text))]
@@ -156,3 +176,22 @@ def _occlusion_view(cross_encoder: str, cross_label: str | None, query: str, tex
             "full_logit": found.full_logit, "words_per_span": found.words_per_span, "words_cut": found.words_cut,
             "precision": "fp32",
             "words": [{"word": w.word, "start": w.start, "end": w.end, "contribution": w.logit_drop} for w in found.words]}
+
+
+def why_contrast(reports: Sequence[WhyReport], cross_encoder: str = DEFAULT_CROSS_ENCODER,
+                 cross_label: str | None = None) -> tuple[PairGap, WhyReport, WhyReport] | None:
+    """Two documents' "why is A above B" by the cross-encoder: the contrast view's quick first view
+    (`explain_pair_gap`, occlusion of runs of words, fp32), A being the one the pipeline's last cross-encoder
+    scores higher; None for one report, or a pipeline without a cross-encoder."""
+    if len(reports) != 2:
+        return None
+    scores = []
+    for report in reports:
+        cross = [stage for stage in report.standing.rerankers if stage.kind == "cross"]
+        if not cross:
+            return None
+        scores.append(cross[-1].score)
+    a, b = reports if scores[0] >= scores[1] else reversed(reports)
+    gap = explain_pair_gap(rescoring_model(cross_encoder, label=cross_label), a.standing.query, a.text, b.text,
+                           "occlusion", first_view=True)
+    return gap, a, b

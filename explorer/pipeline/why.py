@@ -18,7 +18,7 @@ import numpy as np
 from explorer.budgets import MAX_WHY_EXTRA_CANDIDATES, MAX_WHY_FINDER_HITS
 from explorer.data.corpus import Corpus
 from explorer.errors import ExplorerError
-from explorer.pipeline.stages import Pipeline
+from explorer.pipeline.stages import Pipeline, score_pairs_once
 from explorer.rankers.hybrid import Hybrid
 
 
@@ -75,6 +75,7 @@ class StandingContext:
 
     index: Any
     position: int
+    first_explanation: Any  # a hybrid's own explanation (its parts), else None
     reranker_scores: list[float]
     reranker_probabilities: list[float | None]
 
@@ -109,23 +110,28 @@ def document_position(corpus: Corpus, doc_id: str) -> int:
 
 
 def where_it_stands(pipeline: Pipeline, corpus: Corpus, query: str, position: int, top_k: int,
-                    persist: bool = False) -> tuple[Standing, StandingContext]:
+                    persist: bool = False, would_rank: bool = True) -> tuple[Standing, StandingContext]:
     """The document at corpus `position` in every stage of `pipeline` for `query` with `top_k` candidates
-    (`persist`: keep the corpus's embeddings on disk, as `compare` does from the command line)."""
+    (`persist`: keep the corpus's embeddings on disk, as `compare` does from the command line). Without
+    `would_rank` the documents between top-k and it are not scored (the page's quick first answer)."""
     first = pipeline.first_stage
     texts = corpus.texts
     index, _ = first.index_corpus(texts, corpus.fingerprint, persist=persist)
-    scores, positions = first.search(index, first.encode_queries([query]), len(texts))
+    encoded = first.encode_queries([query])
+    scores, positions = first.search(index, encoded, len(texts))
     order = [int(p) for p in positions[0]]
     first_rank = order.index(position) + 1
     first_standing = StageStanding(first.info.name, first.info.kind, first.info.score_name,
                                    float(scores[0][first_rank - 1]), first_rank, len(texts), first_rank <= top_k)
-    if isinstance(first, Hybrid):
-        first_standing.parts = [asdict(source) for source in first.explain(index, query, position).sources]
+    first_explanation = first.explain(index, query, position, encoded) if isinstance(first, Hybrid) else None
+    if first_explanation is not None:
+        first_standing.parts = [asdict(source) for source in first_explanation.sources]
     candidates = order[:top_k]
     notes: list[str] = []
     between = order[top_k:first_rank - 1] if first_rank > top_k else []
-    if len(between) > MAX_WHY_EXTRA_CANDIDATES:
+    if not would_rank:
+        between = []
+    elif len(between) > MAX_WHY_EXTRA_CANDIDATES:
         notes.append(f"The first stage ranks it {ordinal(first_rank)}: scoring the {len(between):,} documents between "
                      f"top-k and it is over the budget of {MAX_WHY_EXTRA_CANDIDATES}, so what top-k "
                      f"{first_rank:,} would give is not computed; its rank among today's candidates is.")
@@ -133,11 +139,10 @@ def where_it_stands(pipeline: Pipeline, corpus: Corpus, query: str, position: in
     asked = candidates + between + ([] if first_rank <= top_k else [position])
     standings, raw_scores, probabilities = [], [], []
     for reranker in pipeline.rerankers:
-        scored = reranker.score_query(query, [texts[p] for p in asked])
-        values = np.asarray(scored.scores, dtype=np.float64)
+        values, kept_probabilities = score_pairs_once(reranker, query, [texts[p] for p in asked])
         mine = values[asked.index(position)]
         raw_scores.append(float(mine))
-        probabilities.append(None if scored.probabilities is None else float(scored.probabilities[asked.index(position)]))
+        probabilities.append(kept_probabilities[asked.index(position)])
         # Stable re-ordering as `run_pipeline`: a document is beaten by a higher score, and by an equal one
         # the first stage put earlier.
         own = candidates.index(position) if position in candidates else len(candidates)
@@ -146,13 +151,13 @@ def where_it_stands(pipeline: Pipeline, corpus: Corpus, query: str, position: in
             else 1 + int((top >= mine).sum())
         standing = StageStanding(reranker.info.name, reranker.info.kind, reranker.info.score_name, float(mine), rank,
                                  len(candidates) + (position not in candidates), position in candidates)
-        if first_rank > top_k and (between or first_rank == top_k + 1):
+        if first_rank > top_k and (between or (would_rank and first_rank == top_k + 1)):
             standing.would_rank = 1 + int((values[:first_rank - 1] >= mine).sum())
         standings.append(standing)
     lost_at, verdict = _verdict(first_standing, standings, top_k, len(texts))
     standing = Standing(query, corpus.documents[position].id, corpus.name, len(texts), top_k, pipeline.name,
                         first_standing, standings, lost_at, verdict, notes)
-    return standing, StandingContext(index, position, raw_scores, probabilities)
+    return standing, StandingContext(index, position, first_explanation, raw_scores, probabilities)
 
 
 def _verdict(first: StageStanding, rerankers: list[StageStanding], top_k: int, size: int) -> tuple[str, str]:

@@ -138,14 +138,15 @@ class Hybrid(Retriever):
             positions[row], scores[row] = order, fused[order]
         return scores, positions
 
-    def explain(self, index: HybridIndex, query: str, position: int) -> HybridExplanation:
+    def explain(self, index: HybridIndex, query: str, position: int, encoded=None) -> HybridExplanation:
         """Document `position`'s RRF score for `query`: each source's rank, score and 1/(k + rank) share,
-        by the same fusion rules as `search` (BM25 holds only what it scored; equal scores share a rank)."""
-        encoded = self.encode_queries([query])
+        by the same fusion rules as `search` (BM25 holds only what it scored; equal scores share a rank).
+        `encoded`: the query as `encode_queries([query])` gives it, when already at hand."""
+        encoded = self.encode_queries([query]) if encoded is None else encoded
+        parts = self.fused_parts(index, encoded, 0)
         sources = []
         for name, score_name, (positions, scores) in zip(
-                ("BM25", self.dense.info.name), ("BM25 score", self.dense.score_name),
-                self.fused_parts(index, encoded, 0)):
+                ("BM25", self.dense.info.name), ("BM25 score", self.dense.score_name), parts):
             where = np.flatnonzero(np.asarray(positions) == position)
             if not where.size:
                 sources.append(RRFSource(name, score_name, None, None, 0.0, len(positions)))
@@ -153,7 +154,7 @@ class Hybrid(Retriever):
             rank = int(shared_ranks(scores)[where[0]])
             sources.append(RRFSource(name, score_name, rank, float(scores[where[0]]), 1.0 / (self.k + rank),
                                      len(positions)))
-        fused = rrf_scores(self.fused_parts(index, encoded, 0), index.size, self.k)
+        fused = rrf_scores(parts, index.size, self.k)
         return HybridExplanation(self.k, sources, float(sum(s.share for s in sources)), shared_ranks(fused)[position].item(),
                                  float(np.float32(fused[position])))
 

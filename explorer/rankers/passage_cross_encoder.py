@@ -103,11 +103,6 @@ class PassageCrossEncoder(PairScorer):
         """Tokens of one (query, window) pair: the cross-encoder's limit."""
         return self.cross.max_length
 
-    @property
-    def model(self):
-        """The cross-encoder's loaded model (its prompt, labels)."""
-        return self.cross.model
-
     def room(self, query: str) -> int:
         """Document tokens that fit in one pair with `query`."""
         prompt = self.cross.model.prompt("query") if hasattr(self.cross, "model") else ""

@@ -14,7 +14,7 @@ import gradio as gr
 
 from explorer.data.builtin_corpora import INDEX_CHOICE, corpus_from_source
 from explorer.errors import ExplorerError
-from explorer.interpret.why import why_document
+from explorer.interpret.why import why_contrast, why_document, with_would_rank
 from explorer.pipeline.compare import RERANKERS, first_stage_ranker
 from explorer.pipeline.stages import check_query
 from explorer.pipeline.why import find_documents, unshown_relevant
@@ -85,8 +85,9 @@ def on_row(value: str):
 
 def explain(doc_id, versus, view, query, source, text, file, builtin, top_k, bi, cross, precision, first_stage,
             rerankers, cross_label, progress=gr.Progress()):
-    """Event handler: where the picked document stands and why, beside a second one when given; returns the
-    panel's HTML and its JSON (the first document's, as `why --json` prints it)."""
+    """Event handler: where the picked document stands and why, beside a second one when given: first the
+    quick answer (no document between top-k and it scored), then the full one with what top-k at its
+    first-stage rank would give. Yields the panel's HTML and its JSON (the first document's, as `why --json`)."""
     try:
         if not doc_id:
             raise ExplorerError("Pick a document first: click a row, or find one by its words or id.")
@@ -94,13 +95,17 @@ def explain(doc_id, versus, view, query, source, text, file, builtin, top_k, bi,
         corpus = _corpus(source, text, file, builtin)
         work = comparison_work(check_query(query), corpus, first_stage or "bi", kinds, bi, cross, precision or "auto",
                                False, top_k, shipped=source == "Built-in", prebuilt=False)
+        ids = list(dict.fromkeys([doc_id] + ([versus] if versus else [])))
+        names = (first_stage or "bi", kinds, bi, cross, precision or "auto")
         with by_work(work, "why this document", gradio_progress(progress)):
-            reports = [why_document(query, corpus, d, first_stage or "bi", kinds, int(top_k or 10), bi, cross,
-                                    precision or "auto", view or "first", cross_label or None)
-                       for d in dict.fromkeys([doc_id] + ([versus] if versus else []))]
+            reports = [why_document(query, corpus, d, *names[:2], int(top_k or 10), *names[2:], view or "first",
+                                    cross_label or None, would_rank=False) for d in ids]
+            contrast = why_contrast(reports, cross, cross_label or None)
+            yield why_html(reports, contrast), gr.skip()
+            reports = [with_would_rank(r, corpus, *names, cross_label or None) for r in reports]
+            yield why_html(reports, contrast), why_data(reports[0])
     except ExplorerError as error:
         raise shown_error(error, title="Cannot explain this document") from None
-    return why_html(reports), why_data(reports[0])
 
 
 def build_why_panel(state: gr.State, c: dict) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from explorer.interpret.why import WhyReport
-from explorer.views.contrast_html import GREEN, RED
+from explorer.interpret.contrast import PairGap
+from explorer.views.contrast_html import GREEN, RED, contrast_html
 from explorer.views.templating import render
 
 
@@ -58,8 +59,9 @@ def _section(entry: dict, text: str) -> dict:
     return section
 
 
-def why_html(reports: list[WhyReport]) -> str:
-    """One report, or two side by side (a second document to compare with)."""
+def why_html(reports: list[WhyReport], contrast: tuple[PairGap, WhyReport, WhyReport] | None = None) -> str:
+    """One report, or two side by side (a second document to compare with), then, for two, the contrast
+    view of why the cross-encoder puts A above B (`interpret/why.py:why_contrast`)."""
     columns = []
     for report in reports:
         attribution = report.attribution
@@ -70,7 +72,11 @@ def why_html(reports: list[WhyReport]) -> str:
             "attribution_segments": _spans(report.text, attribution["words"], "contribution", "logit")
             if attribution else [],
         })
-    return render("why.html.j2", columns=columns)
+    html = render("why.html.j2", columns=columns)
+    if contrast is not None:
+        gap, a, b = contrast
+        html += contrast_html(gap, a.text, b.text, a.standing.doc_id, b.standing.doc_id)
+    return html
 
 
 def _rank_text(stage) -> str:
