@@ -110,3 +110,20 @@ def test_a_candidate_shows_the_score_its_column_shows():
     for hit in run.reranked[:5]:
         report = why_document(query, corpus, hit.id, "bm25", ["cross"], top_k=5, attribution="none")
         assert report.standing.rerankers[0].score == hit.score and report.standing.rerankers[0].rank == hit.rank
+
+
+def test_judged_relevant_documents_no_column_shows():
+    from explorer.pipeline.compare import first_stage_ranker
+    from explorer.pipeline.why import unshown_relevant
+
+    labelled = load_set("topic_vs_answer")
+    corpus, query = labelled.corpus, labelled.queries[1].text
+    run = compare(query, corpus, top_k=3, first_stage="bm25", rerankers=["cross"])
+    shown = {hit.id for hit in run.stages[0].ranking} | {hit.id for hit in run.reranked[:3]}
+    outside = [d.id for d in corpus.documents if d.id not in shown][:2]
+    inside = next(iter(shown))
+    grades = {outside[0]: 2, outside[1]: 0, inside: 1}
+    labels = {"query": query, "corpus_name": corpus.name, "corpus_size": len(corpus), "grades": grades}
+    bm25 = first_stage_ranker("bm25", "", "auto", False)
+    assert [i for i, _ in unshown_relevant(bm25, corpus, query, 3, labels, {h.id for h in run.reranked[:3]})] == [outside[0]]
+    assert unshown_relevant(bm25, corpus, "another query", 3, labels, set()) == []

@@ -61,6 +61,12 @@ def test_find_a_missed_document_and_read_which_stage_lost_it(app_url):
         assert doc_id not in shown  # the first stage missed it: no column shows it
 
         page.locator("#why-panel button, #why-panel .label-wrap").first.click()
+        # A click on a row of a list picks that document.
+        row = page.locator("#bi-list li.hit").nth(1)
+        row_id = row.get_attribute("data-doc-id")
+        row.click()
+        page.wait_for_function("id => (document.querySelector('#why-status') || {}).innerText?.includes(`[${id}]`)",
+                               arg=row_id, timeout=60_000)
         page.locator("#why-find textarea, #why-find input").first.fill(words)
         page.locator("#why-find-go").click()
         page.wait_for_function("() => (document.querySelector('#why-status') || {}).innerText?.includes('found')",
@@ -81,6 +87,16 @@ def test_find_a_missed_document_and_read_which_stage_lost_it(app_url):
 
     assert page_data["standing"]["doc_id"] == doc_id
     _assert_same(page_data, _cli_json(query, doc_id))
+
+
+def test_the_why_endpoint_answers_as_the_command_line(app_url):
+    from gradio_client import Client
+
+    query, doc_id, _ = _missed_document()
+    client = Client(app_url, verbose=False)
+    _, data = client.predict(doc_id=doc_id, versus=None, view="first", query=query, corpus_source="Built-in",
+                             builtin_corpus=SET, top_k=TOP_K, first_stage="bi", rerankers=["cross"], api_name="/why")
+    _assert_same(data, _cli_json(query, doc_id))
 
 
 def _assert_same(page, cli, where="why"):

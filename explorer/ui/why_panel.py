@@ -13,9 +13,10 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.data.builtin_corpora import INDEX_CHOICE, corpus_from_source
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.errors import ExplorerError
 from explorer.interpret.why import why_contrast, why_document, with_would_rank
-from explorer.pipeline.compare import RERANKERS, first_stage_ranker
+from explorer.pipeline.compare import PASSAGE_ENTRIES, RERANKERS, first_stage_ranker
 from explorer.pipeline.stages import check_query
 from explorer.pipeline.why import find_documents, unshown_relevant
 from explorer.pipeline.work import comparison_work
@@ -83,24 +84,28 @@ def on_row(value: str):
     return gr.update(choices=[(f"[{doc_id}] (clicked row)", doc_id)], value=doc_id), f"Picked [{doc_id}] from a list."
 
 
-def explain(doc_id, versus, view, query, source, text, file, builtin, top_k, bi, cross, precision, first_stage,
-            rerankers, cross_label, progress=gr.Progress()):
+def explain(doc_id: str, versus: str | None = None, view: str = "first", query: str = "", corpus_source: str = "Paste",
+            corpus_text: str = "", corpus_file: str | None = None, builtin_corpus: str | None = None, top_k: float = 10,
+            bi_encoder: str = DEFAULT_BI_ENCODER, cross_encoder: str = DEFAULT_CROSS_ENCODER, precision: str = "auto",
+            first_stage: str = "bi", rerankers: list[str] | None = None, cross_label: str | None = None,
+            progress=gr.Progress()):
     """Event handler: where the picked document stands and why, beside a second one when given: first the
     quick answer (no document between top-k and it scored), then the full one with what top-k at its
     first-stage rank would give. Yields the panel's HTML and its JSON (the first document's, as `why --json`)."""
     try:
         if not doc_id:
             raise ExplorerError("Pick a document first: click a row, or find one by its words or id.")
-        kinds = [k for k in RERANKERS if k in (rerankers or ["cross"])]
-        corpus = _corpus(source, text, file, builtin)
-        work = comparison_work(check_query(query), corpus, first_stage or "bi", kinds, bi, cross, precision or "auto",
-                               False, top_k, shipped=source == "Built-in", prebuilt=False)
+        # In the pipeline's order; a cross-encoder by passages ("cross:maxp") is accepted from the API.
+        kinds = [k for k in (*RERANKERS, *PASSAGE_ENTRIES) if k in (rerankers or ["cross"])]
+        corpus = _corpus(corpus_source, corpus_text, corpus_file, builtin_corpus)
+        work = comparison_work(check_query(query), corpus, first_stage or "bi", kinds, bi_encoder, cross_encoder,
+                               precision or "auto", False, top_k, shipped=corpus_source == "Built-in", prebuilt=False)
         ids = list(dict.fromkeys([doc_id] + ([versus] if versus else [])))
-        names = (first_stage or "bi", kinds, bi, cross, precision or "auto")
+        names = (first_stage or "bi", kinds, bi_encoder, cross_encoder, precision or "auto")
         with by_work(work, "why this document", gradio_progress(progress)):
             reports = [why_document(query, corpus, d, *names[:2], int(top_k or 10), *names[2:], view or "first",
                                     cross_label or None, would_rank=False) for d in ids]
-            contrast = why_contrast(reports, cross, cross_label or None)
+            contrast = why_contrast(reports, cross_encoder, cross_label or None)
             yield why_html(reports, contrast), gr.skip()
             reports = [with_would_rank(r, corpus, *names, cross_label or None) for r in reports]
             yield why_html(reports, contrast), why_data(reports[0])
@@ -124,7 +129,7 @@ def build_why_panel(state: gr.State, c: dict) -> None:
             relevant = gr.Button("Judged relevant, not shown", scale=1, elem_id="why-relevant")
         status = gr.Markdown("Click a row of a list above, or find a document.", elem_id="why-status")
         with gr.Row():
-            pick = gr.Dropdown([], label="Document", scale=3, elem_id="why-pick")
+            pick = gr.Dropdown([], label="Document (or type its id)", scale=3, elem_id="why-pick", allow_custom_value=True)
             versus = gr.Dropdown([], label="Beside a second document (optional)", scale=2, elem_id="why-versus",
                                  allow_custom_value=True)
             view = gr.Radio(ATTRIBUTION_CHOICES, value="first", label="Cross-encoder's words", scale=2)
@@ -136,5 +141,5 @@ def build_why_panel(state: gr.State, c: dict) -> None:
     find.submit(on_find, [find, *corpus_inputs], [pick, versus, status], api_visibility="private")
     relevant.click(on_relevant, [state, c["labels"], c["query"], *corpus_inputs, c["top_k"], c["bi"], c["precision"],
                                  c["first_stage"]], [pick, versus, status], api_visibility="private")
-    row.input(on_row, row, [pick, status], api_visibility="private")
+    row.change(on_row, row, [pick, status], api_visibility="private")
     go.click(explain, [pick, versus, view, *settings], [html, data], api_name="why", **event_lane("why"))
