@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from explorer.budgets import MAX_WHY_EXTRA_CANDIDATES, MAX_WHY_FINDER_HITS
 from explorer.data.corpus import Corpus
 from explorer.errors import ExplorerError
