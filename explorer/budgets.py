@@ -322,3 +322,10 @@ def check_case_text(text, what: str, limit: int, blank_ok: bool = False) -> str:
 # `eval --depths` (command line): the deepest re-rank depth swept. The page stops at MAX_EVAL_TOP_K
 # (and MAX_PAGE_EVAL_PAIRS); 200 is the deepest of the usual sweep, 1,000 leaves room on large sets.
 MAX_CLI_DEPTH = 1000
+
+
+# "Why not this document": to say what rank a re-ranker would give a document had top-k reached its
+# first-stage rank r, the documents ranked between top-k and r are scored too, at most this many.
+MAX_WHY_EXTRA_CANDIDATES = _env_int("EXPLORER_MAX_WHY_EXTRA_CANDIDATES", 100)
+# Documents the "why" finder lists for words or an id typed into it.
+MAX_WHY_FINDER_HITS = 8

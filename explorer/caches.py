@@ -105,3 +105,7 @@ EVAL_REPORTS = BoundedCache("evaluation reports", 16)
 # Measured first-stage indexing cost per document, per (model, precision): the cost projection's
 # figure when this request's corpus index came from a cache and was not timed.
 INDEXING_COSTS = BoundedCache("indexing cost per document", 64)
+# Re-rankers' scores of (query, document) pairs from the last comparisons, so the "why not this
+# document" panel re-scores only what no comparison scored: (score, probability) per pair, keyed
+# by the bound re-ranker, the query and the document's SHA-256. A few hundred bytes each.
+PAIR_SCORES = BoundedCache("re-ranker pair scores", 20_000)

@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,index,inspect,explain,heads,eval,case,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,index,inspect,explain,heads,why,eval,case,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -113,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--json", action="store_true")
     heads.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
+    why = commands.add_parser("why", help="why not this document: where it stands in every stage, which stage "
+                                          "lost it, and each ranker's explanation of its score")
+    why.add_argument("--query", required=True)
+    why.add_argument("--corpus", required=True, help=".txt, .jsonl or .csv file, or builtin:NAME for a shipped set")
+    why.add_argument("--doc", required=True, help="the document's id in the corpus")
+    why.add_argument("--top-k", type=int, default=10)
+    why.add_argument("--first-stage", choices=("bi", "bm25", "hybrid"), default="bi")
+    why.add_argument("--rerankers", default="cross",
+                     help="as compare's, e.g. late,cross or cross:maxp (a cross-encoder by passages: maxp, firstp, sump)")
+    why.add_argument("--attribution", choices=("first", "words", "none"), default="first",
+                     help="the cross-encoder's occlusion of the document's words: first view (runs of words), "
+                          "word level, or none")
+    why.add_argument("--json", action="store_true", help="print one JSON object (the page's data)")
+    _add_model_flags(why)
+
     evaluate = commands.add_parser("eval", help="nDCG@10, MRR@10, R@k on a labelled corpus")
     evaluate.add_argument("--corpus",
                           help="corpus file, builtin:NAME for a shipped set, or a BEIR .zip (corpus.jsonl, "
@@ -160,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_argument("--depth", action="store_true",
                        help="time the depth sweep on python_docs (bi+cross, 40 queries, depths 5..100)")
+    bench.add_argument("--why", action="store_true",
+                       help="only the 'why not this document' panel for documents outside top-k on python_docs")
     bench.add_argument("--heads", action="store_true",
                        help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
 
@@ -352,6 +369,20 @@ def run_explain(args) -> int:
     return 0
 
 
+def run_why(args) -> int:
+    """`why`: where one document stands in every stage of the pipeline and each ranker's explanation
+    (interpret/why.py), as text or, with --json, the dict the Compare page's panel shows."""
+    from explorer.data.builtin_corpora import read_corpus_argument
+    from explorer.interpret.why import why_document
+    from explorer.views.why_view import format_why, why_data
+
+    report = why_document(args.query, read_corpus_argument(args.corpus), args.doc, args.first_stage, args.rerankers,
+                          args.top_k, args.bi_encoder, args.cross_encoder, args.precision, args.attribution,
+                          args.label, persist=True)
+    _emit(args, why_data(report), lambda: format_why(report))
+    return 0
+
+
 def run_heads(args) -> int:
     """Head importance of one pair (and, with --versus, patching from it into B), on the fp32 model."""
     from explorer.interpret.heads import format_head_importance, format_head_patching, head_importance, head_patching
@@ -531,6 +562,12 @@ def run_bench(args) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Progress goes to stderr, and only with the table: --json output stays one object.
     progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.why:
+        from explorer.tools.why_bench import format_why_bench, run_why_benchmark
+
+        why = run_why_benchmark(repeats=2 if args.quick else 3, progress=progress)
+        _emit(args, why, lambda: format_why_bench(why))
+        return 0
     if args.contrast:
         from explorer.tools.bench import format_contrast, run_contrast_benchmark
 
@@ -585,6 +622,7 @@ COMMANDS = {
     "inspect": run_inspect,
     "explain": run_explain,
     "heads": run_heads,
+    "why": run_why,
     "eval": run_eval,
     "bench": run_bench,
     "loadtest": run_loadtest,

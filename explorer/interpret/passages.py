@@ -16,6 +16,7 @@ from explorer.budgets import MAX_WINDOWS, check_query_tokens
 from explorer.errors import ExplorerError
 from explorer.interpret.pair import check_pair_texts
 from explorer.rankers.cross_encoder import CrossEncoder
+from explorer.rankers.passage_cross_encoder import window_ranges
 
 WINDOW_TOKENS = 256  # document tokens per window (the pair adds the query and 3 special tokens)
 STRIDE_TOKENS = 128  # a new window every this many document tokens: consecutive windows overlap by half
@@ -64,27 +65,6 @@ def truncation_point(scorer: CrossEncoder, query: str, document: str) -> int | N
     return kept[-1] if kept else 0
 
 
-def _windows(word_ids: list[int | None], total: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """Token ranges [first, last) of `window` tokens every `stride`, moved back to word starts."""
-
-    def word_start(position: int) -> int:
-        while position > 0 and word_ids[position] is not None and word_ids[position - 1] == word_ids[position]:
-            position -= 1
-        return position
-
-    ranges, start = [], 0
-    while True:
-        first = word_start(start)
-        last = min(first + window, total)
-        if last < total and word_start(last) > first:
-            last = word_start(last)  # do not end inside a word
-        if not ranges or ranges[-1] != (first, last):
-            ranges.append((first, last))
-        if last >= total:
-            return ranges
-        start += stride
-
-
 def passage_scores(scorer: CrossEncoder, query: str, document: str,
                    window: int = WINDOW_TOKENS, stride: int = STRIDE_TOKENS) -> PassageScores:
     """Score every window of the document and the document itself, in one batch."""
@@ -102,7 +82,7 @@ def passage_scores(scorer: CrossEncoder, query: str, document: str,
     offsets, total = encoded["offset_mapping"], len(encoded["input_ids"])
     if not total:
         raise ExplorerError("The document has no text the model can read.")
-    ranges = _windows(encoded.word_ids(), total, window, stride)
+    ranges = window_ranges(encoded.word_ids(), total, window, stride)
     if len(ranges) > MAX_WINDOWS:
         raise ExplorerError(f"The document makes {len(ranges)} windows of {window} tokens every {stride}; "
                             f"the limit is {MAX_WINDOWS}. Use a larger stride or a shorter document.")

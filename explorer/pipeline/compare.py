@@ -32,6 +32,7 @@ from explorer.rankers.cross_encoder import CrossEncoder, load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
 from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
+from explorer.rankers.passage_cross_encoder import AGGREGATES, PassageCrossEncoder
 from explorer.rankers.probe import probe
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ RERANKERS = ("late", "cross")  # "late": MaxSim over the colbert backbone; "cros
 # int8 ONNX file run by onnxruntime), "late@fp32", "late@bf16". Without one it runs at the
 # comparison's precision.
 RERANKER_PRECISIONS = {"cross": ("fp32", "bf16", "int8"), "late": ("fp32", "bf16")}
+# A cross-encoder may read long documents by passages: "cross:maxp", "cross:firstp", "cross:sump"
+# (rankers/passage_cross_encoder.py), with a precision after it: "cross:maxp@fp32".
+PASSAGE_ENTRIES = tuple(f"cross:{name}" for name in AGGREGATES)
 _BM25 = BM25()  # one per process: it keeps the corpora's indexes
 
 
@@ -68,8 +72,10 @@ def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
         return ()
 
     def known(name: str) -> bool:
-        kind, _, precision = name.partition("@")
-        return kind in RERANKERS and (not precision or precision in RERANKER_PRECISIONS[kind])
+        entry, _, precision = name.partition("@")
+        kind, _, aggregate = entry.partition(":")
+        return (kind in RERANKERS and (not precision or precision in RERANKER_PRECISIONS[kind])
+                and (not aggregate or (kind == "cross" and aggregate in AGGREGATES)))
 
     unknown = [n for n in names if not known(n)]
     if unknown or len(set(names)) != len(names):
@@ -77,16 +83,20 @@ def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
         raise ExplorerError(
             f"Re-rankers {','.join(names)!r}: give a comma-separated list of distinct names from "
             f"{', '.join(RERANKERS)} in the order they run, each optionally with a precision ({choices}), "
-            "or 'none'."
+            f"a cross-encoder optionally by passages ({', '.join(PASSAGE_ENTRIES)}), or 'none'."
         )
     return tuple(names)
 
 
 def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool,
              cross_label: str | None = None) -> PairScorer:
-    """The re-ranker an entry ("cross", "late", "cross@int8", ...) stands for, bound once; a
+    """The re-ranker an entry ("cross", "late", "cross@int8", "cross:maxp", ...) stands for, bound once; a
     cross-encoder with several labels ranks by `cross_label` (its default label when None)."""
     kind, _, named = kind.partition("@")
+    kind, _, aggregate = kind.partition(":")
+    if aggregate:
+        whole = reranker(f"{kind}@{named}" if named else kind, cross_encoder, precision, allow_local_models, cross_label)
+        return PassageCrossEncoder(whole, aggregate)
     precision = named or precision
     local = local_model(cross_encoder)
     if kind == "cross" and local is not None and local.path.suffix == ".onnx":

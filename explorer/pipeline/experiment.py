@@ -68,7 +68,7 @@ def parse_pipelines(value: str | Sequence[str]) -> list[tuple[str, tuple[str, ..
     specs, seen = [], set()
     for name in names:
         first, *kinds = name.split("+")
-        if not kinds and first.split("@")[0] in RERANKERS:  # a re-ranker alone: over the whole corpus
+        if not kinds and first.split("@")[0].split(":")[0] in RERANKERS:  # a re-ranker alone: over the whole corpus
             first, kinds = WHOLE_CORPUS, [first]
         if first not in FIRST_STAGES and first != WHOLE_CORPUS:
             raise ExplorerError(

@@ -6,6 +6,7 @@ every labelled query, scored) both run `run_pipeline`; there is no second copy o
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -13,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer import caches
 from explorer.budgets import MAX_QUERY_CHARS, check_encodable, check_whole_number, is_blank
 from explorer.errors import ExplorerError
-from explorer.rankers.base import PairScorer, RankerInfo, Retriever
+from explorer.rankers.base import PairScorer, PairScores, RankerInfo, Retriever
 
 # (fraction done 0..1, what is happening) for progress bars; UI-agnostic.
 StageProgress = Callable[[float, str], None]
@@ -35,6 +37,8 @@ def rerank_timing_keys(rerankers: Sequence[PairScorer]) -> list[str]:
     keys: list[str] = []
     for reranker in rerankers:
         key = RERANK_TIMING[reranker.info.kind]
+        if getattr(reranker, "aggregate", None):  # a cross-encoder by passages: "rerank_maxp"
+            key = f"{key}_{reranker.aggregate}"
         if key in keys:
             key = f"{key}_{reranker.info.precision}"
         while key in keys:
@@ -204,6 +208,8 @@ def run_pipeline(
                 progress=lambda done, total: report(0.4 + 0.3 * done / total, f"Re-ranking {done}/{total} pairs"),
             )
         truncated = max(truncated, scored.truncated)
+        if len(queries) == 1:  # a comparison: its scores are what the why panel shows for these pairs
+            remember_pair_scores(reranker, queries[0], [texts[p] for p in candidates[0]], scored)
         bounds = np.cumsum([0] + [len(row) for row in candidates])
         pieces = [(scored.scores[a:b], None if scored.probabilities is None else scored.probabilities[a:b])
                   for a, b in zip(bounds[:-1], bounds[1:])]
@@ -228,3 +234,29 @@ def run_pipeline(
     if truncated:
         notes.append(truncation_note(truncated, last, len(queries)))
     return PipelineRun(first_output, reranked, full_output, cached, notes, timing_keys)
+
+
+def _pair_key(scorer: PairScorer, query: str, text: str) -> tuple:
+    info = scorer.info
+    return (type(scorer).__name__, info.model_id, info.name, info.precision, info.engine, info.score_name, query,
+            hashlib.sha256(text.encode()).hexdigest())
+
+
+def remember_pair_scores(scorer: PairScorer, query: str, texts: Sequence[str], scored: PairScores) -> None:
+    """Keep a comparison's re-ranker scores of (query, text) pairs in caches.PAIR_SCORES."""
+    for i, text in enumerate(texts):
+        probability = None if scored.probabilities is None else float(scored.probabilities[i])
+        caches.PAIR_SCORES.put(_pair_key(scorer, query, text), (float(scored.scores[i]), probability))
+
+
+def score_pairs_once(scorer: PairScorer, query: str, texts: Sequence[str]) -> tuple[np.ndarray, list[float | None]]:
+    """(scores (n,) float64, probabilities) of `query` with each text: the ones a comparison already scored
+    from caches.PAIR_SCORES (so they are the scores its columns show), the rest scored now in one batch."""
+    kept = [caches.PAIR_SCORES.get(_pair_key(scorer, query, text)) for text in texts]
+    missing = [i for i, entry in enumerate(kept) if entry is None]
+    if missing:
+        scored = scorer.score_query(query, [texts[i] for i in missing])
+        remember_pair_scores(scorer, query, [texts[i] for i in missing], scored)
+        for k, i in enumerate(missing):
+            kept[i] = (float(scored.scores[k]), None if scored.probabilities is None else float(scored.probabilities[k]))
+    return np.array([entry[0] for entry in kept], dtype=np.float64), [entry[1] for entry in kept]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -99,6 +99,11 @@ class BiEncoder(Retriever):
                         progress(start + len(piece), len(texts))
         return output
 
+    def explain(self, query: str, document: str) -> BiExplanation:
+        """The cosine of `query` and `document` (fp32, the model's own modules), and where it comes from:
+        for a mean-pooled model its exact split over document tokens, else the token cosine view (`explain_bi`)."""
+        return explain_bi(self, query, document)
+
     def for_index(self, embeddings: np.ndarray) -> np.ndarray:
         """The vectors the inner-product index holds: L2-normalised where the model compares by
         cosine and does not normalise itself; as they are for "dot" (and after a Normalize module)."""
@@ -126,6 +131,108 @@ class BiEncoder(Retriever):
         """(scores, positions), each (queries, depth): cosine of each query vector with the corpus's, best
         first, by the corpus's FAISS index (exact inner product of L2-normalised vectors, or HNSW)."""
         return search(index.index, encoded_queries, depth)
+
+
+@dataclass
+class TokenShare:
+    """One document token in a bi-encoder explanation: its character span in the document (None for a
+    special or prompt token) and its value (a share of the cosine, or a token cosine in a view)."""
+
+    token: str
+    start: int | None
+    end: int | None
+    value: float
+
+
+@dataclass
+class BiExplanation:
+    """Why a bi-encoder gives (query, document) its cosine.
+
+    kind "split": the document embedding is the mean of its n token states h_i (then normalised), so
+    cosine = sum_i q_hat . h_i / (n |mean|), and `tokens[i].value` is that term: the values sum to `cosine`.
+    kind "view": the model pools otherwise ([CLS], ...), no exact split exists; each value is the
+    cosine of the query embedding with that token's state, a view, not a split."""
+
+    kind: str  # "split" or "view"
+    pooling: str
+    cosine: float  # fp32, from the model's own modules
+    tokens: list[TokenShare]
+    tokens_cut: int  # document tokens past the model's maximum length, never read
+    max_length: int
+    label: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return asdict(self)
+
+
+def _states(encoder: BiEncoder, text: str, side: Side) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """One fp32 pass of sentence-transformers' own model over one text: its features, token states
+    (tokens, hidden) and sentence embedding (hidden,)."""
+    library = encoder.model.library
+    prompt = encoder.model.prompt(side)
+    features = library.preprocess([text], prompt=prompt or None, task=side)
+    with torch.inference_mode():
+        output = library(dict(features), task=side)
+    return features, output["token_embeddings"][0].float(), output["sentence_embedding"][0].float()
+
+
+def _splits_exactly(encoder: BiEncoder) -> bool:
+    """Mean pooling, nothing after it but Normalize, every token counted: the cosine is a sum over tokens."""
+    from sentence_transformers.base.modules import Normalize
+
+    modules = encoder.model.st_modules()
+    pooling = encoder.model._pooling()
+    return (encoder.model.pooling == "mean" and len(modules) >= 2 and modules[1] is pooling
+            and all(isinstance(m, Normalize) for m in modules[2:])
+            and (not encoder.model.prompt("document") or getattr(pooling, "include_prompt", True)))
+
+
+def explain_bi(encoder: BiEncoder, query: str, document: str) -> BiExplanation:
+    """The cosine of one pair and its split over document tokens (mean pooling) or token cosine view."""
+    _, _, query_vector = _states(encoder, query, "query")
+    features, states, doc_vector = _states(encoder, document, "document")
+    unit = torch.nn.functional.normalize
+    q_hat = unit(query_vector, dim=0)
+    cosine = float(q_hat @ unit(doc_vector, dim=0))
+    tokenizer = encoder.model.tokenizer
+    ids = features["input_ids"][0].tolist()
+    mask = features["attention_mask"][0].bool()
+    counted = states[mask]
+    names = tokenizer.convert_ids_to_tokens(ids)
+    spans = _document_spans(encoder, document, len(ids))
+    total = len(tokenizer(document, add_special_tokens=False)["input_ids"])
+    kept = sum(1 for span in spans if span[0] is not None)
+    if _splits_exactly(encoder):
+        mean = counted.mean(dim=0)
+        values = (counted @ q_hat) / (len(counted) * torch.linalg.norm(mean))
+        kind, label = "split", "share of the cosine (mean pooling: the shares sum to the cosine)"
+    else:
+        values = unit(counted, dim=1) @ q_hat
+        kind, label = "view", (f"cosine of the query embedding with each token's state: a view, not a split "
+                               f"({encoder.model.pooling} pooling has no exact split over tokens)")
+    tokens = [TokenShare(name, start, end, float(v))
+              for name, (start, end), v, keep in zip(names, spans, values.tolist(), mask.tolist()) if keep]
+    notes = []
+    if total > kept:
+        notes.append(f"The bi-encoder reads {encoder.model.max_length} tokens: {total - kept} document tokens "
+                     "past that are not in its embedding.")
+    return BiExplanation(kind, encoder.model.pooling, cosine, tokens, max(0, total - kept), encoder.model.max_length,
+                         label, notes)
+
+
+def _document_spans(encoder: BiEncoder, document: str, count: int) -> list[tuple[int | None, int | None]]:
+    """Each position's character span in `document` (None for special and prompt tokens), `count` positions,
+    from the tokenizer's offsets of the same (prompted, cut) text."""
+    prompt = encoder.model.prompt("document")
+    encoded = encoder.model.tokenizer(prompt + document, truncation=True, max_length=encoder.model.max_length,
+                                      return_offsets_mapping=True, return_special_tokens_mask=True)
+    spans: list[tuple[int | None, int | None]] = []
+    for (start, end), special in zip(encoded["offset_mapping"], encoded["special_tokens_mask"]):
+        inside = not special and start >= len(prompt)
+        spans.append((start - len(prompt), end - len(prompt)) if inside else (None, None))
+    return (spans + [(None, None)] * count)[:count]
 
 
 def load_bi_encoder(model_id: str, precision: Precision = "auto", allow_local_path: bool = False) -> BiEncoder:

@@ -19,7 +19,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import Stemmer
@@ -92,6 +92,14 @@ class BM25Index:
 
     retriever: object | None  # bm25s.BM25
     size: int
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (size,) tokens per document
+
+    def with_lengths(self, texts: Sequence[str]) -> BM25Index:
+        """Itself, its documents' analysed lengths filled in from `texts` where the index came without them
+        (a prebuilt bm25s folder stores scores, not lengths)."""
+        if self.lengths.size != self.size:
+            self.lengths = np.array([len(t) for t in tokenize(texts)], dtype=np.int64)
+        return self
 
     def holds(self, token: str) -> bool:
         """Whether `token` (already analysed by `tokenize`) occurs anywhere in the indexed corpus; False for
@@ -127,7 +135,7 @@ class BM25(Retriever):
             retriever.index(tokens, show_progress=False)
         if progress:
             progress(len(texts), len(texts))
-        index = BM25Index(retriever, len(texts))
+        index = BM25Index(retriever, len(texts), np.array([len(t) for t in tokens], dtype=np.int64))
         caches.BM25_INDEXES.put(key, index)
         return index, False
 
@@ -157,10 +165,116 @@ class BM25(Retriever):
             scores[row] = all_scores[order]
         return scores, positions
 
+    def explain(self, index: BM25Index, query: str, position: int, text: str) -> BM25Explanation:
+        """Document `position`'s BM25 score for `query`, term by term (`explain_bm25`)."""
+        return explain_bm25(index, query, position, text)
+
     def search_notes(self, index: BM25Index, encoded_queries) -> dict[int, str]:
         """A note for each query (by row) of which no token occurs in the corpus."""
         return {row: no_match_note(words) for row, words in enumerate(encoded_queries)
                 if not any(index.holds(w) for w in words)}
+
+
+@dataclass
+class QueryWord:
+    """One word of the query as BM25's analyzer treats it."""
+
+    word: str  # as typed (NFKC, lower case)
+    term: str | None  # the indexed term it became (stemmed, or a CJK bigram); None when dropped as a stopword
+    stopword: bool
+    stemmed: bool  # the term differs from the word
+    in_corpus: bool  # the term occurs in some document (else it cannot score)
+
+
+@dataclass
+class TermShare:
+    """One query term's part of a document's BM25 score (Lucene variant, as bm25s computes it):
+    share = idf * tf / (tf + k1 * (1 - b + b * doc_length / average_length)), times its count in the query."""
+
+    term: str
+    query_count: int  # times the analysed query holds the term (bm25s adds each occurrence)
+    tf: int  # occurrences in the document
+    df: int  # documents holding the term
+    idf: float  # log(1 + (N - df + 0.5) / (df + 0.5))
+    length_norm: float  # 1 - b + b * doc_length / average_length
+    share: float  # this term's part of the score
+
+
+@dataclass
+class BM25Explanation:
+    """Why one document has its BM25 score for one query: the analysed query and each term's share.
+
+    `score` is the sum of the shares; `index_score` is bm25s's own score for the document (float32)."""
+
+    query: str
+    words: list[QueryWord]
+    terms: list[TermShare]
+    score: float
+    index_score: float
+    doc_length: int  # document tokens after analysis
+    average_length: float  # over the corpus
+    documents: int  # N
+    k1: float = K1
+    b: float = B
+    settings: str = SETTINGS
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return asdict(self)
+
+
+def analyse_query(query: str, index: BM25Index) -> list[QueryWord]:
+    """Each word of the query as `tokenize` treats it: kept (and stemmed to what) or dropped as a
+    stopword, and whether its term occurs in the indexed corpus."""
+    stopwords = _stopwords()
+    words: list[QueryWord] = []
+    for cjk, other in _PIECES.findall(unicodedata.normalize("NFKC", query).lower()):
+        if cjk:
+            words.extend(QueryWord(g, g, False, False, index.holds(g)) for g in _bigrams(cjk))
+        elif other in stopwords:
+            words.append(QueryWord(other, None, True, False, False))
+        else:
+            term = _STEMMER.stemWord(other)
+            words.append(QueryWord(other, term, False, term != other, index.holds(term)))
+    return words
+
+
+def explain_bm25(index: BM25Index, query: str, position: int, text: str) -> BM25Explanation:
+    """The BM25 score of document `position` (whose text is `text`) for `query`, term by term, from tf,
+    df, idf and length normalisation; df is the number of documents bm25s stored a score for."""
+    words = analyse_query(query, index)
+    counts: dict[str, int] = {}
+    for word in words:
+        if word.term is not None:
+            counts[word.term] = counts.get(word.term, 0) + 1
+    doc_terms = tokenize([text])[0]
+    doc_length = len(doc_terms)
+    average = float(index.lengths.mean()) if index.lengths.size else 0.0
+    terms, notes = [], []
+    if index.lengths.size and int(index.lengths[position]) != doc_length:
+        raise ValueError("the text is not the indexed document at this position")
+    indptr = index.retriever.scores["indptr"] if index.retriever is not None else None
+    norm = 1 - B + B * doc_length / average if average else 1.0
+    for term, count in counts.items():
+        if not index.holds(term):
+            continue
+        column = index.retriever.vocab_dict[term]
+        df = int(indptr[column + 1] - indptr[column])
+        idf = float(np.log(1 + (index.size - df + 0.5) / (df + 0.5)))
+        tf = doc_terms.count(term)
+        share = count * idf * tf / (tf + K1 * norm) if tf else 0.0
+        terms.append(TermShare(term, count, tf, df, idf, norm, share))
+    unseen = [w.word for w in words if w.term is not None and not w.in_corpus]
+    if unseen:
+        notes.append(f"Never seen in the corpus, so they cannot score: {', '.join(unseen)}.")
+    dropped = [w.word for w in words if w.stopword]
+    if dropped:
+        notes.append(f"Dropped as stopwords: {', '.join(dropped)}.")
+    known = [w.term for w in words if w.term is not None and w.in_corpus]
+    index_score = float(index.retriever.get_scores(known)[position]) if known else 0.0
+    return BM25Explanation(query, words, terms, float(sum(t.share for t in terms)), index_score, doc_length,
+                           average, index.size, notes=notes)
 
 
 def no_match_note(words: Sequence[str], consequence: str = "every document scores 0 (one tie, shown in corpus order)") -> str:

@@ -15,6 +15,7 @@ and prompt). The score that ranks is one logit per pair:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -78,6 +79,29 @@ def activation_name(activation) -> str:
     if kind == "Identity":
         return "raw score"
     return f"{kind.lower()}(logit)"
+
+
+@dataclass
+class CrossExplanation:
+    """A cross-encoder's score of one pair and where its length limit cuts the document."""
+
+    score: float  # the logit (the ranking label's), at the bound precision
+    probability: float | None
+    score_name: str
+    max_length: int  # tokens of the pair the model reads
+    document_tokens: int  # the document's tokens (no special tokens)
+    tokens_read: int  # of those, the ones inside the pair's max_length
+    cut_char: int | None  # character offset where the model stops reading; None: it reads all
+    cut_token: str | None  # the first document token it does not read
+
+    @property
+    def cut(self) -> bool:
+        """Whether part of the document is never read."""
+        return self.cut_char is not None
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return asdict(self) | {"cut": self.cut}
 
 
 class CrossEncoder(PairScorer):
@@ -168,6 +192,13 @@ class CrossEncoder(PairScorer):
                         progress(min(start + PREDICT_CHUNK, len(pairs)), len(pairs))
         return raw, truncated
 
+    def explain(self, query: str, document: str) -> CrossExplanation:
+        """The logit of the pair and where the `max_length` cut falls in the document (from the tokenizer's
+        offsets of the document alone: the pair keeps its first max_length - query tokens - specials)."""
+        scored = self.score_query(query, [document])
+        return cross_explanation(self, query, document, float(scored.scores[0]),
+                                 None if scored.probabilities is None else float(scored.probabilities[0]))
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The probability column for these scores: the model's activation of a one-output logit,
         or sigmoid of the chosen label's log-odds (= its softmax probability)."""
@@ -191,6 +222,26 @@ class CrossEncoder(PairScorer):
         labels = self.model.labels if label_probabilities is not None else None
         return PairScores(logits, self.probabilities(logits).astype(np.float32), truncated,
                           label_probabilities=label_probabilities, labels=labels)
+
+
+def cross_explanation(scorer: PairScorer, query: str, document: str, score: float,
+                      probability: float | None) -> CrossExplanation:
+    """The cut of one pair for a scorer's tokenizer and length: the document keeps max_length less the
+    (prompted) query's tokens and the pair's special tokens; the rest is never read."""
+    tokenizer = scorer.tokenizer
+    prompt = scorer.model.prompt("query") if hasattr(scorer, "model") else ""
+    query_ids = tokenizer(prompt + query, add_special_tokens=False)["input_ids"]
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    encoded = tokenizer(document, add_special_tokens=False, return_offsets_mapping=True)
+    total = len(encoded["input_ids"])
+    room = max(0, scorer.max_length - len(query_ids) - specials)
+    read = min(total, room)
+    cut_char = cut_token = None
+    if read < total:
+        cut_char = int(encoded["offset_mapping"][read - 1][1]) if read else 0
+        cut_token = tokenizer.convert_ids_to_tokens(encoded["input_ids"][read])
+    return CrossExplanation(score, probability, scorer.info.score_name, scorer.max_length, total, read, cut_char,
+                            cut_token)
 
 
 def load_cross_encoder(model_id: str, precision: Precision = "auto", allow_local_path: bool = False,

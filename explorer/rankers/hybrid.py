@@ -18,7 +18,7 @@ Fused ties are shown in corpus order and marked as ties by the results (`pipelin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -61,6 +61,34 @@ class HybridIndex:
     @cache_note.setter
     def cache_note(self, value: str | None) -> None:
         self.dense.cache_note = value
+
+
+@dataclass
+class RRFSource:
+    """One ranking in the fusion, for one document: its rank there (None: that ranking does not hold it,
+    as BM25 holds no document without a query term) and its share 1 / (k + rank)."""
+
+    name: str
+    score_name: str
+    rank: int | None  # 1-based, shared by equal scores
+    score: float | None
+    share: float
+    holds: int  # documents this ranking holds
+
+
+@dataclass
+class HybridExplanation:
+    """Why a document has its RRF score: the sum of its sources' shares."""
+
+    k: int
+    sources: list[RRFSource]
+    score: float  # sum of the shares (float64)
+    rank: int  # the fused rank (shared by equal scores)
+    index_score: float  # the score `search` reports (float32)
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return asdict(self)
 
 
 class Hybrid(Retriever):
@@ -109,6 +137,26 @@ class Hybrid(Retriever):
             order = np.argsort(-fused, kind="stable")[:depth]
             positions[row], scores[row] = order, fused[order]
         return scores, positions
+
+    def explain(self, index: HybridIndex, query: str, position: int, encoded=None) -> HybridExplanation:
+        """Document `position`'s RRF score for `query`: each source's rank, score and 1/(k + rank) share,
+        by the same fusion rules as `search` (BM25 holds only what it scored; equal scores share a rank).
+        `encoded`: the query as `encode_queries([query])` gives it, when already at hand."""
+        encoded = self.encode_queries([query]) if encoded is None else encoded
+        parts = self.fused_parts(index, encoded, 0)
+        sources = []
+        for name, score_name, (positions, scores) in zip(
+                ("BM25", self.dense.info.name), ("BM25 score", self.dense.score_name), parts):
+            where = np.flatnonzero(np.asarray(positions) == position)
+            if not where.size:
+                sources.append(RRFSource(name, score_name, None, None, 0.0, len(positions)))
+                continue
+            rank = int(shared_ranks(scores)[where[0]])
+            sources.append(RRFSource(name, score_name, rank, float(scores[where[0]]), 1.0 / (self.k + rank),
+                                     len(positions)))
+        fused = rrf_scores(parts, index.size, self.k)
+        return HybridExplanation(self.k, sources, float(sum(s.share for s in sources)), shared_ranks(fused)[position].item(),
+                                 float(np.float32(fused[position])))
 
     def search_notes(self, index: HybridIndex, encoded_queries) -> dict[int, str]:
         """A note for each query (by row) for which BM25 matched no token: the fusion then had only the bi-

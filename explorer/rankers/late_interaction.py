@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -51,6 +52,32 @@ def maxsim(query_vectors: np.ndarray, document_vectors: np.ndarray) -> float:
     if len(query_vectors) == 0 or len(document_vectors) == 0:
         return 0.0
     return float((query_vectors @ document_vectors.T).max(axis=1).sum())
+
+
+@dataclass
+class QueryTokenMatch:
+    """One query token's part of MaxSim: its best document token and that cosine (its share)."""
+
+    token: str
+    best_token: str | None
+    best_index: int | None  # among the document's counted tokens
+    start: int | None  # character span of that document token
+    end: int | None
+    share: float
+
+
+@dataclass
+class LateExplanation:
+    """MaxSim of one pair, query token by query token; the shares sum to `score`."""
+
+    score: float
+    matches: list[QueryTokenMatch]
+    document_tokens: int  # counted (no special tokens), after the cut
+    cut: bool  # the document was longer than the model reads
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return asdict(self)
 
 
 class LateInteraction(PairScorer):
@@ -98,6 +125,34 @@ class LateInteraction(PairScorer):
                         keep(i, hidden[row])
         truncated = sum(len(row) >= self.max_length for row in ids)
         return vectors, truncated
+
+    def explain(self, query: str, document: str) -> LateExplanation:
+        """For every query token, its best document token, that cosine and its share of MaxSim, from the
+        same vectors `score` uses (the document's from the cache)."""
+        (query_vectors,), _ = self.token_vectors([query])
+        (document_vectors,), cut = self.document_vectors([document])
+        q_tokens = self._counted(query)
+        d_ids, d_spans = self._counted_spans(document)
+        similarity = query_vectors @ document_vectors.T
+        matches = []
+        for i, token in enumerate(q_tokens):
+            if not similarity.shape[1]:
+                matches.append(QueryTokenMatch(token, None, None, None, None, 0.0))
+                continue
+            j = int(similarity[i].argmax())
+            matches.append(QueryTokenMatch(token, self.tokenizer.convert_ids_to_tokens(d_ids[j]), j, *d_spans[j],
+                                           float(similarity[i, j])))
+        return LateExplanation(float(sum(m.share for m in matches)), matches, len(document_vectors), bool(cut))
+
+    def _counted(self, text: str) -> list[str]:
+        ids, _ = self._counted_spans(text)
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    def _counted_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The ids `token_vectors` keeps for `text` (same cut, no special tokens) and their character spans."""
+        encoded = self.tokenizer(text, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+        kept = [(i, span) for i, span in zip(encoded["input_ids"], encoded["offset_mapping"]) if i not in self._special]
+        return [i for i, _ in kept], [tuple(span) for _, span in kept]
 
     def document_vectors(self, documents: Sequence[str], progress: ProgressCallback | None = None
                          ) -> tuple[list[np.ndarray], int]:

@@ -24,6 +24,7 @@ from explorer.pipeline.work import comparison_work
 from explorer.pipeline.costs import UnitCosts, unit_costs
 from explorer.views import comparison_plots as plots, results_html as results_view
 from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
+from explorer.ui.why_panel import build_why_panel
 from explorer.ui.messages import shown_error
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.served_files import request_folder
@@ -285,6 +286,7 @@ def build_compare_tab() -> CompareTab:
     c["state"] = gr.State(None)  # the last comparison's query and shown documents, per visitor
     c["labels"] = gr.State(None)  # relevance grades of one labelled query, set by the Evaluate tab
     build_contrast_panel(c["state"])
+    build_why_panel(c["state"], c)
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
         c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)

@@ -181,7 +181,7 @@ def _build_three_stages() -> EvalTab:
 # ---- several pipelines against a baseline, on a shipped set or your own labels ------------------
 
 LABEL_SOURCES = ["Built-in set", "Upload"]
-PIPELINE_CHOICES = ["bm25", "bi", "hybrid", "bi+late", "bi+cross", "bm25+cross", "hybrid+cross", "hybrid+late+cross"]
+PIPELINE_CHOICES = ["bm25", "bi", "hybrid", "bi+late", "bi+cross", "bi+cross:maxp", "bm25+cross", "hybrid+cross", "hybrid+late+cross"]
 DEFAULT_PIPELINES = ["bm25", "bi", "bi+cross"]
 DEFAULT_BASELINE = "bi"
 COMPARE_MAX_TOP_K = 50  # the Compare tab's top-k slider stops here
