@@ -20,6 +20,7 @@ from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
 from explorer.ui.messages import guard_events
 from explorer.ui.lanes import event_lane
 from explorer.ui.served_files import delete_cache
+from explorer.ui.workbench_panel import RESTORED, after_compare, on_open
 from explorer.views.templating import render
 
 
@@ -85,6 +86,16 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
     ))
 
 
+def _wire_landing(app: gr.Blocks, compare_tab: CompareTab) -> None:
+    """On load: a `?case=TOKEN` link restores its case, any other visit the landing example; either
+    way the comparison runs at once, so the page never opens on empty boxes."""
+    c, bench = compare_tab.components, compare_tab.bench
+    restored = [c[name] for name in RESTORED] + [bench.state, bench.bar]
+    app.load(on_open, None, restored, api_visibility="private").then(
+        compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private", **event_lane("compare"),
+    ).then(after_compare, [c["state"], bench.state, c["query"]], bench.bar, api_visibility="private")
+
+
 def build_app() -> gr.Blocks:
     """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
     # Per-request files (uploads, downloads) live in gradio's cache and go after a while: see served_files.
@@ -99,6 +110,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluation = build_eval_tab()
             _wire_evaluate(evaluation, tabs, compare_tab, inspect)
+        _wire_landing(app, compare_tab)
     # Every callback: a user's mistake shown as its message, the app's own fault logged and apologised for.
     return guard_events(app)
 
