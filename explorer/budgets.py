@@ -248,3 +248,72 @@ def check_head_passes(tokens: int, full_copies: int, per_layer_copies: int, what
             f"{tokens * full_copies:,} token passes, past the limit of {MAX_HEAD_TOKEN_PASSES:,}: per layer only "
             f"({per_layer_copies} copies). Shorten the document to about "
             f"{MAX_HEAD_TOKEN_PASSES // full_copies} tokens for every head.")
+
+# ---- The workbench's cases (store/): one SQLite file under paths.data_dir() -----------------------
+# Cases in the database, and per case: queries, judgments, snapshots. A judgment row is ~100 bytes
+# plus its reason; a snapshot of 50 queries x 4 columns x 100 documents is ~1 MB of JSON.
+MAX_CASES = _env_int("EXPLORER_MAX_CASES", 10_000)
+MAX_CASE_QUERIES = _env_int("EXPLORER_MAX_CASE_QUERIES", 500)
+MAX_CASE_JUDGMENTS = _env_int("EXPLORER_MAX_CASE_JUDGMENTS", 20_000)
+MAX_CASE_SNAPSHOTS = _env_int("EXPLORER_MAX_CASE_SNAPSHOTS", 50)
+# The database file (with its write-ahead log): past this nothing new is written; what is there stays.
+MAX_DATABASE_MB = _env_int("EXPLORER_MAX_DATABASE_MB", 2048)
+MAX_CASE_NAME_CHARS = 200  # a case's or a snapshot's name
+MAX_REASON_CHARS = 2000  # a judgment's reason
+MAX_DOC_ID_CHARS = 1000  # a judged document id (ids come from the corpus; this bounds a forged one)
+MAX_SETTINGS_CHARS = 64 * 1024  # the page's settings, as JSON
+# A case's links stop working this many days after they were made; 0 keeps them for ever.
+CASE_LINK_DAYS = float(os.environ.get("EXPLORER_CASE_LINK_DAYS", "0"))
+# A case zip (case_zip.py): the file, and everything in it unpacked together.
+MAX_CASE_ZIP_BYTES = _env_int("EXPLORER_MAX_CASE_ZIP_BYTES", 64 * 1024 * 1024)
+MAX_CASE_ZIP_UNPACKED_BYTES = _env_int("EXPLORER_MAX_CASE_ZIP_UNPACKED_BYTES", 256 * 1024 * 1024)
+MAX_CASE_ZIP_MEMBERS = 2 + 4 + MAX_CASE_SNAPSHOTS * 16  # manifest, corpus, queries, qrels, runs (<= 16 columns)
+
+
+def check_case_count(cases: int) -> None:
+    """Refuse a new case when the database already holds MAX_CASES."""
+    if cases >= MAX_CASES:
+        raise ExplorerError(f"This server keeps at most {MAX_CASES:,} cases (EXPLORER_MAX_CASES) and holds {cases:,}: "
+                            "no new case can be saved here. Ask its operator to make room.")
+
+
+def check_case_queries(queries: int) -> None:
+    """A case holds at most MAX_CASE_QUERIES queries."""
+    if queries > MAX_CASE_QUERIES:
+        raise ExplorerError(f"A case holds at most {MAX_CASE_QUERIES:,} queries (EXPLORER_MAX_CASE_QUERIES); this one "
+                            f"would have {queries:,}. Remove a query first, or start another case.")
+
+
+def check_case_judgments(judgments: int) -> None:
+    """A case holds at most MAX_CASE_JUDGMENTS judgments."""
+    if judgments > MAX_CASE_JUDGMENTS:
+        raise ExplorerError(f"A case holds at most {MAX_CASE_JUDGMENTS:,} judgments (EXPLORER_MAX_CASE_JUDGMENTS); this "
+                            f"one would have {judgments:,}. Export it and start another case for more.")
+
+
+def check_case_snapshots(snapshots: int) -> None:
+    """A case keeps at most MAX_CASE_SNAPSHOTS snapshots."""
+    if snapshots > MAX_CASE_SNAPSHOTS:
+        raise ExplorerError(f"A case keeps at most {MAX_CASE_SNAPSHOTS} snapshots (EXPLORER_MAX_CASE_SNAPSHOTS); save "
+                            "this one under the name of an old one to replace it.")
+
+
+def check_database_size(size_bytes: int) -> None:
+    """Nothing new is written once the database file is past MAX_DATABASE_MB."""
+    if size_bytes > MAX_DATABASE_MB * 2**20:
+        raise ExplorerError(f"The workbench database is full ({size_bytes / 2**20:,.0f} MB; the limit is "
+                            f"{MAX_DATABASE_MB:,} MB, EXPLORER_MAX_DATABASE_MB): nothing new can be saved. What is "
+                            "saved stays readable; ask the operator to make room.")
+
+
+def check_case_text(text, what: str, limit: int, blank_ok: bool = False) -> str:
+    """A case's name, a snapshot's name, a reason or a document id: a string of at most `limit` characters
+    that UTF-8 can hold, kept exactly as given (nothing stripped); blank only when `blank_ok`."""
+    if not isinstance(text, str):
+        raise ExplorerError(f"The {what} must be text, not {type(text).__name__}.")
+    check_encodable(text, what)
+    if not blank_ok and is_blank(text):
+        raise ExplorerError(f"The {what} is empty: give it a few words.")
+    if len(text) > limit:
+        raise ExplorerError(f"The {what} is {len(text):,} characters long; the limit is {limit:,}. Shorten it.")
+    return text

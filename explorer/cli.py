@@ -1,4 +1,4 @@
-"""The command line: `python -m explorer {compare,index,inspect,explain,heads,eval,bench,loadtest} ...`.
+"""The command line: `python -m explorer {compare,index,inspect,explain,heads,eval,case,bench,loadtest} ...`.
 
 Each sub-command parses its flags here and calls the same plain functions the app uses.
 User errors print one line to stderr and exit with code 2.
@@ -114,9 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--cross-encoder", default=DEFAULT_CROSS_ENCODER)
 
     evaluate = commands.add_parser("eval", help="nDCG@10, MRR@10, R@k on a labelled corpus")
-    evaluate.add_argument("--corpus", required=True,
+    evaluate.add_argument("--corpus",
                           help="corpus file, builtin:NAME for a shipped set, or a BEIR .zip (corpus.jsonl, "
                                "queries.jsonl, qrels/test.tsv; then --queries/--qrels are optional)")
+    evaluate.add_argument("--case", metavar="TOKEN",
+                          help="instead of --corpus/--queries/--qrels: a workbench case (its edit or read-only token); "
+                               "its corpus, queries and judgments are the labelled set")
     evaluate.add_argument("--queries")
     evaluate.add_argument("--qrels", help="TREC 'qid 0 docid grade', jsonl, or BEIR tsv 'query-id corpus-id score'")
     evaluate.add_argument("--pipelines",
@@ -139,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "join the cluster at ADDRESS, or without one start a local Ray (127.0.0.1) for the run")
     evaluate.add_argument("--workers", type=int, default=2, help="with --ray: workers at once (one CPU and model each)")
     _add_model_flags(evaluate)
+
+    from explorer.case_cli import add_case_commands
+
+    add_case_commands(commands, _add_model_flags)
 
     bench = commands.add_parser("bench", help="speed against sentence-transformers, side by side")
     bench.add_argument("--json", action="store_true")
@@ -363,7 +370,11 @@ def run_eval(args) -> int:
     from explorer.data.corpus import read_qrels, read_queries
     from explorer.pipeline.evaluate import evaluate, format_report, three_stage_dict
 
-    if args.pipelines is not None or args.corpus.lower().endswith(".zip"):
+    if args.case is not None and (args.corpus or args.queries or args.qrels):
+        raise ExplorerError("--case brings its own corpus, queries and judgments: leave out --corpus, --queries and --qrels.")
+    if args.case is None and not args.corpus:
+        raise ExplorerError("Give --corpus (with --queries and --qrels unless it brings its own), or --case TOKEN.")
+    if args.pipelines is not None or (args.corpus or "").lower().endswith(".zip"):
         if args.ray is not None:
             raise ExplorerError("--ray scores plain eval's stage (c); leave it out with --pipelines or a BEIR zip.")
         return run_pipelines_eval(args)
@@ -373,7 +384,12 @@ def run_eval(args) -> int:
 
         def runner(scorer):
             return RayPairScorer(scorer, address=args.ray or None, workers=args.workers, allow_local_path=True)
-    if args.corpus.startswith(BUILTIN_PREFIX):  # a shipped set brings its own queries and qrels
+    if args.case is not None:  # every query of the case, as a queries file holds them; its judgments as qrels
+        from explorer.case_cli import case_labels_from
+
+        data, queries = case_labels_from(args.case)
+        corpus, qrels = data.corpus, data.qrels
+    elif args.corpus.startswith(BUILTIN_PREFIX):  # a shipped set brings its own queries and qrels
         data = load_labels(args)
         corpus, queries, qrels = data.corpus, data.queries, data.qrels
     elif args.queries is None or args.qrels is None:
@@ -418,10 +434,14 @@ def parse_run_arguments(values: list[str]) -> dict[str, Path]:
 
 
 def load_labels(args):
-    """LabelledData from --corpus (file, builtin:NAME or BEIR zip), --queries and --qrels."""
+    """LabelledData from --corpus (file, builtin:NAME or BEIR zip), --queries and --qrels, or from --case."""
     from explorer.data.builtin_corpora import BUILTIN_PREFIX, load_set
     from explorer.data.labels import LabelledData, read_labels
 
+    if getattr(args, "case", None) is not None:
+        from explorer.case_cli import case_labels_from
+
+        return case_labels_from(args.case)[0]
     if args.corpus.startswith(BUILTIN_PREFIX) and args.queries is None and args.qrels is None:
         shipped = load_set(args.corpus[len(BUILTIN_PREFIX):])
         return LabelledData(shipped.corpus, list(shipped.queries), shipped.qrels)
@@ -516,8 +536,16 @@ def run_loadtest(args) -> int:
     return 0 if report.errors == 0 else 1
 
 
+def run_case_command(args) -> int:
+    """`case new|show|judge|snapshot|export|import` (explorer/case_cli.py)."""
+    from explorer.case_cli import run_case
+
+    return run_case(args, _emit)
+
+
 COMMANDS = {
     "compare": run_compare,
+    "case": run_case_command,
     "index": run_index,
     "inspect": run_inspect,
     "explain": run_explain,

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "explorer"
 # tools/ (benchmark, load test) are developer tools over the product; cli.py dispatches to all of it.
 LAYERS = {
     "errors": 0, "paths": 0, "budgets": 0, "caches": 0, "engine": 1, "rankers": 2, "data": 2,
-    "pipeline": 3, "interpret": 3, "indexing": 3, "views": 4, "ui": 5, "tools": 6, "cli": 7, "__main__": 7,
+    "pipeline": 3, "interpret": 3, "indexing": 3, "store": 3, "views": 4, "ui": 5, "tools": 6, "cli": 7, "case_cli": 7, "__main__": 7,
 }
 
 
@@ -93,6 +93,15 @@ def test_gradio_is_imported_only_under_ui():
         and any(name == "gradio" or name.startswith("gradio.") for name in imports_of(path))
     ]
     assert not outside, f"gradio imported outside explorer/ui/: {outside}"
+
+
+def test_sqlite3_is_imported_only_under_store():
+    outside = [
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if "store" not in path.relative_to(PACKAGE).parts[:1] and "sqlite3" in imports_of(path)
+    ]
+    assert not outside, f"sqlite3 imported outside explorer/store/: {outside}"
 
 
 def test_every_package_file_is_in_a_known_layer():

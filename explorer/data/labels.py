@@ -77,6 +77,16 @@ def _check(corpus: Corpus, queries: list[Query], qrels: Qrels, where: dict[tuple
     return LabelledData(corpus, labelled, qrels, notes)
 
 
+def labelled_in_memory(corpus: Corpus, queries: list[Query], qrels: Qrels, name: str) -> LabelledData:
+    """A labelled set made in memory (a workbench case's judgments), checked as the files are (`_check`): queries
+    without judgments are left out with a note. `name` says where it came from in messages."""
+    if not qrels:
+        raise ExplorerError(f"{name} has no judgments yet: grade some documents first.")
+    where = {(qid, doc): number for number, (qid, doc) in
+             enumerate(((qid, doc) for qid, grades in qrels.items() for doc in grades), start=1)}
+    return _check(corpus, queries, qrels, where, f"the queries of {name}", f"the judgments of {name}")
+
+
 def _queries_from(data: bytes, name: str) -> list[Query]:
     parsed = read_corpus_bytes(data, name, max_documents=MAX_DOCUMENTS, max_bytes=MAX_LABELS_FILE_BYTES)
     return [Query(doc.id, doc.text) for doc in parsed.documents]
