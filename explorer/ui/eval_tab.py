@@ -191,6 +191,9 @@ class PipelinesPanel:
     selection: gr.State
     select_event: object  # the click on a disagreement row; the shell chains "open in Compare" to it
     run_event: object
+    # The labelled data's inputs, which "Evaluate this case" fills with the case's corpus, queries and qrels.
+    source: gr.Radio | None = None
+    files: tuple | None = None  # (corpus, queries, qrels) file inputs
 
 
 def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str | None, upload_name: str) -> dict:
@@ -417,4 +420,4 @@ def build_pipelines_panel() -> PipelinesPanel:
                      api_visibility="private")
     select_event = disagreement.select(select_disagreement, [labelled_state, disagree_a, disagree_b], selection,
                                        api_visibility="private")
-    return PipelinesPanel(selection, select_event, run_event)
+    return PipelinesPanel(selection, select_event, run_event, source, (corpus_file, queries_file, qrels_file))

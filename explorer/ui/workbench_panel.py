@@ -16,6 +16,7 @@ import gradio as gr
 from explorer.data.teaching_examples import EXAMPLES
 from explorer.errors import ExplorerError
 from explorer.store.cases import default_store
+from explorer.ui.lanes import event_lane
 from explorer.ui.messages import shown_error
 from explorer.ui.served_files import request_folder
 from explorer.views import case_page
@@ -27,11 +28,14 @@ PRIVATE = {"api_visibility": "private"}
 
 @dataclass
 class WorkbenchPanel:
-    """What the tab and the shell wire further: the session, the case bar and the query-list buttons."""
+    """What the tab and the shell wire further: the session, the case bar, the query-list buttons and
+    "Evaluate this case" (the shell sends its files to the Evaluate tab)."""
     state: gr.State  # the workbench session (views/workbench.py:new_bench)
     bar: gr.HTML
     previous: gr.Button
     next: gr.Button
+    evaluate: gr.Button
+    snapshot_pick: gr.Dropdown
 
 
 def case_bar(bench: dict | None, query: str) -> str:
@@ -113,7 +117,51 @@ def on_open(request: gr.Request):
         except ExplorerError as error:
             gr.Warning(str(error))
     return [*(values[name] if name in values else gr.update() for name in RESTORED), bench,
-            case_bar(bench, values["query"])]
+            case_bar(bench, values["query"]), gr.update(choices=bench["snapshots"])]
+
+
+def on_snapshot(name: str, bench: dict | None, progress=gr.Progress()):
+    """"Save snapshot": every query of the case ranked by its pipeline, kept under `name`."""
+    try:
+        bench = case_page.save_snapshot(default_store(), bench, name, progress=lambda f, m: progress(f, desc=m))
+    except ExplorerError as error:
+        raise shown_error(error, title="Snapshot not saved") from None
+    return bench, gr.update(choices=bench["snapshots"])
+
+
+def on_compare_snapshots(names: list[str], bench: dict | None, state: dict | None, progress=gr.Progress()):
+    """The current pipeline against the picked snapshots, per query of the case."""
+    try:
+        return case_page.snapshots_html(default_store(), bench, names or [], state,
+                                        progress=lambda f, m: progress(f, desc=m))
+    except ExplorerError as error:
+        raise shown_error(error) from None
+
+
+def on_export(bench: dict | None):
+    """"Export case": the case as a zip to download."""
+    try:
+        return str(case_page.export_zip(default_store(), bench, request_folder("cases")))
+    except ExplorerError as error:
+        raise shown_error(error) from None
+
+
+def on_import(path: str | None, request: gr.Request = None):
+    """"Import case": a case zip becomes a new case; its two links are shown once."""
+    try:
+        links = case_page.import_zip(default_store(), path)
+    except ExplorerError as error:
+        raise shown_error(error, title="Case not imported") from None
+    return case_links_html(_base_url(request), links.edit_token, links.read_token)
+
+
+def on_evaluate(bench: dict | None):
+    """"Evaluate this case": the case's corpus, queries and judgments as the Evaluate tab's uploaded labels."""
+    try:
+        files = case_page.evaluation_files(default_store(), bench, request_folder("cases"))
+    except ExplorerError as error:
+        raise shown_error(error) from None
+    return ("Upload", *files, gr.Tabs(selected="evaluate"))
 
 
 def build_workbench_panel(c: dict) -> WorkbenchPanel:
@@ -135,8 +183,25 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
             previous = gr.Button("← Previous query", elem_id="previous-query", size="sm", scale=1)
             following = gr.Button("Next query →", elem_id="next-query", size="sm", scale=1)
         links = gr.HTML(elem_id="case-links")
+        with gr.Row():
+            snapshot_name = gr.Textbox(label="Snapshot name", max_lines=1, elem_id="snapshot-name", scale=2)
+            snapshot = gr.Button("Save snapshot", elem_id="save-snapshot", size="sm", scale=1)
+            pick = gr.Dropdown([], multiselect=True, label="Snapshots to compare with", elem_id="snapshot-pick", scale=3)
+            compare = gr.Button("Compare with snapshots", elem_id="compare-snapshots", size="sm", scale=1)
+        snapshots = gr.HTML(elem_id="snapshot-view")
+        with gr.Row():
+            export = gr.Button("Export case (zip)", elem_id="export-case", size="sm")
+            exported = gr.File(label="Case zip", interactive=False, elem_id="case-zip", height=60)
+            upload = gr.File(label="Import case (zip)", file_types=[".zip"], type="filepath", elem_id="import-case",
+                             height=60)
+            evaluate = gr.Button("Evaluate this case →", elem_id="evaluate-case", size="sm")
     judge_box.change(on_grade, [judge_box, c["state"], bench], [bench, c["board"], bar, reason], **PRIVATE)
     save.click(on_save, [name, c["state"], bench], [bench, links, bar], **PRIVATE)
     add.click(lambda q, b: on_queries("add", q, b), [c["query"], bench], [bench, bar], **PRIVATE)
     remove.click(lambda q, b: on_queries("remove", q, b), [c["query"], bench], [bench, bar], **PRIVATE)
-    return WorkbenchPanel(bench, bar, previous, following)
+    long_work = {**PRIVATE, **event_lane("snapshots")}
+    snapshot.click(on_snapshot, [snapshot_name, bench], [bench, pick], **long_work)
+    compare.click(on_compare_snapshots, [pick, bench, c["state"]], snapshots, **long_work)
+    export.click(on_export, bench, exported, **PRIVATE)
+    upload.upload(on_import, upload, links, **PRIVATE)
+    return WorkbenchPanel(bench, bar, previous, following, evaluate, pick)

@@ -11,7 +11,7 @@ RR@10, with unjudged documents counted as non-relevant and on the condensed list
 `templates/board.html.j2` (autoescaped); these functions gather plain values.
 
 Rows carry `data-doc-id` and `data-rank`; columns carry `data-kind`, `data-role` (part, first,
-rerank, full, ideal) and `data-column` (the name a snapshot and an exported run use for it).
+rerank, full, ideal) and `data-column` (the name a snapshot and an exported run use for a stage).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from explorer.data.corpus import Corpus
 from explorer.pipeline.judged import ideal_order, judged_measures
 from explorer.pipeline.results import Comparison, Stage
+from explorer.pipeline.snapshots import column_names as snapshot_column_names
 from explorer.views.results_html import KIND_TITLES, column_number, move_badge
 from explorer.views.templating import render
 
 MAX_TEXT_CHARS = 600  # long documents are cut on the board; the full text is in the downloads
-FULL_COLUMN = "full"  # the last re-ranker over the whole corpus: its column's name ends so ("2:cross full")
+FULL_COLUMN = "(whole corpus)"  # the last re-ranker over the whole corpus: its column's name ends so
 
 
 def _shown_text(text: str) -> str:
@@ -41,17 +42,22 @@ def board_texts(result: Comparison, corpus: Corpus) -> dict[str, str]:
     return {doc_id: documents[doc_id].text for doc_id in shown if doc_id in documents}
 
 
-def column_rankings(result: Comparison) -> dict[str, list[str]]:
-    """{column name: doc ids best first} for every ranking column of the board, in board order.
+def column_names(result: Comparison) -> dict[str, str]:
+    """{stage label ("0:bi", "0a:lexical", ...): column name}: a stage's name as snapshots and exported
+    runs name it (`pipeline/snapshots.py:column_names`); a hybrid's part is "<name> alone"."""
+    stage_names = snapshot_column_names(result.stages)
+    return {label: stage_names[int(label.split(":")[0])] if label[1:2] == ":" else f"{stage.name} alone"
+            for label, stage in result.labelled_columns()}
 
-    Names are the stage labels of `Comparison.labelled_columns` ("0:bi", "1:cross", a hybrid's
-    "0a:lexical"), and "<last label> full" for the whole-corpus ranking; snapshots and exported
-    runs use the same names.
-    """
-    columns = {label: [hit.id for hit in stage.ranking] for label, stage in result.labelled_columns()}
+
+def column_rankings(result: Comparison) -> dict[str, list[str]]:
+    """{column name: doc ids best first} for every ranking column of the board, in board order; the
+    whole-corpus ranking is "<last stage's name> (whole corpus)"."""
+    names = column_names(result)
+    columns = {names[label]: [hit.id for hit in stage.ranking] for label, stage in result.labelled_columns()}
     if result.reranked_full is not None and len(result.stages) > 1:
-        last = result.labelled_columns()[-1][0]
-        columns[f"{last} {FULL_COLUMN}"] = [hit.id for hit in result.reranked_full[: result.top_k]]
+        columns[f"{names[result.labelled_columns()[-1][0]]} {FULL_COLUMN}"] = [
+            hit.id for hit in result.reranked_full[: result.top_k]]
     return columns
 
 
@@ -123,6 +129,7 @@ def _stage_meta(stage: Stage, count: int, reranks: bool) -> str:
 def _stage_columns(result: Comparison, texts, titles, grades) -> list[dict]:
     first_rank = {hit.id: hit.rank for hit in result.stages[0].ranking} if result.stages else {}
     labelled = result.labelled_columns()
+    names = column_names(result)
     columns = []
     for place, (label, stage) in enumerate(labelled):
         reranks = not label.startswith("0")
@@ -133,7 +140,8 @@ def _stage_columns(result: Comparison, texts, titles, grades) -> list[dict]:
         alone = " alone" if role == "part" else ""
         title = f"{column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind)}{alone}"
         count = len(stage.ranking) if reranks else result.corpus_size
-        columns.append(_column(label, role, stage.kind, title, stage, rows, _stage_meta(stage, count, reranks), grades))
+        columns.append(_column(names[label], role, stage.kind, title, stage, rows, _stage_meta(stage, count, reranks),
+                               grades))
     return columns
 
 
@@ -147,7 +155,7 @@ def _full_column(result: Comparison, texts, titles, grades) -> dict | None:
             for hit in result.reranked_full[: result.top_k]]
     title = f"{column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind).split(' (')[0]}, whole corpus"
     meta = f"{stage.name} · {stage.runs_on} · all {result.corpus_size:,} documents scored"
-    return _column(f"{label} {FULL_COLUMN}", "full", stage.kind, title, stage, rows, meta, grades)
+    return _column(f"{column_names(result)[label]} {FULL_COLUMN}", "full", stage.kind, title, stage, rows, meta, grades)
 
 
 def _ideal_column(grades: Mapping[str, int], reasons: Mapping[str, str], texts, titles) -> dict:

@@ -7,12 +7,18 @@ link, keep the query list; the store (`explorer/store`) does the writing and che
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from explorer.data.builtin_corpora import INDEX_CHOICE, corpus_from_source
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
-from explorer.store.cases import CaseLinks, CaseStore, Judgment
+from explorer.pipeline.snapshots import compare_snapshots, snapshot_rankings
+from explorer.store.case_zip import CORPUS, QRELS, QUERIES, export_case, import_case
+from explorer.store.cases import CaseLinks, CaseStore
+from explorer.store.records import Judgment
+from explorer.views.templating import render
 from explorer.views.workbench import (case_judgments, corpus_jsonl, corpus_source_of, judgment_rows, new_bench,
                                       pasted_text, with_grade)
 
@@ -128,3 +134,70 @@ def step_query(bench: dict | None, current: str, step: int) -> str:
         return current
     place = queries.index(current) if current in queries else (-1 if step > 0 else 0)
     return queries[(place + step) % len(queries)]
+
+
+NO_CASE = "Save the page as a case first (or open a case link): snapshots, export and evaluation work on a case."
+
+
+def _open_access(bench: dict | None):
+    access = (bench or {}).get("access")
+    if access is None:
+        raise ExplorerError(NO_CASE)
+    return access
+
+
+def _case_index(case):
+    """The prebuilt index a case's corpus is, when it is one (snapshots rank with it as the page does)."""
+    return configured_index() if case.corpus_source.get("kind") == "index" else None
+
+
+def save_snapshot(store: CaseStore, bench: dict | None, name: str, progress=None) -> dict:
+    """Rank every query of the open case with its pipeline and keep the rankings under `name`; returns
+    `bench` with the name listed. Raises ExplorerError without a case, for a read-only link or a bad name."""
+    access = _open_access(bench)
+    case = store.case(access)
+    snapshot = snapshot_rankings(store.corpus(access), case.queries, case.settings, name=(name or "").strip(),
+                                 index=_case_index(case), progress=progress)
+    store.save_snapshot(access, snapshot)
+    return {**bench, "snapshots": list(dict.fromkeys([*bench.get("snapshots", []), snapshot.name]))}
+
+
+def snapshots_html(store: CaseStore, bench: dict | None, names: list[str], state: dict | None, progress=None) -> str:
+    """The current pipeline (the page's settings) against the picked snapshots, per query of the case:
+    nDCG@10, P@10 and RR@10 of the last column, their change, and the largest rank moves."""
+    access = _open_access(bench)
+    if not names:
+        raise ExplorerError("Pick one or more snapshots to compare the current pipeline with.")
+    case = store.case(access)
+    settings = state["inputs"]["settings"] if state and "inputs" in state else case.settings
+    current = snapshot_rankings(store.corpus(access), case.queries, settings, name="current",
+                                index=_case_index(case), progress=progress)
+    rows = compare_snapshots(case, current, [store.snapshot(access, name) for name in names])
+    return render("snapshots.html.j2", rows=rows, names=names)
+
+
+def export_zip(store: CaseStore, bench: dict | None, folder: Path) -> Path:
+    """The open case as a zip in `folder` (`store/case_zip.py`: corpus, queries, TREC qrels, runs, manifest)."""
+    access = _open_access(bench)
+    return export_case(store, access, folder / "case.zip")
+
+
+def import_zip(store: CaseStore, path: str) -> CaseLinks:
+    """A case zip imported as a new case; its two new links. Raises ExplorerError naming what is wrong."""
+    if not path:
+        raise ExplorerError("Choose a case zip (made by Export case) to import.")
+    return import_case(store, path)
+
+
+def evaluation_files(store: CaseStore, bench: dict | None, folder: Path) -> tuple[str, str, str]:
+    """(corpus, queries, qrels) files of the open case, for the Evaluate tab: the judgments are the labels."""
+    exported = export_zip(store, bench, folder)
+    with zipfile.ZipFile(exported) as archive:
+        paths = []
+        for member in (CORPUS, QUERIES, QRELS):
+            target = folder / member
+            target.write_bytes(archive.read(member))
+            paths.append(str(target))
+    if not Path(paths[2]).read_text(encoding="utf-8").strip():
+        raise ExplorerError("This case has no judgments yet: grade some documents, then evaluate it.")
+    return paths[0], paths[1], paths[2]
