@@ -246,7 +246,7 @@ def build_compare_tab() -> CompareTab:
             c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
             c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
             c["text"] = gr.Textbox(
-                value="", label="Documents, one per line", lines=6, max_lines=12, elem_id="corpus-text",
+                value="", label="Documents, one per line", lines=4, max_lines=10, elem_id="corpus-text",
                 placeholder="Paste documents here, one per line",
             )
             c["file"] = gr.File(
@@ -258,25 +258,26 @@ def build_compare_tab() -> CompareTab:
                 shipped, value=shipped[0][1] if shipped else None, label="Built-in corpus", visible=False, elem_id="corpus-builtin"
             )
         with gr.Column(scale=2, elem_classes="settings"):
-            c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
-            c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
-            c["cross_label"] = gr.Dropdown(
-                [], value=None, label="Label that ranks (pair classifiers only)", allow_custom_value=True,
-                interactive=False, elem_id="cross-label",
-                info="A cross-encoder with several labels (NLI) ranks by one label's probability; empty: its default.",
-            )
+            with gr.Row():
+                c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
+                c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
             c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
             with gr.Row():
+                c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)", scale=3)
                 c["score_all"] = gr.Checkbox(
-                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"
+                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all", scale=2
                 )
-            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
-            with gr.Accordion("Pipeline: first stage and re-rankers", open=False, elem_id="pipeline"):
+            with gr.Accordion("Pipeline: first stage, re-rankers, ranking label", open=False, elem_id="pipeline"):
                 c["first_stage"] = gr.Radio(FIRST_STAGE_CHOICES, value="bi", label="First stage (ranks the whole corpus)",
                                             elem_id="first-stage")
                 c["rerankers"] = gr.CheckboxGroup(RERANKER_CHOICES, value=["cross"], elem_id="rerankers",
                                                   label="Re-rankers (each re-orders the same top-k, in this order)")
                 c["preset"] = gr.Button("Teacher's preset: all four ways at once", size="sm", elem_id="preset-all")
+                c["cross_label"] = gr.Dropdown(
+                    [], value=None, label="Label that ranks (pair classifiers only)", allow_custom_value=True,
+                    interactive=False, elem_id="cross-label",
+                    info="A cross-encoder with several labels (NLI) ranks by one label's probability; empty: its default.",
+                )
             c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
     # Exact words and one vector per text, fused (hybrid), then token vectors matched late, then both texts read together.
     c["preset"].click(lambda: ("hybrid", ["late", "cross"]), None, [c["first_stage"], c["rerankers"]],
@@ -293,9 +294,6 @@ def build_compare_tab() -> CompareTab:
         api_visibility="private",
         cache_examples=False,
     )
-    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
-        gr.Markdown(EXPLANATION)
-
     c["summary"] = gr.HTML(label="Summary", elem_id="summary")
     # One board for every pipeline: a column per ranking; its script grades, picks and lights rows up.
     c["board"] = gr.HTML(label="Rankings", elem_id="board", js_on_load=BOARD_JS)
@@ -327,6 +325,9 @@ def build_compare_tab() -> CompareTab:
             c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
             with gr.Accordion("Comparison JSON", open=False):
                 c["json"] = gr.JSON(label="comparison")
+
+    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
+        gr.Markdown(EXPLANATION)
 
     inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels", "cross_label")] + [bench.state]
     outputs = [c[k] for k in ("summary", "board", "agreement", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")] + [bench.state]

@@ -44,7 +44,7 @@ def case_bar(bench: dict | None, query: str) -> str:
     access = bench.get("access")
     return case_panel_html(bench.get("name", ""), bench.get("queries", []), query,
                            judged_queries(bench.get("queries", []), bench.get("judgments"), bench.get("rankings", {})),
-                           None if access is None else access.can_edit)
+                           None if access is None else access.can_edit, bench.get("snapshots", []))
 
 
 def on_grade(payload: str, state: dict | None, bench: dict | None):
@@ -120,13 +120,13 @@ def on_open(request: gr.Request):
             case_bar(bench, values["query"]), gr.update(choices=bench["snapshots"])]
 
 
-def on_snapshot(name: str, bench: dict | None, progress=gr.Progress()):
-    """"Save snapshot": every query of the case ranked by its pipeline, kept under `name`."""
+def on_snapshot(name: str, bench: dict | None, state: dict | None, progress=gr.Progress()):
+    """"Save snapshot": every query of the case ranked by the page's pipeline, kept under `name`."""
     try:
-        bench = case_page.save_snapshot(default_store(), bench, name, progress=lambda f, m: progress(f, desc=m))
+        bench = case_page.save_snapshot(default_store(), bench, name, state, progress=lambda f, m: progress(f, desc=m))
     except ExplorerError as error:
         raise shown_error(error, title="Snapshot not saved") from None
-    return bench, gr.update(choices=bench["snapshots"])
+    return bench, gr.update(choices=bench["snapshots"]), case_bar(bench, state["query"] if state else "")
 
 
 def on_compare_snapshots(names: list[str], bench: dict | None, state: dict | None, progress=gr.Progress()):
@@ -200,7 +200,7 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
     add.click(lambda q, b: on_queries("add", q, b), [c["query"], bench], [bench, bar], **PRIVATE)
     remove.click(lambda q, b: on_queries("remove", q, b), [c["query"], bench], [bench, bar], **PRIVATE)
     long_work = {**PRIVATE, **event_lane("snapshots")}
-    snapshot.click(on_snapshot, [snapshot_name, bench], [bench, pick], **long_work)
+    snapshot.click(on_snapshot, [snapshot_name, bench, c["state"]], [bench, pick, bar], **long_work)
     compare.click(on_compare_snapshots, [pick, bench, c["state"]], snapshots, **long_work)
     export.click(on_export, bench, exported, **PRIVATE)
     upload.upload(on_import, upload, links, **PRIVATE)

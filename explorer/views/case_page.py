@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.data.builtin_corpora import INDEX_CHOICE, corpus_from_source
+from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
 from explorer.pipeline.snapshots import compare_snapshots, snapshot_rankings
 from explorer.store.case_zip import CORPUS, QRELS, QUERIES, export_case, import_case
-from explorer.store.cases import CaseLinks, CaseStore
+from explorer.store.cases import READ_ONLY, CaseLinks, CaseStore
 from explorer.store.records import Judgment
 from explorer.views.templating import render
 from explorer.views.workbench import (case_judgments, corpus_jsonl, corpus_source_of, judgment_rows, new_bench,
@@ -80,7 +81,8 @@ def open_case(store: CaseStore, token: str) -> OpenedCase:
     case = store.case(access)
     settings = dict(case.settings)
     inputs = {"query": settings.get("query") or (case.queries[0] if case.queries else ""),
-              "top_k": settings.get("top_k", 10), "bi": settings.get("bi_encoder"), "cross": settings.get("cross_encoder"),
+              "top_k": settings.get("top_k", 10), "bi": settings.get("bi_encoder") or DEFAULT_BI_ENCODER,
+              "cross": settings.get("cross_encoder") or DEFAULT_CROSS_ENCODER,
               "score_all": bool(settings.get("score_all")), "precision": settings.get("precision", "auto"),
               "first_stage": settings.get("first_stage", "bi"), "rerankers": settings.get("rerankers", ["cross"]),
               "cross_label": settings.get("cross_label")}
@@ -151,12 +153,19 @@ def _case_index(case):
     return configured_index() if case.corpus_source.get("kind") == "index" else None
 
 
-def save_snapshot(store: CaseStore, bench: dict | None, name: str, progress=None) -> dict:
-    """Rank every query of the open case with its pipeline and keep the rankings under `name`; returns
+def _page_settings(state: dict | None, case) -> dict:
+    """The pipeline on the page (the last comparison's settings), else the case's."""
+    return state["inputs"]["settings"] if state and "inputs" in state else case.settings
+
+
+def save_snapshot(store: CaseStore, bench: dict | None, name: str, state: dict | None = None, progress=None) -> dict:
+    """Rank every query of the open case with the page's pipeline and keep the rankings under `name`; returns
     `bench` with the name listed. Raises ExplorerError without a case, for a read-only link or a bad name."""
     access = _open_access(bench)
+    if not access.can_edit:  # the store's own words for a read-only link, said before any ranking runs
+        raise ExplorerError(READ_ONLY)
     case = store.case(access)
-    snapshot = snapshot_rankings(store.corpus(access), case.queries, case.settings, name=(name or "").strip(),
+    snapshot = snapshot_rankings(store.corpus(access), case.queries, _page_settings(state, case), name=(name or "").strip(),
                                  index=_case_index(case), progress=progress)
     store.save_snapshot(access, snapshot)
     return {**bench, "snapshots": list(dict.fromkeys([*bench.get("snapshots", []), snapshot.name]))}
@@ -169,8 +178,7 @@ def snapshots_html(store: CaseStore, bench: dict | None, names: list[str], state
     if not names:
         raise ExplorerError("Pick one or more snapshots to compare the current pipeline with.")
     case = store.case(access)
-    settings = state["inputs"]["settings"] if state and "inputs" in state else case.settings
-    current = snapshot_rankings(store.corpus(access), case.queries, settings, name="current",
+    current = snapshot_rankings(store.corpus(access), case.queries, _page_settings(state, case), name="current",
                                 index=_case_index(case), progress=progress)
     rows = compare_snapshots(case, current, [store.snapshot(access, name) for name in names])
     return render("snapshots.html.j2", rows=rows, names=names)

@@ -111,11 +111,12 @@ def judged_queries(queries: list[str], judgments: SessionJudgments | None,
     return judged
 
 
-def case_panel_html(name: str, queries: list[str], current: str, judged: list[str], can_edit: bool | None) -> str:
+def case_panel_html(name: str, queries: list[str], current: str, judged: list[str], can_edit: bool | None,
+                    snapshots: list[str] = ()) -> str:
     """The case bar: its name, whether this link may write, the query list with the current one
-    marked and each judged one ticked, and "judged N of M" with the rule that counts it."""
+    marked and each judged one ticked, "judged N of M" with the rule that counts it, and its snapshots."""
     return render("case_panel.html.j2", name=name, queries=queries, current=current, judged=set(judged),
-                  count=len(judged), can_edit=can_edit, rule=JUDGED_RULE)
+                  count=len(judged), can_edit=can_edit, rule=JUDGED_RULE, snapshots=list(snapshots))
 
 
 def case_links_html(base_url: str, edit_token: str, read_token: str) -> str:
