@@ -195,9 +195,9 @@ def test_two_snapshots_and_the_current_pipeline_on_a_three_query_case(app):
         _run_first_stage(page, "BM25 (exact words)", "lexical")
         _snapshot(page, "bm25-cross")
         _run_first_stage(page, "hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")
-        page.locator("#snapshot-pick").click()
         for name in pipelines:
-            page.get_by_role("option", name=name).click()
+            page.locator("#snapshot-pick input").click()
+            page.get_by_role("option", name=name, exact=True).click()
         page.keyboard.press("Escape")
         page.locator("#compare-snapshots").click()
         page.wait_for_function("() => document.querySelectorAll('#snapshot-view tr[data-query]').length === 3",
@@ -228,7 +228,8 @@ def test_two_pages_judging_one_case_interleave_without_loss(app):
     url, store = app
     token = _case(store, [QUERY], [], name="two tabs")
     link = f"{url}?case={token}"
-    with browser_page(offline=True) as first_page, browser_page(offline=True) as second_page:
+    with browser_page(offline=True) as first_page:
+        second_page = first_page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         for page in (first_page, second_page):
             open_app(page, link)
         ids = first_page.locator(f"{FIRST} li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
@@ -262,3 +263,15 @@ def test_hostile_ids_queries_reasons_and_names_render_as_text(app):
     assert sorted(ids) == sorted(doc.id for doc in documents)
     assert "<script>window.__xss=2</script>" in board_text and HOSTILE in board_text
     assert dialogs == []
+
+
+def test_the_landing_page_opens_compared_on_the_python_snake_example(app):
+    url, _ = app
+    with browser_page(offline=True, viewport=(1440, 900)) as page:
+        open_app(page, url)  # nothing typed, nothing clicked
+        query = page.locator("#query").get_by_role("textbox").input_value()
+        shown = {role: page.locator(f"#board .board-column[data-role={role}] li.hit").evaluate_all(
+            "rows => rows.map(r => r.dataset.docId)") for role in ("first", "rerank")}
+    reference = compare(QUERY, corpus_from_text(CORPUS), top_k=TOP_K)
+    assert query == QUERY
+    assert shown == {"first": [h.id for h in reference.first_stage], "rerank": [h.id for h in reference.reranked]}
