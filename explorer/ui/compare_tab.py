@@ -241,12 +241,15 @@ class CompareTab:
 def build_compare_tab() -> CompareTab:
     """Build the tab's components and events inside the caller's open Blocks / Tab."""
     c: dict = {}
+    # Made first (drawn in the settings column): the examples beside the corpus fill it too.
+    c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k",
+                           render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
             c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
             c["text"] = gr.Textbox(
-                value="", label="Documents, one per line", lines=4, max_lines=10, elem_id="corpus-text",
+                value="", label="Documents, one per line", lines=4, max_lines=4, elem_id="corpus-text",
                 placeholder="Paste documents here, one per line",
             )
             c["file"] = gr.File(
@@ -257,11 +260,19 @@ def build_compare_tab() -> CompareTab:
             c["builtin"] = gr.Dropdown(
                 shipped, value=shipped[0][1] if shipped else None, label="Built-in corpus", visible=False, elem_id="corpus-builtin"
             )
+            c["examples"] = gr.Examples(
+                [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
+                [c["query"], c["source"], c["text"], c["top_k"]],
+                label="Classic differences: click one to run it",
+                example_labels=EXAMPLE_LABELS,
+                api_visibility="private",
+                cache_examples=False,
+            )
         with gr.Column(scale=2, elem_classes="settings"):
             with gr.Row():
                 c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
                 c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
-            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
+            c["top_k"].render()
             with gr.Row():
                 c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)", scale=3)
                 c["score_all"] = gr.Checkbox(
@@ -285,14 +296,6 @@ def build_compare_tab() -> CompareTab:
     c["source"].change(
         corpus_input_visibility,
         c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
-    )
-    c["examples"] = gr.Examples(
-        [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
-        [c["query"], c["source"], c["text"], c["top_k"]],
-        label="Classic differences: click one to run it",
-        example_labels=EXAMPLE_LABELS,
-        api_visibility="private",
-        cache_examples=False,
     )
     c["summary"] = gr.HTML(label="Summary", elem_id="summary")
     # One board for every pipeline: a column per ranking; its script grades, picks and lights rows up.

@@ -107,11 +107,19 @@ def _column(name: str, role: str, kind: str, title: str, stage: Stage | None, ro
     measured = judged_measures(ranking, dict(grades)) if grades else None
     notes = [] if stage is None else [stage.note, stage.prompts]
     details = "" if stage is None else " · ".join(part for part in (stage.engine, stage.analyzer and f"analyzer: {stage.analyzer}") if part)
-    return {"name": name, "role": role, "kind": kind, "title": title, "meta": meta, "details": details, "rows": rows,
+    explained = KIND_TITLES.get(kind, kind)
+    return {"name": name, "role": role, "kind": kind, "title": title, "explained": explained, "meta": meta,
+            "details": " · ".join(part for part in (meta, details) if part), "rows": rows,
             "notes": [note for note in notes if note],
             "measures": None if measured is None else _measure_table(measured),
             # Holes over the whole shown top-k (the measures look at the first ten only).
             "unjudged": None if measured is None else sum(doc_id not in grades for doc_id in ranking)}
+
+
+def _short(kind: str) -> str:
+    """"Cross-encoder" for "Cross-encoder (query and document read together)": a column's title is
+    narrow; what the kind means is in the summary's explanation and the column's hover text."""
+    return KIND_TITLES.get(kind, kind).split(" (")[0]
 
 
 def _measure_table(measured) -> list[tuple[str, list[tuple[str, float | None]]]]:
@@ -138,7 +146,7 @@ def _stage_columns(result: Comparison, texts, titles, grades) -> list[dict]:
                      _move(first_rank, hit.id, hit.rank) if reranks else None) for hit in stage.ranking]
         role = "rerank" if reranks else "part" if label[1:2].isalpha() else "first"
         alone = " alone" if role == "part" else ""
-        title = f"{column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind)}{alone}"
+        title = f"{column_number(label)}. {_short(stage.kind)}{alone}"
         count = len(stage.ranking) if reranks else result.corpus_size
         columns.append(_column(names[label], role, stage.kind, title, stage, rows, _stage_meta(stage, count, reranks),
                                grades))
@@ -153,7 +161,7 @@ def _full_column(result: Comparison, texts, titles, grades) -> dict | None:
     first = result.first_stage_label
     rows = [_row(hit.id, hit.rank, texts, titles, hit, _scores(result, stage, hit, True), move_badge(hit, first))
             for hit in result.reranked_full[: result.top_k]]
-    title = f"{column_number(label)}. {KIND_TITLES.get(stage.kind, stage.kind).split(' (')[0]}, whole corpus"
+    title = f"{column_number(label)}. {_short(stage.kind)}, whole corpus"
     meta = f"{stage.name} · {stage.runs_on} · all {result.corpus_size:,} documents scored"
     return _column(f"{column_names(result)[label]} {FULL_COLUMN}", "full", stage.kind, title, stage, rows, meta, grades)
 
@@ -163,7 +171,7 @@ def _ideal_column(grades: Mapping[str, int], reasons: Mapping[str, str], texts, 
             for place, (doc_id, _) in enumerate(ideal_order(dict(grades)), start=1)]
     meta = "the judged documents by grade, best first (ties by id): the order every column is measured against"
     return {"name": "ideal", "role": "ideal", "kind": "ideal", "title": "Ideal order (your judgments)", "meta": meta,
-            "details": "", "rows": rows, "notes": [], "measures": None, "unjudged": None}
+            "explained": "", "details": meta, "rows": rows, "notes": [], "measures": None, "unjudged": None}
 
 
 def board_html(result: Comparison, texts: Mapping[str, str] | None = None, grades: Mapping[str, int] | None = None,
