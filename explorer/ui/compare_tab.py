@@ -273,11 +273,9 @@ def build_compare_tab() -> CompareTab:
                 c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
                 c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
             c["top_k"].render()
-            with gr.Row():
-                c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)", scale=3)
-                c["score_all"] = gr.Checkbox(
-                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all", scale=2
-                )
+            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
+            c["score_all"] = gr.Checkbox(label="Also score the whole corpus with the cross-encoder", value=False,
+                                         elem_id="score-all")
             with gr.Accordion("Pipeline: first stage, re-rankers, ranking label", open=False, elem_id="pipeline"):
                 c["first_stage"] = gr.Radio(FIRST_STAGE_CHOICES, value="bi", label="First stage (ranks the whole corpus)",
                                             elem_id="first-stage")
