@@ -34,12 +34,16 @@ def _shown_ids(page, list_id: str) -> list[str]:
 def _run_and_wait(page, query: str, expect_cached: bool) -> float:
     """Type the query, click Compare, and return seconds until both lists show this query's result."""
     page.locator("#query textarea, #query input").first.fill(query)
+    # Mark what is shown now: the wait below is for a board and a summary drawn after the click.
+    page.evaluate("() => document.querySelectorAll('#board .board-column, #summary .summary')"
+                  ".forEach(e => e.classList.add('before-click'))")
     start = time.perf_counter()
     page.locator("#run-compare").click()
     state = "corpus embeddings cached" if expect_cached else "corpus encoded now"
     page.wait_for_function(
         "([state, k]) => { const s = document.querySelector('#summary');"
-        " return s && s.innerText.includes(state) && document.querySelectorAll('#board .board-column[data-role=rerank] li.hit').length === k; }",
+        " return s && s.innerText.includes(state) && !document.querySelector('.before-click')"
+        " && document.querySelectorAll('#board .board-column[data-role=rerank] li.hit').length === k; }",
         arg=[state, TOP_K],
         timeout=180_000,
     )

@@ -161,7 +161,7 @@ def on_evaluate(bench: dict | None):
         files = case_page.evaluation_files(default_store(), bench, request_folder("cases"))
     except ExplorerError as error:
         raise shown_error(error) from None
-    return ("Upload", *files, gr.Tabs(selected="evaluate"))
+    return ("Upload", *files, gr.Accordion(open=True), gr.Tabs(selected="evaluate"))
 
 
 def build_workbench_panel(c: dict) -> WorkbenchPanel:
