@@ -89,7 +89,8 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
 def _wire_case_evaluation(compare_tab: CompareTab, evaluation: EvalTab, tabs: gr.Tabs) -> None:
     """"Evaluate this case" fills the Evaluate tab's uploaded labels with the case's files and opens it."""
     panel = evaluation.pipelines
-    compare_tab.bench.evaluate.click(on_evaluate, compare_tab.bench.state, [panel.source, *panel.files, panel.three_files, tabs],
+    compare_tab.bench.evaluate.click(on_evaluate, compare_tab.bench.state,
+                                     [panel.source, *panel.files, panel.three_files, tabs],
                                      api_visibility="private")
 
 
