@@ -57,3 +57,10 @@ def inspect_pair(page, app_url: str, query: str, document: str) -> None:
     page.locator("#inspect-query textarea, #inspect-query input").first.fill(query)
     page.locator("#inspect-document textarea").fill(document)
     page.locator("#inspect-run").click()
+
+
+def open_app(page, url: str) -> None:
+    """Open the app and wait for the landing comparison (or a case link's) to be on the board, so what
+    the test does next is not overtaken by it."""
+    page.goto(url)
+    page.wait_for_function("() => document.querySelectorAll('#board li.hit').length > 0", timeout=300_000)

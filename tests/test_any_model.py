@@ -328,12 +328,12 @@ def test_the_command_line_ranks_by_the_named_label_and_explains_it(nli_folder, t
 
 
 def test_the_page_names_the_label_the_activation_and_the_prompts(nli_folder, bi_folders):
-    from explorer.views.results_html import bi_encoder_list, cross_encoder_list
+    from board_support import first_column as bi_encoder_list, shown_column as cross_encoder_list
 
     result = compare(QUERY, corpus(), top_k=3, bi_encoder=bi_folders["prompts"], cross_encoder=nli_folder,
                      precision="fp32", allow_local_models=True, cross_label="entailment")
     cross = cross_encoder_list(result)
-    assert "logit of &#39;entailment&#39;, softmax P(entailment) p" in cross
+    assert "logit of &#39;entailment&#39;" in cross and "title='softmax P(entailment)'>p = " in cross
     assert "contradiction 0." in cross and "neutral 0." in cross  # every label's probability, by name
     first = bi_encoder_list(result)
     assert "query prompt: &#39;query: &#39; · document prompt: &#39;passage: &#39;" in first

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUERY, _, _ = EXAMPLES[1]  # the teaching example whose answer shares few words with the question
 DOCUMENTS = FEW_SHARED_WORDS.split("\n")
 OUTPUT_NAMES = [
-    "summary", "bi_list", "cross_list", "timings", "scatter", "slope",
+    "summary", "board", "agreement", "timings", "scatter", "slope",
     "projection_md", "projection_plot", "downloads", "json", "inspect_pick",
 ]  # the order of the endpoint's outputs (run_comparison's, less the session state clients never see)
 
@@ -91,9 +91,9 @@ def test_pasted_corpus_with_score_all_equals_the_command_line(client, corpus_fil
     assert _ids(app["bi_encoder"]) == _ids(cli["bi_encoder"])
     assert _ids(app["cross_encoder_full"]) == _ids(cli["cross_encoder_full"])
     assert len(app["cross_encoder_full"]) == len(DOCUMENTS)
-    # The cross list on the page is the cross-encoder's top-3 over the whole corpus, with NEW badges
-    # exactly for the ones the bi-encoder's top-3 missed.
-    cross_html = outputs[OUTPUT_NAMES.index("cross_list")]
+    # The board's whole-corpus column is the cross-encoder's top-3 over the whole corpus, with NEW badges
+    # exactly for the ones the bi-encoder's top-3 missed (the re-ranked columns mark moves, never NEW).
+    cross_html = outputs[OUTPUT_NAMES.index("board")]
     new_ids = [h["id"] for h in app["cross_encoder_full"][:3] if not h["in_first_stage_top_k"]]
     assert cross_html.count("move-new'") == len(new_ids)
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_support import browser_page
+from browser_support import browser_page, open_app
 
 from explorer.pipeline.compare import compare
 from explorer.data.corpus import corpus_from_text
@@ -23,19 +23,27 @@ QUERY, CORPUS, TOP_K = EXAMPLES[0]  # "python snake": ten documents, two senses
 SECOND_QUERY = "python programming language"
 
 
+# The board's columns: the first stage's, and the (one) re-ranker's.
+COLUMNS = {"bi-list": "#board .board-column[data-role=first]", "cross-list": "#board .board-column[data-role=rerank]"}
+
+
 def _shown_ids(page, list_id: str) -> list[str]:
-    return page.locator(f"#{list_id} li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
+    return page.locator(f"{COLUMNS[list_id]} li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
 
 
 def _run_and_wait(page, query: str, expect_cached: bool) -> float:
     """Type the query, click Compare, and return seconds until both lists show this query's result."""
     page.locator("#query textarea, #query input").first.fill(query)
+    # Mark what is shown now: the wait below is for a board and a summary drawn after the click.
+    page.evaluate("() => document.querySelectorAll('#board .board-column, #summary .summary')"
+                  ".forEach(e => e.classList.add('before-click'))")
     start = time.perf_counter()
     page.locator("#run-compare").click()
     state = "corpus embeddings cached" if expect_cached else "corpus encoded now"
     page.wait_for_function(
         "([state, k]) => { const s = document.querySelector('#summary');"
-        " return s && s.innerText.includes(state) && document.querySelectorAll('#cross-list li.hit').length === k; }",
+        " return s && s.innerText.includes(state) && !document.querySelector('.before-click')"
+        " && document.querySelectorAll('#board .board-column[data-role=rerank] li.hit').length === k; }",
         arg=[state, TOP_K],
         timeout=180_000,
     )
@@ -45,24 +53,25 @@ def _run_and_wait(page, query: str, expect_cached: bool) -> float:
 def test_compare_tab_shows_both_rankings_and_plots(app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page(offline=True, viewport=(1440, 900)) as page:
-        page.goto(app_url)
-        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        open_app(page, app_url)
         page.locator("#corpus-text textarea").fill(CORPUS)
         page.locator("#top-k input[type=number]").fill(str(TOP_K))
         page.locator("#top-k input[type=number]").press("Enter")
-        first_s = _run_and_wait(page, QUERY, expect_cached=False)
+        # The landing page compared this corpus already (its example), so its embeddings are cached.
+        first_s = _run_and_wait(page, QUERY, expect_cached=True)
         first_bi, first_cross = _shown_ids(page, "bi-list"), _shown_ids(page, "cross-list")
 
         # Both plots rendered by plotly.js: the timing bars and one scatter point per scored pair.
         page.locator("#timing-plot .js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
-        page.locator("#scatter-plot .js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
         assert page.locator("#timing-plot .barlayer .point").count() >= 5  # load, encode, query, search, rerank
+        page.get_by_role("tab", name="Plots").click()
+        page.locator("#scatter-plot .js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
         assert page.locator("#scatter-plot .scatterlayer .point").count() == TOP_K
         page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
 
         second_s = _run_and_wait(page, SECOND_QUERY, expect_cached=True)
         second_bi, second_cross = _shown_ids(page, "bi-list"), _shown_ids(page, "cross-list")
-        moved_up = page.locator("#cross-list li.moved-up .move-up").count()
+        moved_up = page.locator(f"{COLUMNS['cross-list']} li.moved-up .move-up").count()
         page.screenshot(path=str(SCREENSHOTS / "compare-second.png"), full_page=False)
 
         # "Inspect this pair" hands the query and the picked (top) document to the Inspect tab.
@@ -107,8 +116,7 @@ def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, t
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page(offline=True, viewport=(1440, 1000)) as page:
-        page.goto(app_url)
-        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        open_app(page, app_url)
         page.locator("#pipeline").click()
         page.locator("#preset-all").click()
         page.locator("#corpus-text textarea").fill(CORPUS)
@@ -116,9 +124,9 @@ def test_teachers_preset_shows_every_stage_in_the_order_the_cli_gives(app_url, t
         page.locator("#top-k input[type=number]").press("Enter")
         page.locator("#query textarea, #query input").first.fill(QUERY)
         page.locator("#run-compare").click()
-        page.wait_for_function("() => document.querySelectorAll('#stage-columns .stage-column').length === 5",
-                               timeout=300_000)
-        columns = page.locator("#stage-columns .stage-column").evaluate_all(
+        page.wait_for_function("() => document.querySelectorAll('#board .board-column[data-kind=hybrid]').length === 1"
+                               " && document.querySelectorAll('#board .board-column').length === 5", timeout=300_000)
+        columns = page.locator("#board .board-column").evaluate_all(
             "cols => cols.map(c => [c.dataset.kind, [...c.querySelectorAll('li.hit')].map(r => r.dataset.docId)])"
         )
         page.screenshot(path=str(SCREENSHOTS / "compare-all-stages.png"), full_page=True)
@@ -149,16 +157,15 @@ def test_click_two_rows_explains_the_gap_and_an_edit_rescores_as_the_cli_does(ap
 
     corpus = corpus_from_text(CORPUS)
     with browser_page(offline=True, viewport=(1440, 1000)) as page:
-        page.goto(app_url)
-        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        open_app(page, app_url)
         page.locator("#corpus-text textarea").fill(CORPUS)
         page.locator("#query textarea, #query input").first.fill(QUERY)
         page.locator("#run-compare").click()
-        page.wait_for_function("() => document.querySelectorAll('#cross-list li.hit').length > 3", timeout=180_000)
-        rows = page.locator("#cross-list li.hit")
+        page.wait_for_function("() => document.querySelectorAll('#board .board-column[data-role=rerank] li.hit').length > 3", timeout=180_000)
+        rows = page.locator("#board .board-column[data-role=rerank] li.hit")
         lower, upper = rows.nth(3).get_attribute("data-doc-id"), rows.nth(0).get_attribute("data-doc-id")
-        rows.nth(3).click()
-        rows.nth(0).click()
+        rows.nth(3).locator(".rank").click()  # a click on a re-ranked row picks it (the buttons grade)
+        rows.nth(0).locator(".rank").click()
         page.wait_for_function("() => document.querySelectorAll('#contrast-view .contrast-doc').length === 2",
                                timeout=180_000)
         shown = page.locator("#contrast-view .contrast-doc").evaluate_all("docs => docs.map(d => d.dataset.docId)")

@@ -149,7 +149,7 @@ def test_a_chinese_query_finds_the_chinese_passage():
 def test_no_match_is_said_on_the_stage_in_the_json_and_on_the_page():
     from explorer.data.corpus import corpus_from_text
     from explorer.pipeline.compare import compare
-    from explorer.views.results_html import bi_encoder_list
+    from board_support import first_column as bi_encoder_list
 
     result = compare("xyzzy plugh", corpus_from_text("\n".join(VITAMINS + DIABETES)), top_k=3,
                      first_stage="bm25", rerankers=())

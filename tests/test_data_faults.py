@@ -22,7 +22,7 @@ from explorer.data.trec_runs import format_run, parse_run, run_rankings
 from explorer.errors import ExplorerError
 from explorer.pipeline.compare import compare
 from explorer.pipeline.experiment import run_experiment
-from explorer.views.results_html import bi_encoder_list
+from board_support import first_column as bi_encoder_list
 
 # Lines that show nothing: zero-width space, no-break spaces, word joiner + BOM, a Hangul filler,
 # direction marks between spaces, a soft hyphen, a narrow no-break space.

@@ -39,6 +39,8 @@ def cli_report(labelled_zip) -> dict:
         assert main(["eval", "--corpus", str(labelled_zip), "--top-k", str(TOP_K), "--pipelines", ",".join(PIPELINES),
                      "--baseline", "bi", "--disagree", "bm25,bi+cross", "--json"]) == 0
     return json.loads(buffer.getvalue())
+# The board's columns: the first stage's, and the re-ranker's (one re-ranker in these pipelines).
+FIRST, SHOWN = "#board .board-column[data-role=first]", "#board .board-column[data-role=rerank]"
 
 
 def _rows(page, elem_id: str):
@@ -87,16 +89,16 @@ def test_upload_evaluate_three_pipelines_and_open_the_most_disagreeing_query(app
         top_query_id = disagreement[0][0]
         _rows(page, "pipe-disagreements").first.locator("[role=gridcell]").nth(1).click()
         page.wait_for_function(
-            "() => { const rows = document.querySelectorAll('#cross-list li.hit');"
+            "() => { const rows = document.querySelectorAll('#board .board-column[data-role=rerank] li.hit');"
             " return rows.length > 0 && [...rows].every(r => r.querySelector('.grade')); }",
             timeout=300_000,
         )
         shown_query = page.locator("#query textarea, #query input").first.input_value()
         badges = {}
-        for list_id in ("bi-list", "cross-list"):
-            badges[list_id] = page.locator(f"#{list_id} li.hit").evaluate_all(
+        for list_id, selector in (("bi-list", FIRST), ("cross-list", SHOWN)):
+            badges[list_id] = page.locator(f"{selector} li.hit").evaluate_all(
                 "rows => rows.map(r => [r.dataset.docId, r.querySelector('.grade').dataset.grade])")
-        page.locator("#bi-list").scroll_into_view_if_needed()
+        page.locator("#board .board-column[data-role=first]").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "eval-compare-grades.png"), full_page=False)
 
     assert points == 3 and sorted(labels) == sorted(PIPELINES)
@@ -203,10 +205,10 @@ def test_hostile_labels_are_shown_as_text_and_run_nothing(app_url, tmp_path):
         table = _table(page, "pipe-disagreements")
         _rows(page, "pipe-disagreements").first.locator("[role=gridcell]").nth(1).click()
         page.wait_for_function(
-            "() => { const rows = document.querySelectorAll('#cross-list li.hit');"
+            "() => { const rows = document.querySelectorAll('#board .board-column[data-role=rerank] li.hit');"
             " return rows.length === 2 && [...rows].every(r => r.querySelector('.grade')); }", timeout=300_000)
-        shown = page.locator("#bi-list").inner_text()
-        grades = page.locator("#cross-list li.hit").evaluate_all(
+        shown = page.locator("#board .board-column[data-role=first]").inner_text()
+        grades = page.locator("#board .board-column[data-role=rerank] li.hit").evaluate_all(
             "rows => rows.map(r => [r.dataset.docId, r.querySelector('.grade').dataset.grade])")
         page.screenshot(path=str(SHOTS / "eval-hostile-compare.png"), full_page=False)
 

@@ -20,7 +20,7 @@ from explorer.pipeline.experiment import disagreements, run_experiment
 from explorer.ui import eval_tab
 from explorer.views import eval_plots
 from explorer.pipeline.results import Comparison, FirstStageHit, RerankedHit, Stage, StageHit
-from explorer.views.results_html import bi_encoder_list, cross_encoder_list
+from board_support import first_column as bi_encoder_list, shown_column as cross_encoder_list
 
 NO_PROGRESS = lambda *args, **kwargs: None  # noqa: E731
 

@@ -14,7 +14,9 @@ from explorer.data.corpus import corpus_from_text
 from explorer.views.export import write_downloads
 from explorer.pipeline.costs import projection_rows, unit_costs
 from explorer.views.comparison_plots import format_duration, scatter_figure, slope_figure, timings_figure
-from explorer.views.results_html import bi_encoder_list, cross_encoder_list, summary_html
+from board_support import first_column as bi_encoder_list, shown_column as cross_encoder_list
+
+from explorer.views.results_html import summary_html
 
 HOSTILE = "<img src=x onerror=alert(1)> cats & <b>dogs</b> ${7*7} %{x}"
 DOCUMENTS = [

@@ -20,6 +20,7 @@ from explorer.ui.inspect_tab import InspectTab, build_inspect_tab
 from explorer.ui.messages import guard_events
 from explorer.ui.lanes import event_lane
 from explorer.ui.served_files import delete_cache
+from explorer.ui.workbench_panel import RESTORED, after_compare, on_evaluate, on_open
 from explorer.views.templating import render
 
 
@@ -85,6 +86,24 @@ def _wire_inspect(compare_tab: CompareTab, tabs: gr.Tabs, inspect: InspectTab) -
     ))
 
 
+def _wire_case_evaluation(compare_tab: CompareTab, evaluation: EvalTab, tabs: gr.Tabs) -> None:
+    """"Evaluate this case" fills the Evaluate tab's uploaded labels with the case's files and opens it."""
+    panel = evaluation.pipelines
+    compare_tab.bench.evaluate.click(on_evaluate, compare_tab.bench.state,
+                                     [panel.source, *panel.files, panel.three_files, tabs],
+                                     api_visibility="private")
+
+
+def _wire_landing(app: gr.Blocks, compare_tab: CompareTab) -> None:
+    """On load: a `?case=TOKEN` link restores its case, any other visit the landing example; either
+    way the comparison runs at once, so the page never opens on empty boxes."""
+    c, bench = compare_tab.components, compare_tab.bench
+    restored = [c[name] for name in RESTORED] + [bench.state, bench.bar, bench.snapshot_pick]
+    app.load(on_open, None, restored, api_visibility="private").then(
+        compare_tab.fn, compare_tab.inputs, compare_tab.outputs, api_visibility="private", **event_lane("compare"),
+    ).then(after_compare, [c["state"], bench.state, c["query"]], bench.bar, api_visibility="private")
+
+
 def build_app() -> gr.Blocks:
     """The whole page: header and three tabs. Call `.queue(...)` and `.launch(**launch_options())` on it."""
     # Per-request files (uploads, downloads) live in gradio's cache and go after a while: see served_files.
@@ -99,6 +118,8 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluation = build_eval_tab()
             _wire_evaluate(evaluation, tabs, compare_tab, inspect)
+            _wire_case_evaluation(compare_tab, evaluation, tabs)
+        _wire_landing(app, compare_tab)
     # Every callback: a user's mistake shown as its message, the app's own fault logged and apologised for.
     return guard_events(app)
 

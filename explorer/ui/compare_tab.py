@@ -23,7 +23,12 @@ from explorer.pipeline.stages import check_query
 from explorer.pipeline.work import comparison_work
 from explorer.pipeline.costs import UnitCosts, unit_costs
 from explorer.views import comparison_plots as plots, results_html as results_view
-from explorer.ui.contrast_panel import PICK_JS, build_contrast_panel
+from explorer.views.board import board_texts
+from explorer.views.workbench import board_for, with_rankings
+from explorer.ui.board_script import BOARD_JS
+from explorer.ui.contrast_panel import build_contrast_panel
+from explorer.ui.workbench_panel import after_compare, build_workbench_panel
+from explorer.views.case_page import step_query
 from explorer.ui.why_panel import build_why_panel
 from explorer.ui.messages import shown_error
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
@@ -92,12 +97,15 @@ def run_comparison(
     rerankers: list[str] | None = None,
     labels: dict | None = None,
     cross_label: str | None = None,
+    bench: dict | None = None,
     progress=gr.Progress(),
 ):
     """Rank with the first stage, re-rank with each re-ranker; returns the page's outputs, the comparison JSON among them.
 
     `labels` (a gr.State, not an API parameter) are a labelled query's relevance grades set by the
-    Evaluate tab: the lists show each document's grade when this comparison is that query.
+    Evaluate tab: the board shows each document's grade when this comparison is that query.
+    `bench` (a gr.State): the workbench's session (judgments, the open case; `ui/workbench_panel.py`):
+    the board shows this query's judgments, and the comparison's rankings are kept for the progress.
     `cross_label`: for a cross-encoder with several labels (a pair classifier), the label that ranks.
     """
     try:
@@ -138,16 +146,24 @@ def run_comparison(
     # Per-session state: only the shown documents (the ones "Inspect" can pick), not the corpus.
     shown = {hit.id: hit.text for hit in result.shown_reranked()}
     # The contrast panel explains the label that ranked here (a pair classifier's chosen label).
+    # The board is redrawn from the kept comparison as the visitor grades (no model runs again);
+    # `inputs` are what a saved case records of the page.
     state = {"query": result.query, "texts": shown, "costs": costs, "cross_encoder": cross_encoder,
              "cross_label": cross_label or None,
-             "ranks": {hit.id: hit.rank for hit in result.shown_reranked()}}
+             "ranks": {hit.id: hit.rank for hit in result.shown_reranked()},
+             "comparison": result, "board_texts": board_texts(result, corpus), "titles": titles,
+             "labels": result.grades_from(labels) or {},
+             "inputs": {"source": corpus_source, "text": corpus_text, "file": corpus_file, "builtin": builtin_corpus,
+                        "settings": {"query": result.query, "first_stage": first_stage or "bi", "rerankers": kinds,
+                                     "bi_encoder": bi_encoder, "cross_encoder": cross_encoder,
+                                     "precision": precision or "auto", "top_k": result.top_k,
+                                     "cross_label": cross_label or None, "score_all": bool(score_all)}}}
     choices = _inspect_choices(result)
-    grades = result.grades_from(labels)
+    bench = with_rankings(bench, result)
     return (
         results_view.summary_html(result),
-        results_view.bi_encoder_list(result, titles, grades),
-        results_view.cross_encoder_list(result, titles, grades),
-        results_view.stage_columns(result, grades) + results_view.agreement_html(result),
+        board_for(state, bench),
+        results_view.agreement_html(result),
         plots.timings_figure(result),
         plots.scatter_figure(result),
         plots.slope_figure(result),
@@ -157,6 +173,7 @@ def run_comparison(
         data,
         state,
         gr.update(choices=choices, value=choices[0][1] if choices else None),
+        bench,
     )
 
 
@@ -218,17 +235,22 @@ class CompareTab:
     first_stage: gr.Radio | None = None
     rerankers: gr.CheckboxGroup | None = None
     labels: gr.State | None = None
+    components: dict | None = None  # every component by name, for the workbench's restore and the landing page
+    bench: object = None  # the workbench panel (`ui/workbench_panel.py`)
 
 
 def build_compare_tab() -> CompareTab:
     """Build the tab's components and events inside the caller's open Blocks / Tab."""
     c: dict = {}
+    # Made first (drawn in the settings column): the examples beside the corpus fill it too.
+    c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k",
+                           render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             c["query"] = gr.Textbox(label="Query", placeholder="e.g. python snake", lines=1, elem_id="query")
             c["source"] = gr.Radio(SOURCES, value="Paste", label="Corpus", elem_id="corpus-source")
             c["text"] = gr.Textbox(
-                value="", label="Documents, one per line", lines=6, max_lines=12, elem_id="corpus-text",
+                value="", label="Documents, one per line", lines=4, max_lines=4, elem_id="corpus-text",
                 placeholder="Paste documents here, one per line",
             )
             c["file"] = gr.File(
@@ -239,26 +261,33 @@ def build_compare_tab() -> CompareTab:
             c["builtin"] = gr.Dropdown(
                 shipped, value=shipped[0][1] if shipped else None, label="Built-in corpus", visible=False, elem_id="corpus-builtin"
             )
-        with gr.Column(scale=2, elem_classes="settings"):
-            c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
-            c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
-            c["cross_label"] = gr.Dropdown(
-                [], value=None, label="Label that ranks (pair classifiers only)", allow_custom_value=True,
-                interactive=False, elem_id="cross-label",
-                info="A cross-encoder with several labels (NLI) ranks by one label's probability; empty: its default.",
+            c["examples"] = gr.Examples(
+                [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
+                [c["query"], c["source"], c["text"], c["top_k"]],
+                label="Classic differences: click one to run it",
+                example_labels=EXAMPLE_LABELS,
+                api_visibility="private",
+                cache_examples=False,
             )
-            c["top_k"] = gr.Slider(1, 50, value=10, step=1, label="top-k: candidates the cross-encoder re-ranks", elem_id="top-k")
+        with gr.Column(scale=2, elem_classes="settings"):
             with gr.Row():
-                c["score_all"] = gr.Checkbox(
-                    label="Also score the whole corpus with the cross-encoder", value=False, elem_id="score-all"
-                )
+                c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
+                c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
+            c["top_k"].render()
             c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
-            with gr.Accordion("Pipeline: first stage and re-rankers", open=False, elem_id="pipeline"):
+            c["score_all"] = gr.Checkbox(label="Also score the whole corpus with the cross-encoder", value=False,
+                                         elem_id="score-all")
+            with gr.Accordion("Pipeline: first stage, re-rankers, ranking label", open=False, elem_id="pipeline"):
                 c["first_stage"] = gr.Radio(FIRST_STAGE_CHOICES, value="bi", label="First stage (ranks the whole corpus)",
                                             elem_id="first-stage")
                 c["rerankers"] = gr.CheckboxGroup(RERANKER_CHOICES, value=["cross"], elem_id="rerankers",
                                                   label="Re-rankers (each re-orders the same top-k, in this order)")
                 c["preset"] = gr.Button("Teacher's preset: all four ways at once", size="sm", elem_id="preset-all")
+                c["cross_label"] = gr.Dropdown(
+                    [], value=None, label="Label that ranks (pair classifiers only)", allow_custom_value=True,
+                    interactive=False, elem_id="cross-label",
+                    info="A cross-encoder with several labels (NLI) ranks by one label's probability; empty: its default.",
+                )
             c["run"] = gr.Button("Compare", variant="primary", size="lg", elem_id="run-compare")
     # Exact words and one vector per text, fused (hybrid), then token vectors matched late, then both texts read together.
     c["preset"].click(lambda: ("hybrid", ["late", "cross"]), None, [c["first_stage"], c["rerankers"]],
@@ -267,51 +296,60 @@ def build_compare_tab() -> CompareTab:
         corpus_input_visibility,
         c["source"], [c["text"], c["file"], c["builtin"]], queue=False, api_visibility="private",
     )
-    c["examples"] = gr.Examples(
-        [[q, "Paste", corpus, k] for q, corpus, k in EXAMPLES],
-        [c["query"], c["source"], c["text"], c["top_k"]],
-        label="Classic differences: click one to run it",
-        example_labels=EXAMPLE_LABELS,
-        api_visibility="private",
-        cache_examples=False,
-    )
-    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
-        gr.Markdown(EXPLANATION)
-
     c["summary"] = gr.HTML(label="Summary", elem_id="summary")
-    with gr.Row(equal_height=False):
-        c["bi_list"] = gr.HTML(label="Bi-encoder ranking", elem_id="bi-list")
-        c["cross_list"] = gr.HTML(label="Cross-encoder ranking", elem_id="cross-list", js_on_load=PICK_JS)
-    c["stage_columns"] = gr.HTML(label="Every stage side by side", elem_id="stage-columns")
-    c["state"] = gr.State(None)  # the last comparison's query and shown documents, per visitor
+    # One board for every pipeline: a column per ranking; its script grades, picks and lights rows up.
+    c["board"] = gr.HTML(label="Rankings", elem_id="board", js_on_load=BOARD_JS)
+    c["state"] = gr.State(None)  # the last comparison (kept to redraw the board), per visitor
     c["labels"] = gr.State(None)  # relevance grades of one labelled query, set by the Evaluate tab
+    bench = build_workbench_panel(c)
     build_contrast_panel(c["state"])
     build_why_panel(c["state"], c)
     with gr.Row(elem_classes="inspect-row"):
         c["inspect_pick"] = gr.Dropdown([], label="Look inside one pair", scale=4, elem_id="inspect-pick")
         c["inspect_go"] = gr.Button("Inspect this pair →", scale=1)
-    with gr.Row(equal_height=False):
-        c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
-        c["scatter"] = gr.Plot(label="Cosine vs logit", elem_id="scatter-plot")
-    with gr.Row(equal_height=False):
-        with gr.Column():
-            c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+    with gr.Tabs(elem_id="board-tabs"):
+        with gr.Tab("Timings", id="timings"):
+            c["timings"] = gr.Plot(label="Timings", elem_id="timing-plot")
+        with gr.Tab("Cost projection", id="projection"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=2):
+                    c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents",
+                                                  precision=0, minimum=2)
+                    c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
+                with gr.Column(scale=3):
+                    c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
+        with gr.Tab("Agreement", id="agreement"):
+            c["agreement"] = gr.HTML(elem_id="agreement")
+        with gr.Tab("Plots", id="plots"):
+            with gr.Row(equal_height=False):
+                c["scatter"] = gr.Plot(label="First-stage score vs re-ranker score", elem_id="scatter-plot")
+                c["slope"] = gr.Plot(label="Rank shift", elem_id="slope-plot")
+        with gr.Tab("Downloads", id="downloads"):
             c["downloads"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
             with gr.Accordion("Comparison JSON", open=False):
                 c["json"] = gr.JSON(label="comparison")
-        with gr.Column():
-            c["projection_n"] = gr.Number(DEFAULT_PROJECTION_N, label="Project the cost for N documents", precision=0, minimum=2)
-            c["projection_md"] = gr.Markdown(label="Cost projection table", elem_id="projection")
-            c["projection_plot"] = gr.Plot(label="Cost projection", elem_id="projection-plot")
 
-    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels", "cross_label")]
-    outputs = [c[k] for k in ("summary", "bi_list", "cross_list", "stage_columns", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")]
+    with gr.Accordion("Bi-encoder or cross-encoder? (a short explanation)", open=False):
+        gr.Markdown(EXPLANATION)
+
+    inputs = [c[k] for k in ("query", "source", "text", "file", "builtin", "top_k", "bi", "cross", "score_all", "precision", "projection_n", "first_stage", "rerankers", "labels", "cross_label")] + [bench.state]
+    outputs = [c[k] for k in ("summary", "board", "agreement", "timings", "scatter", "slope", "projection_md", "projection_plot", "downloads", "json", "state", "inspect_pick")] + [bench.state]
     # One concurrency group for every way into a comparison; long ones go to the long-job lane.
+    # After each, an open case keeps the settings and the case bar is redrawn.
+    def then_bar(event):
+        return event.then(after_compare, [c["state"], bench.state, c["query"]], bench.bar, api_visibility="private")
+
     c["compare_event"] = c["run"].click(run_comparison, inputs, outputs, api_name="compare", **event_lane("compare"))
+    then_bar(c["compare_event"])
     c["submit_event"] = c["query"].submit(run_comparison, inputs, outputs, api_visibility="private",
                                           **event_lane("compare"))
-    c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private",
-                                        **event_lane("compare"))
+    then_bar(c["submit_event"])
+    then_bar(c["examples"].load_input_event.then(run_comparison, inputs, outputs, api_visibility="private",
+                                                 **event_lane("compare")))
+    for button, step in ((bench.previous, -1), (bench.next, 1)):
+        then_bar(button.click(lambda b, q, s=step: step_query(b, q, s), [bench.state, c["query"]], c["query"],
+                              api_visibility="private").then(run_comparison, inputs, outputs, api_visibility="private",
+                                                             **event_lane("compare")))
     c["cross"].change(label_choices, c["cross"], c["cross_label"], api_visibility="private")
     c["projection_n"].change(
         update_projection, [c["state"], c["projection_n"]], [c["projection_md"], c["projection_plot"]],
@@ -321,5 +359,5 @@ def build_compare_tab() -> CompareTab:
     return CompareTab(
         c["query"], c["source"], c["text"], c["file"], c["builtin"], c["top_k"], c["state"], c["inspect_pick"],
         c["inspect_go"], run_comparison, inputs, outputs,
-        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"],
+        first_stage=c["first_stage"], rerankers=c["rerankers"], labels=c["labels"], components=c, bench=bench,
     )

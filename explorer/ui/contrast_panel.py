@@ -25,27 +25,13 @@ from explorer.ui.messages import shown_error
 
 METHOD_CHOICES = [("occlusion (delete each word, rescore)", "occlusion"),
                   ("Integrated Gradients (captum, 50 steps)", "ig"), ("gradient × input (first-order)", "gradxinput")]
-# A click on a row writes its id (and a click counter, so the same row twice is still an event)
-# into a hidden textbox, and marks the last two rows picked.
-PICK_JS = """
-element.addEventListener('click', (event) => {
-  const row = event.target.closest('li.hit');
-  const box = document.querySelector('#contrast-pick textarea, #contrast-pick input');
-  if (!row || !box) return;
-  const picked = [...element.querySelectorAll('li.hit.picked')];
-  if (picked.length >= 2) picked[0].classList.remove('picked');
-  row.classList.add('picked');
-  box.value = row.dataset.docId + '\\u0001' + (Number(box.value.split('\\u0001')[1] || 0) + 1);
-  box.dispatchEvent(new Event('input', {bubbles: true}));
-});
-"""
 
 
 @dataclass
 class ContrastPanel:
-    """The Compare tab's "why is A above B" panel: the hidden textbox the re-ranked list's click script writes
-    the picked ids into."""
-    pick: gr.Textbox  # written by PICK_JS on the re-ranked list
+    """The Compare tab's "why is A above B" panel: the hidden textbox the board's click script writes
+    the picked ids into (the id, then a click counter, so the same row twice is still an event)."""
+    pick: gr.Textbox  # written by the board's script (ui/board_script.py) when a re-ranked row is clicked
 
 
 def _pair(state: dict, picks: list[str]) -> tuple[str, str]:

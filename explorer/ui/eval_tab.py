@@ -196,6 +196,10 @@ class PipelinesPanel:
     selection: gr.State
     select_event: object  # the click on a disagreement row; the shell chains "open in Compare" to it
     run_event: object
+    # The labelled data's inputs, which "Evaluate this case" fills with the case's corpus, queries and qrels.
+    source: gr.Radio | None = None
+    files: tuple | None = None  # (corpus, queries, qrels) file inputs
+    three_files: gr.Accordion | None = None  # the accordion they sit in, opened when they are filled
 
 
 def _labelled_corpus_for_compare(data: LabelledData, source: str, builtin: str | None, upload_name: str) -> dict:
@@ -364,7 +368,7 @@ def build_pipelines_panel() -> PipelinesPanel:
                 labels_zip = gr.File(label="One BEIR zip: corpus.jsonl, queries.jsonl, qrels/test.tsv",
                                      file_types=[".zip"], type="filepath", elem_id="pipe-zip")
                 with gr.Accordion("…or three files: corpus, queries, qrels (with a zip, queries or qrels here "
-                                  "replace the zip's)", open=False, elem_id="pipe-three-files"):
+                                  "replace the zip's)", open=False, elem_id="pipe-three-files") as three_files:
                     with gr.Row():
                         corpus_file = gr.File(label="corpus (.jsonl/.csv/.txt)", type="filepath",
                                               file_types=[".jsonl", ".csv", ".txt"], elem_id="pipe-corpus")
@@ -428,4 +432,5 @@ def build_pipelines_panel() -> PipelinesPanel:
     disagreement.select(show_moves, pair_inputs, moves_panel, api_visibility="private")
     select_event = disagreement.select(select_disagreement, [labelled_state, disagree_a, disagree_b], selection,
                                        api_visibility="private")
-    return PipelinesPanel(selection, select_event, run_event)
+    return PipelinesPanel(selection, select_event, run_event, source, (corpus_file, queries_file, qrels_file),
+                          three_files)

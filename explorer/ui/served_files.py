@@ -29,7 +29,7 @@ SERVED_FILES_MAX_AGE_S = int(os.environ.get("EXPLORER_SERVED_FILES_MAX_AGE_S", "
 # How often gradio's delete_cache and our sweep run.
 SERVED_FILES_SWEEP_S = int(os.environ.get("EXPLORER_SERVED_FILES_SWEEP_S", "300"))
 PREFIX = "explorer-"  # our folders: explorer-results-*, explorer-runs-*, explorer-labels-*
-KINDS = ("results", "runs", "labels")
+KINDS = ("results", "runs", "labels", "cases")  # cases: exported zips, a case's corpus and labels
 
 
 def served_root() -> Path:
