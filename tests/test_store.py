@@ -394,3 +394,19 @@ def test_data_dir_follows_explorer_data(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert data_dir() == tmp_path / "xdg" / "cross-encoder-explorer"
     assert os.path.isdir(tmp_path / "xdg" / "cross-encoder-explorer")
+
+
+def test_a_case_link_as_the_page_shows_it_opens_its_labels(store):
+    """The depth panel takes a case's link as pasted from the page (edit or read-only) or its bare token; the labels
+    are the grades written, under the case's query ids; any other link reads as unknown."""
+    from explorer.store.labelled import labels_from_link
+
+    links = new_case(store, queries=["python snake", "unjudged query"],
+                     judgments=[Judgment("python snake", "1", 3, ""), Judgment("python snake", "2", 0, "")])
+    for link in (f"http://127.0.0.1:7860/?case={links.read_token}", f"https://a.space/?x=1&case={links.edit_token}",
+                 links.read_token):
+        data = labels_from_link(store, link)
+        assert data.qrels == {"q1": {"1": 3, "2": 0}}
+        assert [(q.id, q.text) for q in data.queries] == [("q1", "python snake")]
+    for wrong in (f"http://127.0.0.1:7860/?case={links.read_token[:-3]}", "http://127.0.0.1:7860/", ""):
+        assert refused(lambda: labels_from_link(store, wrong)) == UNKNOWN_LINK

@@ -127,3 +127,22 @@ def test_judged_relevant_documents_no_column_shows():
     bm25 = first_stage_ranker("bm25", "", "auto", False)
     assert [i for i, _ in unshown_relevant(bm25, corpus, query, 3, labels, {h.id for h in run.reranked[:3]})] == [outside[0]]
     assert unshown_relevant(bm25, corpus, "another query", 3, labels, set()) == []
+
+
+def test_the_workbench_judgments_feed_the_judged_relevant_list():
+    """Grades made on the board (the workbench session) name the missing relevant documents, as Evaluate's labels do."""
+    from explorer.pipeline.compare import first_stage_ranker
+    from explorer.pipeline.why import unshown_relevant
+    from explorer.views.workbench import judged_labels, new_bench
+
+    labelled = load_set("topic_vs_answer")
+    corpus, query = labelled.corpus, labelled.queries[1].text
+    run = compare(query, corpus, top_k=3, first_stage="bm25", rerankers=["cross"])
+    shown = {hit.id for hit in run.stages[0].ranking} | {hit.id for hit in run.reranked[:3]}
+    outside = [d.id for d in corpus.documents if d.id not in shown][:2]
+    bench = {**new_bench(), "judgments": {query: {outside[0]: {"grade": 3, "reason": ""},
+                                                  outside[1]: {"grade": 0, "reason": "off topic"}}}}
+    assert judged_labels(new_bench(), query, corpus) is None
+    labels = judged_labels(bench, query, corpus)
+    bm25 = first_stage_ranker("bm25", "", "auto", False)
+    assert [i for i, _ in unshown_relevant(bm25, corpus, query, 3, labels, shown)] == [outside[0]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from explorer.data.corpus import Query
 from explorer.data.labels import LabelledData, labelled_in_memory
 from explorer.store.cases import CaseAccess, CaseStore
@@ -26,3 +28,18 @@ def case_labels(store: CaseStore, access: CaseAccess) -> tuple[LabelledData, lis
     queries = [Query(ids[q], q) for q in case.queries]
     qrels = {ids[q]: case.grades(q) for q in case.queries if case.grades(q)}
     return labelled_in_memory(store.corpus(access), queries, qrels, f"case {case.name!r}"), queries
+
+
+def token_of(link: str) -> str:
+    """The token of a case link as the page shows it ("http://host:port/?case=TOKEN"), or a bare token as given.
+    A link without a `case` parameter gives "" (which `CaseStore.open` refuses like any unknown token)."""
+    link = (link or "").strip()
+    if "?" not in link and "/" not in link:
+        return link
+    return (parse_qs(urlsplit(link).query).get("case") or [""])[0]
+
+
+def labels_from_link(store: CaseStore, link: str) -> LabelledData:
+    """The labelled set of the case a link (or its bare token) opens, read-only links included, as `case_labels`
+    gives it. Raises ExplorerError: UNKNOWN_LINK for a link that opens nothing, or nothing judged yet."""
+    return case_labels(store, store.open(token_of(link)))[0]

@@ -18,7 +18,7 @@ from explorer.engine.loading import load_model
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
-from explorer.pipeline.compare import RERANKERS, Comparison, compare
+from explorer.pipeline.compare import PASSAGE_ENTRIES, RERANKERS, Comparison, compare
 from explorer.pipeline.stages import check_query
 from explorer.pipeline.work import comparison_work
 from explorer.pipeline.costs import UnitCosts, unit_costs
@@ -38,7 +38,8 @@ from explorer.views.export import write_downloads
 CSS_PATH = REPO_ROOT / "assets" / "style.css"
 FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact words)", "bm25"),
                        ("hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")]
-RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross")]
+RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross"),
+                    ("cross-encoder by passages, MaxP (long documents past its 512-token cut)", "cross:maxp")]
 PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
 
@@ -110,7 +111,7 @@ def run_comparison(
     """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
-        kinds = [kind for kind in RERANKERS if kind in (["cross"] if rerankers is None else rerankers)]
+        kinds = [kind for kind in (*RERANKERS, *PASSAGE_ENTRIES) if kind in (["cross"] if rerankers is None else rerankers)]
         if not kinds:
             raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
         index = configured_index()
@@ -302,6 +303,7 @@ def build_compare_tab() -> CompareTab:
     c["state"] = gr.State(None)  # the last comparison (kept to redraw the board), per visitor
     c["labels"] = gr.State(None)  # relevance grades of one labelled query, set by the Evaluate tab
     bench = build_workbench_panel(c)
+    c["bench"] = bench.state  # the why panel lists judged-relevant documents no column shows
     build_contrast_panel(c["state"])
     build_why_panel(c["state"], c)
     with gr.Row(elem_classes="inspect-row"):

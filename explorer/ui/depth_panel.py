@@ -16,31 +16,36 @@ from explorer.pipeline.depth_study import depth_study
 from explorer.pipeline.experiment import check_page_pairs, parse_pipelines
 from explorer.pipeline.work import labelled_work
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
+from explorer.store.cases import default_store
+from explorer.store.labelled import labels_from_link
 from explorer.ui.messages import shown_error
 from explorer.views import depth_plots
 
 DEPTH_PIPELINES = ["bi", "bm25", "hybrid", "bi+cross", "bm25+cross", "hybrid+cross", "bi+late", "hybrid+late+cross"]
 DEFAULT_DEPTH_PIPELINES = ["bi+cross", "hybrid+cross"]
+CASE_SOURCE = "Case link"  # a workbench case: its corpus, queries and judgments
 PAGE_DEPTHS = "5,10,20,50"  # the page's default; 100 and 200 on python_docs are the command line's (MAX_PAGE_EVAL_PAIRS)
 
 
 def run_depth(label_source: str = "Built-in set", builtin_corpus: str | None = None, labels_zip: str | None = None,
               pipelines: list[str] | None = None, depths: str = PAGE_DEPTHS,
-              budgets: str = ",".join(map(str, DEFAULT_BUDGETS)), progress=gr.Progress()):
+              budgets: str = ",".join(map(str, DEFAULT_BUDGETS)), case_link: str = "", progress=gr.Progress()):
     """Sweep the ticked pipelines over the depths; returns the summary, depth chart and table, threshold
-    words, threshold and reliability figures, context-budget table and the JSON."""
+    words, threshold and reliability figures, context-budget table and the JSON. `case_link` (with the
+    source "Case link"): a workbench case's edit or read-only link, whose judgments are the labels."""
     try:
         chosen = [p for p in DEPTH_PIPELINES if p in (pipelines or [])]
         if not chosen:
             raise ExplorerError("Tick at least one pipeline.")
         parsed = parse_pipelines(chosen)
         swept, token_budgets = parse_depths(depths or ""), parse_budgets(budgets or "")
-        data = labels_from_inputs(label_source, builtin_corpus, labels_zip, None, None, None)
+        data = (labels_from_link(default_store(), case_link) if label_source == CASE_SOURCE else
+                labels_from_inputs(label_source, builtin_corpus, labels_zip, None, None, None))
         deepest = min(max(swept), len(data.corpus))
         check_page_pairs(chosen, len(data.queries), deepest, len(data.corpus))
         work = labelled_work(data.corpus, data.queries, deepest, len({(f, k) for f, kinds in parsed for k in kinds}),
                              False, encodes=any(first in ("bi", "hybrid") for first, _ in parsed),
-                             uploaded=label_source == "Upload")
+                             uploaded=label_source != "Built-in set")
         with by_work(work, "a depth sweep", gradio_progress(progress)):
             study = depth_study(data.corpus, data.queries, data.qrels, chosen, swept, token_budgets,
                                 progress=lambda fraction, message: progress(fraction, desc=message),
@@ -63,7 +68,8 @@ def run_depth(label_source: str = "Built-in set", builtin_corpus: str | None = N
 
 
 def _toggle(source: str):
-    return gr.update(visible=source != "Upload"), gr.update(visible=source == "Upload")
+    return (gr.update(visible=source == "Built-in set"), gr.update(visible=source == "Upload"),
+            gr.update(visible=source == CASE_SOURCE))
 
 
 def build_depth_panel() -> object:
@@ -78,7 +84,7 @@ def build_depth_panel() -> object:
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            source = gr.Radio(["Built-in set", "Upload"], value="Built-in set", label="Labelled data",
+            source = gr.Radio(["Built-in set", "Upload", CASE_SOURCE], value="Built-in set", label="Labelled data",
                               elem_id="depth-source")
             with gr.Group(visible=True) as builtin_group:
                 builtin = gr.Dropdown([(f"{info.title} ({info.name})", info.name) for info in sets],
@@ -86,6 +92,9 @@ def build_depth_panel() -> object:
             with gr.Group(visible=False) as upload_group:
                 labels_zip = gr.File(label="One BEIR zip: corpus.jsonl, queries.jsonl, qrels/test.tsv",
                                      file_types=[".zip"], type="filepath", elem_id="depth-zip")
+            with gr.Group(visible=False) as case_group:
+                case_link = gr.Textbox(label="A workbench case's link (edit or read-only): its judgments are the labels",
+                                       placeholder="http://…/?case=…", elem_id="depth-case")
         with gr.Column(scale=2):
             pipelines = gr.CheckboxGroup(DEPTH_PIPELINES, value=DEFAULT_DEPTH_PIPELINES, label="Pipelines",
                                          elem_id="depth-pipelines")
@@ -106,9 +115,9 @@ def build_depth_panel() -> object:
                            elem_id="context-table")
     with gr.Accordion("Sweep JSON", open=False):
         report_json = gr.JSON(label="sweep")
-    source.change(_toggle, source, [builtin_group, upload_group], queue=False, api_visibility="private")
+    source.change(_toggle, source, [builtin_group, upload_group, case_group], queue=False, api_visibility="private")
     return run.click(
-        run_depth, [source, builtin, labels_zip, pipelines, depths, budgets],
+        run_depth, [source, builtin, labels_zip, pipelines, depths, budgets, case_link],
         [summary, chart, table, threshold_words, threshold_chart, reliability, context, report_json],
         api_name="evaluate_depths", **event_lane("evaluate_depths"),
     )

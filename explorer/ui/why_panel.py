@@ -23,6 +23,7 @@ from explorer.pipeline.work import comparison_work
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
 from explorer.views.why_view import why_data, why_html
+from explorer.views.workbench import judged_labels
 
 # A click on a row of any ranked list on the page puts its id into the panel's row box.
 ROW_JS = """
@@ -61,10 +62,12 @@ def on_find(words, source, text, file, builtin):
     return gr.update(choices=choices, value=choices[0][1] if choices else None), gr.update(choices=choices), status
 
 
-def on_relevant(state, labels, query, source, text, file, builtin, top_k, bi, precision, first_stage):
-    """Event handler: the judged-relevant documents (Evaluate's labels) that no column shows, as choices."""
+def on_relevant(state, labels, bench, query, source, text, file, builtin, top_k, bi, precision, first_stage):
+    """Event handler: the judged-relevant documents that no column shows, as choices: the workbench's judgments
+    of this query where it has any, else the Evaluate tab's labels."""
     try:
         corpus = _corpus(source, text, file, builtin)
+        labels = judged_labels(bench, check_query(query), corpus) or labels
         first = first_stage_ranker(first_stage or "bi", bi, precision or "auto", False)
         shown = set((state or {}).get("texts", {}))
         hits = unshown_relevant(first, corpus, check_query(query), int(top_k or 10), labels, shown)
@@ -72,7 +75,8 @@ def on_relevant(state, labels, query, source, text, file, builtin, top_k, bi, pr
         raise shown_error(error) from None
     choices = _choices(hits)
     status = (f"{len(choices)} judged-relevant document(s) no column shows." if choices else
-              "No judged-relevant document is missing (or this query has no labels: open it from Evaluate).")
+              "No judged-relevant document is missing (or this query has no judgments: grade on the board, "
+              "or open it from Evaluate).")
     return gr.update(choices=choices, value=choices[0][1] if choices else None), gr.update(choices=choices), status
 
 
@@ -139,7 +143,7 @@ def build_why_panel(state: gr.State, c: dict) -> None:
             data = gr.JSON(label="why", elem_id="why-json")
     find_go.click(on_find, [find, *corpus_inputs], [pick, versus, status], api_visibility="private")
     find.submit(on_find, [find, *corpus_inputs], [pick, versus, status], api_visibility="private")
-    relevant.click(on_relevant, [state, c["labels"], c["query"], *corpus_inputs, c["top_k"], c["bi"], c["precision"],
+    relevant.click(on_relevant, [state, c["labels"], c["bench"], c["query"], *corpus_inputs, c["top_k"], c["bi"], c["precision"],
                                  c["first_stage"]], [pick, versus, status], api_visibility="private")
     row.change(on_row, row, [pick, status], api_visibility="private")
     go.click(explain, [pick, versus, view, *settings], [html, data], api_name="why", **event_lane("why"))

@@ -62,6 +62,15 @@ def query_grades(judgments: SessionJudgments | None, query: str) -> tuple[dict[s
             {doc_id: j["reason"] for doc_id, j in docs.items() if j.get("reason")})
 
 
+def judged_labels(bench: dict | None, query: str, corpus) -> dict | None:
+    """This query's workbench grades in the shape of the Evaluate tab's labels ({"query", "corpus_name",
+    "corpus_size", "grades"}), for the why panel's judged-relevant list; None when nothing is judged."""
+    grades, _ = query_grades((bench or {}).get("judgments"), query)
+    if not grades:
+        return None
+    return {"query": query, "corpus_name": corpus.name, "corpus_size": len(corpus), "grades": grades}
+
+
 def case_judgments(case) -> SessionJudgments:
     """The session's shape of a stored case's judgments (`Case.judgments`: query -> doc id -> Judgment)."""
     return {query: {doc_id: {"grade": j.grade, "reason": j.reason} for doc_id, j in docs.items()}
