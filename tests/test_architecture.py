@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "explorer"
 # tools/ (benchmark, load test) are developer tools over the product; cli.py dispatches to all of it.
 LAYERS = {
     "errors": 0, "paths": 0, "budgets": 0, "caches": 0, "engine": 1, "rankers": 2, "data": 2,
-    "pipeline": 3, "interpret": 3, "indexing": 3, "store": 3, "views": 4, "ui": 5, "tools": 6, "cli": 7, "case_cli": 7, "__main__": 7,
+    "pipeline": 3, "interpret": 3, "indexing": 3, "store": 3, "views": 4, "ui": 5, "tools": 6, "cli": 7, "case_cli": 7, "eval_cli": 7, "cli_output": 7, "__main__": 7,
 }
 
 

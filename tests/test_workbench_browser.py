@@ -255,8 +255,8 @@ def test_hostile_ids_queries_reasons_and_names_render_as_text(app):
     documents = [Document(f"{HOSTILE}{n}", f"python snake {HOSTILE} number {n}") for n in range(3)]
     query = f"python {HOSTILE}"
     corpus = Corpus(documents, name="hostile.jsonl")
-    token = _case(store, [query], [Judgment(query, documents[0].id, 2, f"<script>window.__xss=2</script>")],
-                  corpus=corpus, name=f"<b onmouseover=alert(3)>case</b>")
+    token = _case(store, [query], [Judgment(query, documents[0].id, 2, "<script>window.__xss=2</script>")],
+                  corpus=corpus, name="<b onmouseover=alert(3)>case</b>")
     dialogs: list[str] = []
     with browser_page(offline=True) as page:
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
