@@ -95,8 +95,13 @@ def test_which_moves_paid_beside_the_disagreement_table(app_url, cli_pipelines):
         first = page.locator("#pipe-disagreements .virtual-body [role=row]").first
         query_id = first.locator("[role=gridcell]").first.inner_text().strip()
         first.locator("[role=gridcell]").nth(1).click()
-        # The click also opens the query in Compare (the app shell's chain): let that finish, then come back.
-        page.locator("#cross-list li.hit").first.wait_for(timeout=300_000)
+        # The click also opens the query in Compare (the app shell's chain): let that finish (its board carries the
+        # query's grade badges; the landing board has none), then come back.
+        page.wait_for_function(
+            "() => { const rows = document.querySelectorAll('#board .board-column[data-role=rerank] li.hit');"
+            " return rows.length > 0 && [...rows].every(r => r.querySelector('.grade')); }",
+            timeout=300_000,
+        )
         page.get_by_role("tab", name="Evaluate").click()
         page.locator("#moves-panel").wait_for(timeout=120_000)
         panel = page.locator("#moves-panel").inner_text()
