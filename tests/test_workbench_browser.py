@@ -283,3 +283,36 @@ def test_the_landing_page_opens_compared_on_the_python_snake_example(app):
     reference = compare(QUERY, corpus_from_text(CORPUS), top_k=TOP_K)
     assert query == QUERY
     assert shown == {"first": [h.id for h in reference.first_stage], "rerank": [h.id for h in reference.reranked]}
+
+
+def test_evaluate_this_case_measures_the_case_as_eval_case_does(app, monkeypatch):
+    """"Evaluate this case" fills the Evaluate tab with the case's corpus, queries and judgments; the pipelines it
+    then measures equal `eval --case TOKEN` on the same database (the command line, read independently)."""
+    import io
+    from contextlib import redirect_stdout
+
+    from explorer.cli import main
+
+    url, store = app
+    queries = [QUERY, "snake skin"]
+    token = _case(store, queries, [Judgment(QUERY, "2", 3, ""), Judgment(QUERY, "4", 2, ""), Judgment(QUERY, "1", 0, ""),
+                                   Judgment(queries[1], "7", 3, "")], name="evaluate me")
+    with browser_page(offline=True, viewport=(1440, 1000)) as page:
+        open_app(page, f"{url}?case={token}")
+        page.locator("#evaluate-case").click()
+        for elem_id, name in (("pipe-corpus", "corpus.jsonl"), ("pipe-queries", "queries.jsonl"), ("pipe-qrels", "qrels.txt")):
+            page.locator(f"#{elem_id} a[href*='{name}']").first.wait_for(state="attached", timeout=120_000)
+        page.locator("#run-pipelines").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#pipe-metrics .virtual-body [role=row]').length === 3", timeout=300_000)
+        metrics = page.locator("#pipe-metrics .virtual-body [role=row]").evaluate_all(
+            "rows => rows.map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))")
+    monkeypatch.setenv("EXPLORER_DATA", str(store.path.parent))
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["eval", "--case", token, "--pipelines", "bm25,bi,bi+cross", "--baseline", "bi", "--top-k", "10",
+                     "--json"]) == 0
+    report = json.loads(buffer.getvalue())
+    assert [row[0] for row in metrics] == ["bm25", "bi (baseline)", "bi+cross"]
+    for row, name in zip(metrics, ("bm25", "bi", "bi+cross")):
+        assert float(row[1]) == pytest.approx(report["metrics"][name]["nDCG@10"], abs=1e-4)
