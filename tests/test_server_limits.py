@@ -76,11 +76,11 @@ def test_request_folders_live_in_gradios_cache_and_old_ones_are_swept(tmp_path, 
     for folder in folders:
         (folder / "file.txt").write_text("x")
         assert folder.parent == tmp_path and folder.name.startswith("explorer-")
-    assert served_files.count_files()["request_files"] == 3
+    assert len(folders) == 4 and served_files.count_files()["request_files"] == 4  # results, runs, labels, cases
     keep = served_files.SERVED_FILES_MAX_AGE_S + 2 * served_files.SERVED_FILES_SWEEP_S
-    # Just inside the age, nothing goes; a second past it, all three go (their creation time is in the name).
+    # Just inside the age, nothing goes; a second past it, all four go (their creation time is in the name).
     assert served_files.sweep(now=time.time() + keep - 5) == 0
-    assert served_files.sweep(now=time.time() + keep + 5) == 3
+    assert served_files.sweep(now=time.time() + keep + 5) == 4
     left = served_files.count_files()
     assert (left["request_files"], left["request_folders"], left["gradio_cache_files"]) == (0, 0, 0)
 

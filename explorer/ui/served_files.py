@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 SERVED_FILES_MAX_AGE_S = int(os.environ.get("EXPLORER_SERVED_FILES_MAX_AGE_S", "1800"))
 # How often gradio's delete_cache and our sweep run.
 SERVED_FILES_SWEEP_S = int(os.environ.get("EXPLORER_SERVED_FILES_SWEEP_S", "300"))
-PREFIX = "explorer-"  # our folders: explorer-results-*, explorer-runs-*, explorer-labels-*
+PREFIX = "explorer-"  # our folders: explorer-results-*, explorer-runs-*, explorer-labels-*, explorer-cases-*
 KINDS = ("results", "runs", "labels", "cases")  # cases: exported zips, a case's corpus and labels
 
 
