@@ -9,7 +9,7 @@ import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from browser_support import browser_page
+from browser_support import browser_page, open_app
 
 from explorer.cli import main
 from explorer.data.builtin_corpora import load_set
@@ -43,8 +43,7 @@ def test_find_a_missed_document_and_read_which_stage_lost_it(app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     query, doc_id, words = _missed_document()
     with browser_page(offline=True, viewport=(1440, 1000)) as page:
-        page.goto(app_url)
-        page.locator("#run-compare").wait_for(state="visible", timeout=120_000)
+        open_app(page, app_url)  # the landing comparison is on the board before anything is typed
         page.locator("#corpus-source label", has_text="Built-in").click()
         builtin = page.locator("#corpus-builtin input")
         builtin.wait_for(state="visible", timeout=30_000)
@@ -55,14 +54,16 @@ def test_find_a_missed_document_and_read_which_stage_lost_it(app_url):
         page.locator("#top-k input[type=number]").press("Enter")
         page.locator("#query textarea, #query input").first.fill(query)
         page.locator("#run-compare").click()
-        page.wait_for_function("k => document.querySelectorAll('#cross-list li.hit').length === k", arg=TOP_K,
-                               timeout=180_000)
-        shown = page.locator("#bi-list li.hit, #cross-list li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
+        # This comparison's board: top-3 re-ranked rows (the landing board shows the example's top-5).
+        page.wait_for_function(
+            "k => document.querySelectorAll('#board .board-column[data-role=rerank] li.hit').length === k",
+            arg=TOP_K, timeout=180_000)
+        shown = page.locator("#board li.hit").evaluate_all("rows => rows.map(r => r.dataset.docId)")
         assert doc_id not in shown  # the first stage missed it: no column shows it
 
         page.locator("#why-panel button, #why-panel .label-wrap").first.click()
         # A click on a row of a list picks that document.
-        row = page.locator("#bi-list li.hit").nth(1)
+        row = page.locator("#board .board-column[data-role=first] li.hit").nth(1)
         row_id = row.get_attribute("data-doc-id")
         row.click()
         page.wait_for_function("id => (document.querySelector('#why-status') || {}).innerText?.includes(`[${id}]`)",
