@@ -410,3 +410,29 @@ def test_a_case_link_as_the_page_shows_it_opens_its_labels(store):
         assert [(q.id, q.text) for q in data.queries] == [("q1", "python snake")]
     for wrong in (f"http://127.0.0.1:7860/?case={links.read_token[:-3]}", "http://127.0.0.1:7860/", ""):
         assert refused(lambda: labels_from_link(store, wrong)) == UNKNOWN_LINK
+
+
+def test_the_app_checks_its_store_at_start_and_reports_a_damaged_file(tmp_path, monkeypatch):
+    """app.py opens the store before serving: a damaged file is reported then (not at a visitor's first grade), left
+    as it was, and every later use says the same; a sound file opens."""
+    from explorer.store import cases
+    from explorer.store.database import FILE_NAME
+
+    path = tmp_path / FILE_NAME
+    sound = CaseStore(path)
+    big = corpus_from_text("\n".join(f"document {i} about pythons and other snakes, number {i}" for i in range(3000)))
+    new_case(sound, corpus=big)
+    sound.close()
+    monkeypatch.setenv("EXPLORER_DATA", str(tmp_path))
+    monkeypatch.setattr(cases, "_DEFAULT", None)
+    assert cases.check_default_store() is None
+    cases._DEFAULT.close()
+    monkeypatch.setattr(cases, "_DEFAULT", None)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3 * 4096] = bytes(range(256)) * 48
+    path.write_bytes(bytes(data))
+    problem = cases.check_default_store()
+    assert problem is not None and str(path) in problem and "damaged" in problem
+    assert "damaged" in refused(cases.default_store)  # the store stays closed: each use repeats the report
+    assert path.read_bytes() == bytes(data)

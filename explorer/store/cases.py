@@ -338,3 +338,14 @@ def default_store() -> CaseStore:
         if _DEFAULT is None:
             _DEFAULT = CaseStore()
         return _DEFAULT
+
+
+def check_default_store() -> str | None:
+    """Open the process's store now, so a damaged or newer-version file is found at start (`PRAGMA integrity_check`
+    at open) rather than at a visitor's first grade: None when it opened, else the problem's message (the file is left
+    as it is; every later use of the store repeats the message, and the rest of the app runs without saved cases)."""
+    try:
+        default_store()
+    except ExplorerError as error:
+        return str(error)
+    return None
