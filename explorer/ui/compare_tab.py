@@ -275,7 +275,7 @@ def build_compare_tab() -> CompareTab:
                 c["bi"] = _model_dropdown("bi", "Bi-encoder (retrieve)")
                 c["cross"] = _model_dropdown("cross", "Cross-encoder (re-rank)")
             c["top_k"].render()
-            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)")
+            c["precision"] = gr.Radio(PRECISIONS, value="auto", label="Precision (CPU)", elem_id="precision")
             c["score_all"] = gr.Checkbox(label="Also score the whole corpus with the cross-encoder", value=False,
                                          elem_id="score-all")
             with gr.Accordion("Pipeline: first stage, re-rankers, ranking label", open=False, elem_id="pipeline"):
