@@ -8,7 +8,8 @@ from contextlib import redirect_stdout
 
 import bm25s
 import numpy as np
-import Stemmer
+
+from bm25_reference import bm25s_reference
 
 from explorer.cli import main
 from explorer.data.builtin_corpora import load_set
@@ -17,21 +18,12 @@ from explorer.rankers.bm25 import BM25
 QUERIES = ["does the cat purr when content", "Berlin wall 1989", "python snake"]
 
 
-# The analyzer the ranker states, spelled out here for bm25s's own tokenizer (text outside CJK
-# scripts): lower-cased runs of letters or digits of ONE character or more, Lucene's English stopwords.
-ONE_CHARACTER_WORDS = r"(?u)\b\w+\b"
 
-
+# The analyzer the ranker states, spelled out for bm25s's own tokenizer in `bm25_reference` (text outside
+# CJK scripts): lower-cased runs of letters or digits of ONE character or more, Lucene's English stopwords.
 def reference_scores(texts: list[str], query: str) -> np.ndarray:
-    """bm25s on its own, with the settings the ranker states: Lucene BM25, English stopwords, Snowball stemmer."""
-    stemmer = Stemmer.Stemmer("english")
-    # Written here, not read from the module under test: k1 = 1.5, b = 0.75, as docs/cli.md states.
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    retriever.index(bm25s.tokenize(texts, token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
-                                   show_progress=False), show_progress=False)
-    words = bm25s.tokenize([query], token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
-                           return_ids=False, show_progress=False)[0]
-    return retriever.get_scores(words)
+    """bm25s on its own, with the settings the ranker states (`bm25_reference`)."""
+    return bm25s_reference(texts, query)[1]
 
 
 def test_scores_and_order_equal_bm25s_called_directly():

@@ -112,15 +112,20 @@ def test_a_candidate_shows_the_score_its_column_shows():
         assert report.standing.rerankers[0].score == hit.score and report.standing.rerankers[0].rank == hit.rank
 
 
-def test_judged_relevant_documents_no_column_shows():
-    from explorer.pipeline.compare import first_stage_ranker
-    from explorer.pipeline.why import unshown_relevant
-
+def _bm25_top3():
+    """A shipped query through bm25+cross at top-3: (corpus, query, run, ids some column shows, two ids none shows)."""
     labelled = load_set("topic_vs_answer")
     corpus, query = labelled.corpus, labelled.queries[1].text
     run = compare(query, corpus, top_k=3, first_stage="bm25", rerankers=["cross"])
     shown = {hit.id for hit in run.stages[0].ranking} | {hit.id for hit in run.reranked[:3]}
-    outside = [d.id for d in corpus.documents if d.id not in shown][:2]
+    return corpus, query, run, shown, [d.id for d in corpus.documents if d.id not in shown][:2]
+
+
+def test_judged_relevant_documents_no_column_shows():
+    from explorer.pipeline.compare import first_stage_ranker
+    from explorer.pipeline.why import unshown_relevant
+
+    corpus, query, run, shown, outside = _bm25_top3()
     inside = next(iter(shown))
     grades = {outside[0]: 2, outside[1]: 0, inside: 1}
     labels = {"query": query, "corpus_name": corpus.name, "corpus_size": len(corpus), "grades": grades}
@@ -135,11 +140,7 @@ def test_the_workbench_judgments_feed_the_judged_relevant_list():
     from explorer.pipeline.why import unshown_relevant
     from explorer.views.workbench import judged_labels, new_bench
 
-    labelled = load_set("topic_vs_answer")
-    corpus, query = labelled.corpus, labelled.queries[1].text
-    run = compare(query, corpus, top_k=3, first_stage="bm25", rerankers=["cross"])
-    shown = {hit.id for hit in run.stages[0].ranking} | {hit.id for hit in run.reranked[:3]}
-    outside = [d.id for d in corpus.documents if d.id not in shown][:2]
+    corpus, query, _, shown, outside = _bm25_top3()
     bench = {**new_bench(), "judgments": {query: {outside[0]: {"grade": 3, "reason": ""},
                                                   outside[1]: {"grade": 0, "reason": "off topic"}}}}
     assert judged_labels(new_bench(), query, corpus) is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 import pytest
-import Stemmer
+from bm25_reference import bm25s_reference
 from scipy.stats import rankdata
 
 from explorer.data.builtin_corpora import load_set
@@ -18,19 +18,7 @@ from explorer.rankers.cross_encoder import load_cross_encoder
 from explorer.rankers.hybrid import Hybrid
 from explorer.rankers.late_interaction import load_late_interaction
 
-ONE_CHARACTER_WORDS = r"(?u)\b\w+\b"  # the analyzer BM25 states: words of one character or more
 QUERIES = ["what is the capital of France", "the cats are purring while sleeping", "Berlin wall 1989 fell"]
-
-
-def _bm25s_reference(texts, query):
-    stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    retriever.index(bm25s.tokenize(texts, token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
-                                   show_progress=False), show_progress=False)
-    words = bm25s.tokenize([query], token_pattern=ONE_CHARACTER_WORDS, stopwords="en", stemmer=stemmer,
-                           return_ids=False, show_progress=False)[0]
-    known = [w for w in words if w in retriever.vocab_dict]
-    return words, (retriever.get_scores(known) if known else np.zeros(len(texts)))
 
 
 @pytest.mark.parametrize("set_name", ["numbers_entities", "topic_vs_answer", "ambiguity"])
@@ -40,7 +28,7 @@ def test_bm25_terms_sum_to_bm25s_score_and_the_analysis_is_bm25s_tokenizer(set_n
     ranker = BM25()
     index, _ = ranker.index_corpus(texts, labelled.corpus.fingerprint)
     for query in QUERIES + [q.text for q in labelled.queries[:4]]:
-        words, reference = _bm25s_reference(texts, query)
+        words, reference = bm25s_reference(texts, query)
         checked = 0
         for position in range(len(texts)):
             explanation = ranker.explain(index, query, position, texts[position])
@@ -103,7 +91,7 @@ def test_rrf_shares_sum_to_the_fused_score():
     scores, positions = hybrid.search(index, hybrid.encode_queries([query]), len(corpus))
     fused = dict(zip(positions[0].tolist(), scores[0].tolist()))
     # Independent: ranks by scipy over bm25s's scores and the bi-encoder's cosines.
-    _, lexical = _bm25s_reference(corpus.texts, query)
+    _, lexical = bm25s_reference(corpus.texts, query)
     dense = hybrid.dense.encode(corpus.texts) @ hybrid.dense.encode_queries([query])[0]
     matched = lexical > 0
     lexical_rank = rankdata(-lexical[matched], method="min")
