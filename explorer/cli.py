@@ -14,6 +14,7 @@ from pathlib import Path
 
 from explorer.errors import ExplorerError
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from explorer.engine.precision import PRECISIONS
 from explorer.cli_output import emit as _emit
 from explorer.eval_cli import run_eval
 
@@ -24,9 +25,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     _add_label_flag(parser)
     parser.add_argument(
         "--precision",
-        choices=("auto", "bf16", "fp32"),
+        choices=PRECISIONS,
         default="auto",
-        help="auto: bf16 where the CPU has native bf16, else fp32; fp32 is exact",
+        help="auto: this CPU kind's fastest precision that ranks as fp32 does (int8 on AVX2, bf16 where native; "
+             "see README 'Precision'); fp32 is exact; int8 is the packed oneDNN engine",
     )
 
 
@@ -58,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerankers", default="cross",
         help="comma-separated re-rankers of the same top-k, in the order they run: late (MaxSim over the "
              "answerai-colbert-small-v1 backbone, no projection head), cross (the cross-encoder; default); "
-             "or none. Each may name a precision: cross@fp32, cross@bf16, cross@int8 (the original int8 ONNX "
-             "file, run by onnxruntime), late@fp32, late@bf16; e.g. cross@fp32,cross@bf16,cross@int8",
+             "or none. Each may name a precision: cross@fp32, cross@bf16, cross@int8-packed (our int8 engine), "
+             "cross@int8 (the original int8 ONNX file, run by onnxruntime), late@fp32, late@bf16, late@int8-packed; "
+             "e.g. cross@fp32,cross@int8-packed,cross@int8",
     )
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_flags(compare)
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--shard-size", type=int, default=256, help="documents per shard (the unit written and resumed)")
     index.add_argument("--index-type", choices=("auto", "exact", "hnsw"), default="auto",
                        help="FAISS index: auto is exact up to 50,000 documents, HNSW above")
-    index.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    index.add_argument("--precision", choices=PRECISIONS, default="auto")
     index.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     inspect = commands.add_parser("inspect", help="attention and attribution for one (query, document) pair")

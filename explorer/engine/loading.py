@@ -28,8 +28,7 @@ from typing import Any, Literal
 
 import torch
 
-from explorer.engine import packed_bert
-from explorer.engine import onnx_rebuild
+from explorer.engine import int8, onnx_rebuild, packed_bert
 from explorer.engine.catalog import (
     BGE_SMALL,
     COLBERT_BACKBONE,
@@ -43,7 +42,7 @@ from explorer.engine.catalog import (
     offline_models_text,
     register_local,
 )
-from explorer.engine.precision import Precision, resolve_precision
+from explorer.engine.precision import Precision, Resolved, auto_note, resolve_precision
 from explorer.errors import ExplorerError
 from explorer.paths import cache_dir, package_dir
 
@@ -145,17 +144,18 @@ def register_model_path(path: str) -> ModelChoice:
 class BoundEngine:
     """How a model runs at one precision, decided once: the packed engine or the library's own forward."""
 
-    precision: Literal["bf16", "fp32"]
-    packed: packed_bert.PackedBert | None  # the padding-free bf16 engine, where it reproduces the model exactly
+    precision: Resolved
+    packed: packed_bert.PackedBert | None  # the padding-free bf16 / int8 engine, where it reproduces the model
     module: torch.nn.Module | None  # otherwise the transformers module whose own forward runs
     library: Any = None  # ...inside this sentence-transformers model (None for a "late" backbone)
+    note: str = ""  # why "auto" chose this precision here ("" when it was asked for by name)
 
     @property
     def name(self) -> str:
-        """How this engine runs a batch, in words for notes and timings: "packed bf16", "sentence-transformers
-        forward" or "padded batches"."""
+        """How this engine runs a batch, in words for notes and timings: "packed bf16", "packed int8 (oneDNN)",
+        "sentence-transformers forward" or "padded batches"."""
         if self.packed is not None:
-            return "packed bf16"
+            return "packed int8 (oneDNN)" if self.precision == "int8" else "packed bf16"
         return "sentence-transformers forward" if self.library is not None else "padded batches"
 
 
@@ -182,6 +182,7 @@ class LoadedModel:
     _bf16_library: Any = field(default=None, repr=False)
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
+    _int8_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- what a bi-encoder means, read off its sentence-transformers modules --------------------
@@ -265,14 +266,16 @@ class LoadedModel:
 
     # -- engines -------------------------------------------------------------------------------
     def bind(self, precision: Precision) -> BoundEngine:
-        """Resolve `precision` ("auto" picks bf16 only where the CPU has it) and pick the engine, once."""
-        resolved = resolve_precision(precision)
+        """Resolve `precision` ("auto": this CPU kind's choice, `precision.AUTO`) and pick the engine, once.
+        Raises ExplorerError for int8 on a model the packed engine does not take."""
+        resolved = resolve_precision(precision, int8_possible=self.packs_exactly() and int8.available())
+        note = auto_note(precision, resolved)
         packed = self.packed_for(resolved)
         if packed is not None:
-            return BoundEngine(resolved, packed, None, None)
-        return BoundEngine(resolved, None, self.module_for(resolved), self.library_for(resolved))
+            return BoundEngine(resolved, packed, None, None, note)
+        return BoundEngine(resolved, None, self.module_for(resolved), self.library_for(resolved), note)
 
-    def library_for(self, precision: Literal["bf16", "fp32"]):
+    def library_for(self, precision: Resolved):
         """The sentence-transformers model in the given precision (None for a "late" backbone);
         the bf16 copy is made once, on first use."""
         if precision == "fp32" or self.library is None:
@@ -282,7 +285,7 @@ class LoadedModel:
                 self._bf16_library = _bf16_library_copy(self.library)
         return self._bf16_library
 
-    def module_for(self, precision: Literal["bf16", "fp32"]) -> torch.nn.Module:
+    def module_for(self, precision: Resolved) -> torch.nn.Module:
         """The transformers module in the given precision; the bf16 copy is made once, on first use."""
         if precision == "fp32":
             return self.module
@@ -319,18 +322,32 @@ class LoadedModel:
         return all(isinstance(m, (Pooling, Dense, Normalize)) for m in rest) and all(
             m.include_prompt for m in rest if isinstance(m, Pooling))
 
-    def packed_for(self, precision: Literal["bf16", "fp32"]) -> packed_bert.PackedBert | None:
-        """The padding-free bf16 engine, where it reproduces the model exactly (`packs_exactly`); made once.
+    def packed_for(self, precision: Resolved) -> packed_bert.PackedBert | None:
+        """The padding-free bf16 or int8 engine, where it reproduces the model (`packs_exactly`); made once.
 
         None for fp32, which runs the library's own forward, and for anything `packed_bert`
-        does not cover (they run `library_for` / `module_for`).
+        does not cover (they run `library_for` / `module_for`). The int8 engine of an offline model
+        runs the int8 weights its ONNX file ships (`int8_weights`); any other is quantised at load.
         """
         if precision == "fp32" or not self.packs_exactly():
             return None
         with self._lock:
+            if precision == "int8":
+                if self._int8_packed is None:
+                    self._int8_packed = packed_bert.PackedBert(self.module, torch.int8, self.int8_weights())
+                return self._int8_packed
             if self._bf16_packed is None:
                 self._bf16_packed = packed_bert.PackedBert(self.module, torch.bfloat16)
         return self._bf16_packed
+
+    def int8_weights(self) -> dict[str, int8.Int8Weight]:
+        """The int8 weights an offline model's ONNX file ships, by module name (`onnx_rebuild.int8_linear_weights`);
+        empty for any other model (its engine quantises per output channel at load)."""
+        spec = REBUILT.get(self.id)
+        if spec is None:
+            return {}
+        return {name: int8.Int8Weight(torch.from_numpy(values.copy()), torch.full((values.shape[0],), float(scale)))
+                for name, (values, scale) in onnx_rebuild.int8_linear_weights(spec).items()}
 
 
 def _to_float32_inputs(module: torch.nn.Module, args: tuple) -> tuple:

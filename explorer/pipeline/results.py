@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from explorer.pipeline.agreement import Agreement, pairwise
+from explorer.rankers.base import precision_key
 
 # The JSON key each re-ranker kind goes under in `models`, `precision` and the hit lists.
 RERANKER_KEYS = {"cross": "cross_encoder", "late": "late_interaction"}
@@ -244,8 +245,8 @@ class Comparison:
         precision = {first_key: self.runs_on["first_stage"]}
         for stage in self.stages[1:]:
             key = RERANKER_KEYS[stage.kind]
-            if key in models:  # the same kind again at another precision: "cross_encoder_int8"
-                key = f"{key}_{stage.runs_on.split(' ')[0]}"
+            if key in models:  # the same kind again at another precision: "cross_encoder_int8", "..._int8_packed"
+                key = f"{key}_{precision_key(stage.runs_on.split(' ')[0], stage.engine)}"
             models[key] = stage.name
             precision[key] = stage.runs_on
         data = {

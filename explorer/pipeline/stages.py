@@ -33,14 +33,14 @@ RERANK_TIMING = {"cross": "rerank", "late": "rerank_late"}
 
 def rerank_timing_keys(rerankers: Sequence[PairScorer]) -> list[str]:
     """Each re-ranker's timing key: "rerank" / "rerank_late" for the first of its kind, then
-    "<that>_<precision>" (e.g. "rerank_int8") for the same kind again at another precision."""
+    "<that>_<precision>" (e.g. "rerank_int8", "rerank_int8_packed") for the same kind again at another precision."""
     keys: list[str] = []
     for reranker in rerankers:
         key = RERANK_TIMING[reranker.info.kind]
         if getattr(reranker, "aggregate", None):  # a cross-encoder by passages: "rerank_maxp"
             key = f"{key}_{reranker.aggregate}"
         if key in keys:
-            key = f"{key}_{reranker.info.precision}"
+            key = f"{key}_{reranker.info.precision_key}"
         while key in keys:
             key += "_again"
         keys.append(key)

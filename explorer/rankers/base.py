@@ -26,6 +26,11 @@ RankerKind = Literal["lexical", "bi", "hybrid", "late", "cross"]
 ProgressCallback = Callable[[int, int], None]  # (items done, items in all)
 
 
+def precision_key(precision: str, engine: str) -> str:
+    """`RankerInfo.precision_key` of a precision and engine name."""
+    return "int8_packed" if engine.startswith("packed int8") else precision
+
+
 @dataclass(frozen=True)
 class RankerInfo:
     """What a ranker is, as the page, the CLI and the JSON name it."""
@@ -39,11 +44,20 @@ class RankerInfo:
     engine: str = ""  # how it runs: "packed bf16", "sentence-transformers forward", "bm25s sparse index"
     probability_name: str = ""  # what PairScores.probabilities hold: "sigmoid(logit)", "raw score", ...; "" for none
     prompts: str = ""  # the prompts the model puts before texts, as the page shows them; "" for none
+    precision_note: str = ""  # why "auto" chose the precision here (`precision.auto_note`); "" if named
+
+    @property
+    def precision_key(self) -> str:
+        """The precision as a key suffix, telling our packed int8 engine ("int8_packed") from onnxruntime's
+        int8 file ("int8"): "cross_encoder_int8_packed", "rerank_int8_packed"."""
+        return precision_key(self.precision, self.engine)
 
     @property
     def runs_on(self) -> str:
-        """Precision and device as the page shows them, e.g. "bf16 on cpu"."""
-        return f"{self.precision} on {self.device}"
+        """Precision and device as the page shows them, e.g. "bf16 on cpu", with auto's reason where it chose:
+        "int8 on cpu (auto on AVX2: ...)"."""
+        where = f"{self.precision} on {self.device}"
+        return f"{where} ({self.precision_note})" if self.precision_note else where
 
 
 @dataclass

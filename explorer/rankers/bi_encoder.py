@@ -64,7 +64,7 @@ class BiEncoder(Retriever):
         self.precision = self.engine.precision
         self.score_name = "cosine" if model.similarity == "cosine" else "dot product"
         self.info = RankerInfo(model.id, model.name, "bi", self.score_name, self.precision, engine=self.engine.name,
-                               prompts=model.prompts_text())
+                               prompts=model.prompts_text(), precision_note=self.engine.note)
 
     @property
     def dimension(self) -> int:

@@ -28,8 +28,9 @@ from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, Rank
 
 # Pairs per padded forward pass. bf16 batches of 8 ran fastest on the 2-core AVX-512
 # machine (after length sorting, smaller batches waste less padding); fp32 keeps the size
-# its exact results were recorded with. BERT rerankers in bf16 are packed instead (no padding).
-BATCH_SIZE = {"fp32": 16, "bf16": 8}
+# its exact results were recorded with. BERT rerankers in bf16 and int8 are packed instead (no
+# padding); int8 runs on the packed engine only, so its batch size is never used.
+BATCH_SIZE = {"fp32": 16, "bf16": 8, "int8": 8}
 # Pairs handed to `CrossEncoder.predict` per call, so progress can be reported between calls.
 PREDICT_CHUNK = 256
 
@@ -107,10 +108,10 @@ class CrossExplanation:
 class CrossEncoder(PairScorer):
     """A cross-encoder bound to one precision, engine and ranking label; never asks for attention weights.
 
-    bf16 on a plain BERT reranker runs packed, padding-free chunks (`packed_bert`), which
+    bf16 and int8 on a plain BERT reranker run packed, padding-free chunks (`packed_bert`), which
     reproduce sentence-transformers' forward; everything else runs sentence-transformers'
     own `CrossEncoder.predict` (raw logits, Identity activation) on its own length-sorted
-    batches. fp32 is exactly `CrossEncoder.predict`.
+    batches. fp32 is exactly `CrossEncoder.predict`. int8 exists on the packed engine only.
     """
 
     def __init__(self, model: LoadedModel, precision: Precision = "auto", batch_size: int | None = None,
@@ -122,7 +123,7 @@ class CrossEncoder(PairScorer):
         self.label = self.resolve_label(model, label)
         self.info = RankerInfo(model.id, model.name, "cross", self.score_name, self.precision,
                                engine=self.engine.name, probability_name=self.probability_name,
-                               prompts=model.prompts_text())
+                               prompts=model.prompts_text(), precision_note=self.engine.note)
 
     @staticmethod
     def resolve_label(model: LoadedModel, label: int | str | None) -> int:

@@ -101,6 +101,7 @@ class Hybrid(Retriever):
             name=f"Hybrid: BM25 + {dense.info.name}, reciprocal rank fusion (k={k})",
             kind="hybrid", score_name="RRF score", precision=dense.info.precision, device=dense.info.device,
             engine=f"RRF (k={k}) over BM25 [{lexical.info.engine}] and the bi-encoder [{dense.info.engine}]",
+            precision_note=dense.info.precision_note,
         )
 
     def index_corpus(self, texts, fingerprint, persist=False, progress: ProgressCallback | None = None):

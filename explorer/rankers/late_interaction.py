@@ -88,7 +88,8 @@ class LateInteraction(PairScorer):
         self.engine = model.bind(precision)
         self.precision = self.engine.precision
         self.info = RankerInfo(model.id, name or (NAME if model.id == COLBERT_BACKBONE else f"{model.name}: MaxSim"),
-                               "late", "MaxSim", self.precision, engine=self.engine.name)
+                               "late", "MaxSim", self.precision, engine=self.engine.name,
+                               precision_note=self.engine.note)
         tokenizer = model.tokenizer
         self._special = {i for i in (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id) if i is not None}
 

@@ -90,7 +90,7 @@ class PassageCrossEncoder(PairScorer):
             "cross", f"{AGGREGATES[aggregate]} of window {base.score_name}s", base.precision, base.device,
             engine=f"{base.engine}; passages of a {cross.max_length}-token pair every {stride} document tokens",
             probability_name="" if aggregate == "sump" else f"{base.probability_name} of that window",
-            prompts=base.prompts,
+            prompts=base.prompts, precision_note=base.precision_note,
         )
 
     @property

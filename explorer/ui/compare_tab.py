@@ -18,7 +18,7 @@ from explorer.engine.loading import load_model
 from explorer.errors import ExplorerError
 from explorer.indexing.prebuilt import configured_index
 from explorer.paths import REPO_ROOT
-from explorer.pipeline.compare import PASSAGE_ENTRIES, RERANKERS, Comparison, compare
+from explorer.pipeline.compare import PAGE_ENTRIES, Comparison, compare
 from explorer.pipeline.stages import check_query
 from explorer.pipeline.work import comparison_work
 from explorer.pipeline.costs import UnitCosts, unit_costs
@@ -39,8 +39,12 @@ CSS_PATH = REPO_ROOT / "assets" / "style.css"
 FIRST_STAGE_CHOICES = [("bi-encoder (one vector per text)", "bi"), ("BM25 (exact words)", "bm25"),
                        ("hybrid: BM25 + bi-encoder, reciprocal rank fusion", "hybrid")]
 RERANKER_CHOICES = [("late interaction (token vectors, MaxSim)", "late"), ("cross-encoder (read together)", "cross"),
-                    ("cross-encoder by passages, MaxP (long documents past its 512-token cut)", "cross:maxp")]
-PRECISIONS = [("auto (bf16 if native)", "auto"), ("bf16", "bf16"), ("exact fp32", "fp32")]
+                    ("cross-encoder by passages, MaxP (long documents past its 512-token cut)", "cross:maxp"),
+                    ("cross-encoder again at exact fp32 (the reference)", "cross@fp32"),
+                    ("cross-encoder again, our int8 engine (packed, oneDNN)", "cross@int8-packed"),
+                    ("cross-encoder again, onnxruntime on the shipped int8 ONNX file", "cross@int8")]
+PRECISIONS = [("auto (fastest that ranks as fp32 does, on this CPU)", "auto"), ("bf16", "bf16"),
+              ("int8 (packed, oneDNN)", "int8"), ("exact fp32", "fp32")]
 DEFAULT_PROJECTION_N = 10_000
 
 
@@ -111,7 +115,7 @@ def run_comparison(
     """
     try:
         # The order they run in is the pipeline's, whatever order the boxes were ticked in.
-        kinds = [kind for kind in (*RERANKERS, *PASSAGE_ENTRIES) if kind in (["cross"] if rerankers is None else rerankers)]
+        kinds = [kind for kind in PAGE_ENTRIES if kind in (["cross"] if rerankers is None else rerankers)]
         if not kinds:
             raise ExplorerError("Pick at least one re-ranker (late interaction or the cross-encoder).")
         index = configured_index()

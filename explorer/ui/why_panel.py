@@ -16,7 +16,7 @@ from explorer.data.builtin_corpora import INDEX_CHOICE, corpus_from_source
 from explorer.engine.catalog import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from explorer.errors import ExplorerError
 from explorer.interpret.why import why_contrast, why_document, with_would_rank
-from explorer.pipeline.compare import PASSAGE_ENTRIES, RERANKERS, first_stage_ranker
+from explorer.pipeline.compare import PAGE_ENTRIES, first_stage_ranker
 from explorer.pipeline.stages import check_query
 from explorer.pipeline.why import find_documents, unshown_relevant
 from explorer.pipeline.work import comparison_work
@@ -100,7 +100,7 @@ def explain(doc_id: str, versus: str | None = None, view: str = "first", query: 
         if not doc_id:
             raise ExplorerError("Pick a document first: click a row, or find one by its words or id.")
         # In the pipeline's order; a cross-encoder by passages ("cross:maxp") is accepted from the API.
-        kinds = [k for k in (*RERANKERS, *PASSAGE_ENTRIES) if k in (rerankers or ["cross"])]
+        kinds = [k for k in PAGE_ENTRIES if k in (rerankers or ["cross"])]
         corpus = _corpus(corpus_source, corpus_text, corpus_file, builtin_corpus)
         work = comparison_work(check_query(query), corpus, first_stage or "bi", kinds, bi_encoder, cross_encoder,
                                precision or "auto", False, top_k, shipped=corpus_source == "Built-in", prebuilt=False)

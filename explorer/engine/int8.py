@@ -1,0 +1,124 @@
+"""Int8 linear layers for the packed engine: int8 weights, activations quantised per token at run time.
+
+The matrix product is oneDNN's int8 GEMM (`torch.ops.onednn.qlinear_pointwise`, the op
+PyTorch's own x86 int8 lowering emits; not the deprecated quantized-tensor API): uint8
+activations times int8 weights, accumulated exactly in int32, written out in fp32. Everything
+around it is plain torch:
+
+* **weights**: int8 with one fp32 scale per output channel, W = values * scale. The offline
+  models use the int8 values their ONNX file ships (`onnx_rebuild.int8_linear_weights`), so
+  the fp32 weights the other precisions run are exactly these values times their scale;
+  any other model is quantised here at load, symmetric per output channel (`quantize_per_channel`).
+* **activations**: quantised per token (row), asymmetric: x = (q - z) * s with the row's own
+  scale s and zero point z. oneDNN takes one scale for the whole input, so the GEMM runs with
+  scale 1 and zero point 0 and each row is brought back afterwards:
+  x W^T = s * (q W^T - z * sum_k W[:, k]). Per-token scales cost two passes over the output
+  (and GELU can no longer ride in the GEMM's epilogue), but they buy two things a per-tensor
+  scale (onnxruntime's DynamicQuantizeLinear) cannot: a token's quantisation does not depend on
+  the other sequences in its chunk, so **a pair's score is the same whatever it is batched
+  with**, and a token with small values keeps its resolution. On the bench's pairs that took
+  the largest int8-vs-fp32 logit gap from 0.61 (onnxruntime) to 0.28.
+* **levels**: uint8 has 256 levels, but where the CPU lacks VNNI, oneDNN multiplies with
+  AVX2's vpmaddubsw, which adds two uint8 x int8 products in int16 and saturates once
+  activations pass 127 (checked by `activation_levels`, which probes the kernel itself). There
+  activations use 128 levels (7 bits), as PyTorch's x86 backend does with `reduce_range`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Int8Weight:
+    """A linear layer's weight as int8 values and one fp32 scale per output channel.
+
+    values: (out, in) int8; scale: (out,) float32; the weight is values * scale[:, None].
+    """
+
+    values: torch.Tensor
+    scale: torch.Tensor
+
+    def dequantized(self) -> torch.Tensor:
+        """(out, in) float32: values * scale, computed in fp32 (what the other precisions run)."""
+        return self.values.float() * self.scale[:, None]
+
+    @staticmethod
+    def concatenated(parts: list[Int8Weight]) -> Int8Weight:
+        """Several layers' weights stacked along the output dimension (the query, key and value projections)."""
+        return Int8Weight(torch.cat([p.values for p in parts]), torch.cat([p.scale for p in parts]))
+
+
+def quantize_per_channel(weight: torch.Tensor) -> Int8Weight:
+    """Symmetric int8 per output channel of a (out, in) float weight: scale = max |row| / 127, values =
+    round(weight / scale) in [-127, 127]; an all-zero row gets scale 1 (its values are 0)."""
+    weight = weight.detach().float()
+    scale = weight.abs().amax(dim=1) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    values = torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return Int8Weight(values, scale)
+
+
+def available() -> bool:
+    """Whether this torch build has oneDNN's int8 linear (x86 CPU builds since PyTorch 2.2)."""
+    ops = torch.ops.onednn
+    return torch.backends.mkldnn.is_available() and hasattr(ops, "qlinear_pointwise") and hasattr(ops, "qlinear_prepack")
+
+
+def _int8_matmul(packed: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(rows, out) float32 = (q as integers) @ values^T * scale, by oneDNN: input scale 1, zero point 0, no bias."""
+    zero_points = torch.zeros(scale.shape[0], dtype=torch.long)
+    return torch.ops.onednn.qlinear_pointwise(q, 1.0, 0, packed, scale, zero_points, None, 1.0, 0, torch.float32,
+                                              "none", [], "none")
+
+
+@lru_cache(maxsize=1)
+def activation_levels() -> int:
+    """The largest uint8 activation value this CPU's oneDNN int8 kernel multiplies exactly: 255, or 127
+    where it saturates (AVX2 without VNNI adds pairs of products in int16).
+
+    Probed, not read off the CPU flags: one small product of worst-case values (255 against
+    alternating runs of -128 and 127) compared with the exact integer result.
+    """
+    columns = 64
+    weights = torch.full((16, columns), 127, dtype=torch.int8)
+    weights[::2] = -128
+    packed = torch.ops.onednn.qlinear_prepack(weights, None)
+    q = torch.full((4, columns), 255, dtype=torch.uint8)
+    got = _int8_matmul(packed, q, torch.ones(16)).double()
+    exact = q.double() @ weights.double().T
+    return 255 if torch.equal(got, exact) else 127
+
+
+class Int8Linear:
+    """x W^T + b (then exact GELU if asked) with W an `Int8Weight`, for (rows, in) fp32 input; returns
+    (rows, out) fp32. Each row is quantised on its own (see the module docstring), so each output row
+    depends on its input row only, bit for bit."""
+
+    def __init__(self, weight: Int8Weight, bias: torch.Tensor, gelu: bool = False):
+        self.scale = weight.scale.float().contiguous()
+        self.bias = bias.detach().float().contiguous()
+        self.gelu = gelu
+        # The row count given to the prepack is only a hint for oneDNN's layout; any count works.
+        self.packed = torch.ops.onednn.qlinear_prepack(weight.values.contiguous(), None)
+        # sum_k W[n, k] in fp32, for the zero-point correction; summed in float64 so it is exact to fp32.
+        self.column_sums = (weight.values.double().sum(dim=1) * self.scale.double()).float()
+        self.levels = activation_levels()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        # Each row's range, widened to hold 0 so that zero (padding rows, GELU's floor) is exact.
+        low = x.amin(dim=1, keepdim=True).clamp_(max=0)
+        high = x.amax(dim=1, keepdim=True).clamp_(min=0)
+        step = (high - low).clamp_(min=torch.finfo(torch.float32).tiny) / self.levels
+        zero_point = torch.round(-low / step)
+        # round(x / step) + z as round-half-up: + 0.5, then truncation (all values are >= 0 after the clamp).
+        q = torch.addcmul(zero_point + 0.5, x, 1 / step).clamp_(0, self.levels).to(torch.uint8)
+        # Elementwise broadcasts only (a BLAS rank-1 update would round differently with the row count).
+        out = _int8_matmul(self.packed, q, self.scale).addcmul_(zero_point, self.column_sums, value=-1)
+        out = torch.addcmul(self.bias, out, step)
+        return F.gelu(out) if self.gelu else out
