@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time the depth sweep on python_docs (bi+cross, 40 queries, depths 5..100)")
     bench.add_argument("--why", action="store_true",
                        help="only the 'why not this document' panel for documents outside top-k on python_docs")
+    bench.add_argument("--engines", action="store_true",
+                       help="only the cross-encoder engines on 100 pairs: ours fp32 / bf16 / int8 against onnxruntime "
+                            "and OpenVINO on the int8 ONNX file, with agreement with fp32")
     bench.add_argument("--heads", action="store_true",
                        help="only the head grid: every head ablated for a 64-token pair on 2 threads, fp32 and bf16")
 
@@ -419,6 +422,12 @@ def run_bench(args) -> int:
 
         sweep = bench_depth_sweep()
         _emit(args, {"depth_sweep": sweep}, lambda: format_depth_bench(sweep))
+        return 0
+    if args.engines:
+        from explorer.tools.int8_bench import format_engines, run_engines_benchmark
+
+        engines = run_engines_benchmark(quick=args.quick)
+        _emit(args, engines, lambda: format_engines(engines))
         return 0
     if args.heads:
         from explorer.tools.bench import benchmark_queries, bench_head_grid, format_head_grid, realistic_passages

@@ -58,3 +58,13 @@ def assert_same_order_beyond(exact: np.ndarray, fast: np.ndarray, error: float, 
                 checked += 1
                 assert fast[i] > fast[j], (int(i), int(j), exact[i], exact[j], fast[i], fast[j])
     assert checked >= at_least, checked
+
+# How far our packed int8 engine (engine/int8.py) may move a cross-encoder logit from fp32 on the same
+# weights (the offline model: the ONNX file's own int8 values, so only the activations are rounded).
+# Activations are quantised per token, asymmetric: 128 levels where the CPU lacks VNNI (AVX2's int16
+# pair sums would saturate at 256), 256 levels with VNNI or AMX, whose int32 sums are exact (a test
+# checks the product is exact integer arithmetic on the CPU that runs it). Measured on an AVX2-only
+# EPYC (128 levels, 2026-11-30) over the 1,400 pairs of tests/int8_pairs.py: at most 0.41 logit
+# (negation), 0.36 on python_docs; 256 levels halve the step. 0.6 is 1.5x the measurement; a broken
+# int8 path (a wrong scale, a zero point left out, a saturating kernel) moves logits by whole units.
+PACKED_INT8_LOGIT_ERROR = 0.6

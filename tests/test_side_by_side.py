@@ -236,13 +236,18 @@ def test_int8_order_agrees_with_the_fp32_rebuild_wherever_the_gap_exceeds_its_er
 # --- the benchmark peer ------------------------------------------------------------------------
 
 
-def test_bench_onnxruntime_peer_on_a_handful_of_pairs(cross):
-    from explorer.tools.bench import bench_rerank_onnxruntime
+def test_bench_engines_on_a_handful_of_pairs(cross):
+    """The engines benchmark runs ours and the onnxruntime peer on the same pairs and reports agreement with
+    fp32: fp32 against itself is perfect, and our int8 stays close to it."""
+    from explorer.tools.int8_bench import bench_engines
 
     passages = [d for _, d in PAIRS] + ["Cats purr when they are content.", "The Berlin wall fell in 1989."]
-    result = bench_rerank_onnxruntime(cross, passages, ["python snake", "capital of France"], repeats=1, count=6)
+    result = bench_engines(cross, passages, ["python snake", "capital of France"], repeats=1, count=6)
     assert result["pairs"] == 6
-    for key in ("ours_pairs_per_s", "onnxruntime_pairs_per_s", "ratio"):
-        assert result[key] > 0, key
-    assert "onnxruntime" in result["peer"]
-    assert result["agreement"]["spearman"] > 0.8 and 0 < result["agreement"]["top6_overlap"] <= 1
+    rows = result["engines"]
+    assert {"fp32", "int8", "onnxruntime int8"} <= set(rows)
+    assert all(row["pairs_per_s"] > 0 for row in rows.values())
+    assert "onnxruntime" in rows["onnxruntime int8"]["engine"] and "packed int8" in rows["int8"]["engine"]
+    assert rows["fp32"]["agreement_with_fp32"] == {"spearman": 1.0, "top10_overlap": 1.0, "max_abs_logit_diff": 0.0}
+    assert rows["int8"]["agreement_with_fp32"]["spearman"] > 0.8
+    assert result["auto"]["precision"] in rows

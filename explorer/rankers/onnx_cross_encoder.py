@@ -44,6 +44,13 @@ def onnx_path():
     return source_dir(CROSS_ENCODER) / "model.onnx"
 
 
+def onnxruntime_version() -> str:
+    """The installed onnxruntime's version, for benchmark notes."""
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 class OnnxCrossEncoder(PairScorer):
     """A cross-encoder ONNX file run by onnxruntime one pair at a time: by default
     ms-marco-MiniLM-L-12-v2's original int8 file, or a local file registered at start."""

@@ -129,48 +129,6 @@ def bench_rerank(cross, passages: list[str], queries: list[str], repeats: int) -
     }
 
 
-def bench_rerank_onnxruntime(cross, passages: list[str], queries: list[str], repeats: int, count: int = 100) -> dict:
-    """The same pairs: ours (auto precision) vs onnxruntime on the original int8 ONNX file.
-
-    onnxruntime runs each pair alone, unpadded (a batch of one), as `OnnxCrossEncoder` does:
-    its dynamic int8 scores move with padding, so this is the run whose scores mean one thing.
-    Agreement compares the two rankings of the same pairs (Spearman of the scores, top-10 overlap).
-    """
-    from explorer.rankers.cross_encoder import CrossEncoder as OurCrossEncoder
-    from explorer.rankers.onnx_cross_encoder import load_onnx_cross_encoder
-
-    rng = random.Random(0)
-    docs = rng.sample(passages, min(count, len(passages)))
-    qs = [queries[i % len(queries)] for i in range(len(docs))]
-    ours, peer = OurCrossEncoder(cross, "auto"), load_onnx_cross_encoder()
-    ours_ms = median_ms(lambda: ours.score(qs, docs), repeats)
-    peer_ms = median_ms(lambda: peer.score(qs, docs), repeats)
-    mine, theirs = ours.score(qs, docs).logits, peer.score(qs, docs).logits
-    top = min(10, len(docs))
-    top_ours = set(np.argsort(-mine, kind="stable")[:top].tolist())
-    top_peer = set(np.argsort(-theirs, kind="stable")[:top].tolist())
-    return {
-        "pairs": len(docs),
-        "ours_precision": ours.precision,
-        "ours_engine": ours.info.engine,
-        "peer": f"onnxruntime {_onnxruntime_version()}, int8 ONNX original, one unpadded pair per run",
-        "ours_pairs_per_s": round(len(docs) / ours_ms * 1000, 1),
-        "onnxruntime_pairs_per_s": round(len(docs) / peer_ms * 1000, 1),
-        "ratio": round(peer_ms / ours_ms, 2),
-        "agreement": {
-            "spearman": round(spearman(mine, theirs), 5),
-            "max_abs_logit_diff": round(float(np.abs(mine - theirs).max()), 4),
-            f"top{top}_overlap": len(top_ours & top_peer) / top,
-        },
-    }
-
-
-def _onnxruntime_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
-
-
 def bench_encode(bi, passages: list[str], repeats: int, count: int = 1000) -> tuple[dict, np.ndarray]:
     """`count` passages: ours (auto precision) vs SentenceTransformer.encode (fp32)."""
     from sentence_transformers import SentenceTransformer
@@ -477,8 +435,10 @@ def run_benchmark(quick: bool = False, progress=print) -> dict:
     cross = load_model(DEFAULT_CROSS_ENCODER, "cross")
     progress("reranking 100 pairs ...")
     result["rerank"] = bench_rerank(cross, passages, queries, repeats)
-    progress("reranking the same 100 pairs with onnxruntime on the int8 ONNX file ...")
-    result["rerank_vs_onnxruntime_int8"] = bench_rerank_onnxruntime(cross, passages, queries, repeats)
+    progress("the same 100 pairs on every engine: ours fp32 / bf16 / int8, onnxruntime and OpenVINO on the int8 file ...")
+    from explorer.tools.int8_bench import bench_engines
+
+    result["engines"] = bench_engines(cross, passages, queries, repeats)
     progress("encoding 1,000 passages ...")
     result["encode"], vectors = bench_encode(bi, passages, repeats)
     progress("query latency ...")
@@ -499,6 +459,8 @@ def run_benchmark(quick: bool = False, progress=print) -> dict:
 
 def format_table(result: dict) -> str:
     """The benchmark as a plain-text table."""
+    from explorer.tools.int8_bench import format_engines
+
     m, r, e = result["machine"], result["rerank"], result["encode"]
     lines = [
         f"CPU: {m['cpu_model']}, {m['logical_cpus']} logical CPUs, torch threads {m['torch_threads']}, "
@@ -509,10 +471,6 @@ def format_table(result: dict) -> str:
         f"{'rerank 100 pairs (pairs/s), ours ' + r['ours_precision']:<44} {r['ours_pairs_per_s']:>12} {r['peer_pairs_per_s']:>22} {r['ratio']:>6}x",
         f"{'encode 1,000 passages (passages/s), ours ' + e['ours_precision']:<44} {e['ours_passages_per_s']:>12} {e['peer_passages_per_s']:>22} {e['ratio']:>6}x",
     ]
-    o = result.get("rerank_vs_onnxruntime_int8")
-    if o:
-        lines.append(f"{'rerank 100 pairs (pairs/s) vs onnxruntime int8':<44} {o['ours_pairs_per_s']:>12} "
-                     f"{o['onnxruntime_pairs_per_s']:>18} (ort) {o['ratio']:>6}x")
     end = result["end_to_end"]
     lines.append(f"{'end to end, 1,000 cached, top-50 (ms)':<44} {end['ours_ms']:>12} {end['peer_ms']:>22} {end['ratio']:>6}x")
     a = r["agreement_with_fp32"]
@@ -521,7 +479,7 @@ def format_table(result: dict) -> str:
         f"Rerank agreement with fp32 (same weights): Spearman {a['spearman']}, max |logit diff| "
         f"{a['max_abs_logit_diff']} logit, same top-10 order {a['same_top10_order']}",
         f"Encode agreement with fp32: min cosine {e['min_cosine_with_fp32']}",
-        *([f"Rerank agreement with onnxruntime int8: {o['agreement']}"] if o else []),
+        *(["", format_engines(result["engines"])] if result.get("engines") else []),
         "",
         f"{'query latency (encode + search)':<34} {'index':<6} {'ms/query':>9} {'build s':>8} {'recall@10':>10}",
     ]

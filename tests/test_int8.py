@@ -1,0 +1,160 @@
+"""The packed int8 engine (engine/int8.py): the shipped int8 weights byte for byte, scores within a stated
+bound of fp32 on every shipped set's pairs, fp32's order wherever the gap is wider than rounding, a
+pair's score independent of its batch, and an exact integer product on whatever CPU runs it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine_bounds import PACKED_INT8_LOGIT_ERROR, assert_same_order_beyond
+from int8_pairs import shipped_pairs
+
+
+@pytest.fixture(scope="module")
+def engines(cross_model):
+    from explorer.rankers.cross_encoder import CrossEncoder
+
+    return CrossEncoder(cross_model, "fp32"), CrossEncoder(cross_model, "int8")
+
+
+@pytest.fixture(scope="module")
+def shipped_scores(engines):
+    """(set, query, fp32 logits, int8 logits) for every query of every shipped set."""
+    fp32, int8 = engines
+    return [(name, query, fp32.score_query(query, docs).scores, int8.score_query(query, docs).scores)
+            for name, query, docs in shipped_pairs()]
+
+
+def test_the_offline_cross_encoder_runs_the_onnx_files_own_int8_weights(cross_model):
+    """Every linear layer's int8 values are the bytes of one `_quantized` initializer of the shipped file
+    (transposed: ONNX stores (in, out)) and its scale is that initializer's scale; the 72 encoder matrices
+    are each used once; and values x scale is exactly the fp32 weight the other precisions run."""
+    import onnx
+    from onnx import numpy_helper
+
+    from explorer.rankers.onnx_cross_encoder import onnx_path
+
+    raw = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(onnx_path())).graph.initializer}
+    shipped = {name: value for name, value in raw.items() if name.endswith("_quantized") and value.dtype == np.int8}
+    engine = cross_model.bind("int8").packed
+    weights = engine.int8_weights
+    assert len(weights) == 12 * 6
+    modules = dict(cross_model.module.named_modules())
+    used = []
+    for name, weight in weights.items():
+        values = weight.values.numpy()
+        matches = [k for k, v in shipped.items() if v.shape == values.T.shape and v.T.tobytes() == values.tobytes()]
+        assert len(matches) == 1, name
+        base = matches[0].removesuffix("_quantized")
+        assert raw[base + "_zero_point"] == 0
+        assert torch.equal(weight.scale, torch.full_like(weight.scale, float(raw[base + "_scale"])))
+        assert torch.equal(weight.dequantized(), modules[name].weight), name
+        used.append(matches[0])
+    assert len(set(used)) == len(used)
+
+
+def test_int8_logits_stay_within_the_bound_of_fp32_on_every_shipped_set(shipped_scores):
+    """The bound the page and the tests rely on, over 1,400 pairs of the seven shipped sets."""
+    worst = {}
+    for name, query, exact, fast in shipped_scores:
+        worst[name] = max(worst.get(name, 0.0), float(np.abs(fast - exact).max()))
+    assert len(worst) == 7
+    assert max(worst.values()) <= PACKED_INT8_LOGIT_ERROR, worst
+    # ... and int8 is not fp32 under another name: the activations really are rounded.
+    assert max(worst.values()) > 1e-3, worst
+
+
+def test_int8_ranks_as_fp32_does_wherever_the_gap_exceeds_twice_the_bound(shipped_scores):
+    checked = 0
+    for name, query, exact, fast in shipped_scores:
+        order = np.argsort(-exact)
+        wide = sum(exact[i] - exact[j] > 2 * PACKED_INT8_LOGIT_ERROR for a, i in enumerate(order) for j in order[a + 1:])
+        if wide:
+            assert_same_order_beyond(exact, fast, PACKED_INT8_LOGIT_ERROR, at_least=1)
+            checked += wide
+    assert checked >= 3000, checked  # 3,471 document pairs are that far apart
+
+
+def test_a_pairs_int8_score_does_not_depend_on_what_it_is_batched_with(engines):
+    """Activations are quantised per token, so a sequence's token states are the same bits alone or in a
+    chunk of others (onnxruntime's per-tensor scale would move them); the logit then differs only by the
+    fp32 head's summation order."""
+    _, int8 = engines
+    name, query, documents = next(group for group in shipped_pairs() if group[0] == "python_docs")
+    encoded = int8.tokenizer([query] * len(documents), documents, truncation=True, max_length=512)
+    ids, types = encoded["input_ids"], encoded["token_type_ids"]
+    packed = int8.engine.packed
+    with torch.inference_mode():
+        together = packed.hidden_states(ids, types)
+        start = 0
+        for row, (one_ids, one_types) in enumerate(zip(ids, types)):
+            alone = packed.hidden_states([one_ids], [one_types])
+            assert torch.equal(alone, together[start:start + len(one_ids)]), row
+            start += len(one_ids)
+    batched = int8.score([query] * len(documents), documents).scores
+    alone = np.array([int8.score([query], [d]).scores[0] for d in documents])
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+
+
+def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
+    """oneDNN's product at the activation levels the probe chose equals the same sums done in float64 on the
+    quantised values, for worst-case inputs (every activation at its top level against +-127 weights):
+    an AVX2 kernel that saturated in int16 would be off by thousands."""
+    from explorer.engine.int8 import Int8Linear, Int8Weight, activation_levels
+
+    levels = activation_levels()
+    assert levels in (127, 255)
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randint(-127, 128, (96, 384), generator=generator, dtype=torch.int32)
+    values[:, ::2] = torch.where(values[:, ::2] >= 0, 127, -127)  # neighbours of one sign saturate int16 pairs
+    values[:, 1::2] = values[:, ::2]
+    weight = Int8Weight(values.to(torch.int8), torch.rand(96, generator=generator) / 100 + 1e-3)
+    bias = torch.randn(96, generator=generator)
+    linear = Int8Linear(weight, bias)
+    x = torch.rand(40, 384, generator=generator) * 6 - 1  # every row's range holds 0 and reaches its top level
+    out = linear(x).double()
+    # The same quantisation, then the product in float64.
+    low = x.amin(1, keepdim=True).clamp(max=0).double()
+    high = x.amax(1, keepdim=True).clamp(min=0).double()
+    step = ((high - low) / levels).float().double()
+    zero_point = torch.round(-low / step)
+    q = torch.floor(x.double() / step + zero_point + 0.5).clamp(0, levels)
+    reference = step * ((q - zero_point) @ weight.dequantized().double().T) + bias.double()
+    assert q.max() == levels
+    np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_a_hub_model_is_quantised_per_output_channel_at_load(tmp_path):
+    """A BERT cross-encoder without shipped int8 weights: each row's scale is its largest |weight| / 127 and
+    values x scale is within half a step of the weight; its int8 logits follow fp32's."""
+    from tiny_models import build_cross_encoder
+
+    from explorer.engine.loading import load_model
+    from explorer.rankers.cross_encoder import CrossEncoder
+
+    folder = build_cross_encoder("bert", tmp_path / "tiny-bert")
+    model = load_model(str(folder), "cross", allow_local_path=True)
+    int8 = CrossEncoder(model, "int8")
+    assert int8.precision == "int8" and int8.info.engine == "packed int8 (oneDNN)"
+    modules = dict(model.module.named_modules())
+    for name, weight in int8.engine.packed.int8_weights.items():
+        fp32 = modules[name].weight.detach()
+        np.testing.assert_allclose(weight.scale.numpy(), (fp32.abs().amax(1) / 127).numpy(), rtol=1e-6)
+        assert float((weight.dequantized() - fp32).abs().max()) <= float(weight.scale.max()) / 2 + 1e-7
+    texts = ["the capital of france is paris", "cats and dogs play", "rivers flow into lakes", "london is big"]
+    exact = CrossEncoder(model, "fp32").score_query("what is the capital of france", texts).scores
+    fast = int8.score_query("what is the capital of france", texts).scores
+    np.testing.assert_allclose(fast, exact, atol=0.05 * max(1.0, float(np.abs(exact).max())))
+
+
+def test_int8_is_refused_by_name_and_skipped_by_auto_where_the_model_does_not_pack():
+    from explorer.engine.precision import resolve_precision
+    from explorer.errors import ExplorerError
+
+    with pytest.raises(ExplorerError, match="plain BERT"):
+        resolve_precision("int8", int8_possible=False)
+    assert resolve_precision("auto", int8_possible=False) in ("bf16", "fp32")
+    with pytest.raises(ExplorerError, match="Unknown precision"):
+        resolve_precision("int4")
