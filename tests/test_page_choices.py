@@ -46,8 +46,9 @@ RERANKER_SETS = [[kind] for _, kind in RERANKER_CHOICES] + [[kind for _, kind in
 def test_every_pipeline_choice_compares(first_stage, rerankers, score_all):
     data = _outputs("pet snakes", "Paste", CORPUS, top_k=2, first_stage=first_stage, rerankers=rerankers,
                     score_all=score_all, precision="fp32")
-    # A choice is a kind, or a kind read by passages ("cross:maxp": a cross-encoder stage named as MaxP).
-    kinds = [choice.partition(":")[0] for choice in rerankers]
+    # A choice is a kind, a kind read by passages ("cross:maxp": a cross-encoder stage named as MaxP), or a
+    # kind at a named precision ("cross@int8-packed").
+    kinds = [choice.partition(":")[0].partition("@")[0] for choice in rerankers]
     assert [stage["kind"] for stage in data["stages"][1:]] == kinds
     for stage, choice in zip(data["stages"][1:], rerankers):
         assert ("MaxP" in stage["name"]) == (choice == "cross:maxp"), stage["name"]

