@@ -55,8 +55,9 @@ class OpenVinoPeer:
         self.request = self.compiled.create_infer_request()
         self.inputs = [port.get_any_name() for port in self.compiled.inputs]
         self.tokenizer = load_onnx_cross_encoder().tokenizer
-        self.version = openvino.__version__
-        self.precision = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))
+        self.version = openvino.__version__.split("-")[0]
+        hint = core.get_property("CPU", "INFERENCE_PRECISION_HINT")  # an openvino Type: "f32", "bf16"
+        self.precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)
 
     def logits(self, queries: list[str], documents: list[str]) -> np.ndarray:
         """(pairs,) float32 logits, one inference request per pair."""
