@@ -102,6 +102,22 @@ def test_parse_rerankers_with_precisions():
             parse_rerankers(bad)
 
 
+def test_our_int8_engine_and_onnxruntimes_file_are_two_columns_with_their_own_keys(corpus_file):
+    """cross@int8-packed (our engine) beside cross@int8 (onnxruntime's file): each names its engine and
+    gets its own key in models, precision and timings; "auto" says why it chose what it chose."""
+    from explorer.engine.precision import cpu_kind
+
+    assert parse_rerankers("cross@int8-packed,late@int8-packed") == ("cross@int8-packed", "late@int8-packed")
+    data = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "5",
+                   "--rerankers", "cross,cross@int8-packed,cross@int8", "--json")
+    stages = data["stages"]
+    assert [s["engine"] for s in stages[2:]] == ["packed int8 (oneDNN)", "onnxruntime"]
+    assert stages[2]["runs_on"] == "int8 on cpu" and stages[3]["runs_on"] == "int8 on cpu"
+    assert f"auto on {cpu_kind()}" in stages[1]["runs_on"]  # the comparison's own precision, auto's choice
+    assert set(data["models"]) == {"bi_encoder", "cross_encoder", "cross_encoder_int8_packed", "cross_encoder_int8"}
+    assert {"rerank", "rerank_int8_packed", "rerank_int8"} <= set(data["timings_ms"])
+
+
 def test_cli_same_reranker_at_three_precisions_with_agreement(corpus_file):
     data = run_cli("compare", "--query", "python snake", "--corpus", corpus_file, "--top-k", "5",
                    "--rerankers", "cross@fp32,cross@bf16,cross@int8", "--precision", "fp32", "--json")
