@@ -99,31 +99,26 @@ def test_a_pairs_int8_score_does_not_depend_on_what_it_is_batched_with(engines):
 
 
 def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
-    """oneDNN's product at the activation levels the probe chose equals the same sums done in float64 on the
-    quantised values, for worst-case inputs (every activation at its top level against +-127 weights):
-    an AVX2 kernel that saturated in int16 would be off by thousands."""
-    from explorer.engine.int8 import Int8Linear, Int8Weight, activation_levels
+    """Each activation is rounded to within half a step, the integers reach the top of the format the probe
+    chose, and oneDNN's product plus our zero-point correction equals the same sums done in float64 on
+    those integers, for worst-case inputs (runs of +-127 weights): an AVX2 kernel that saturated its int16
+    pair sums would be off by thousands of steps."""
+    from explorer.engine.int8 import Int8Linear, Int8Weight, activation_format
 
-    levels = activation_levels()
-    assert levels in (127, 255)
+    levels, offset = activation_format()
+    assert (levels, offset) in ((127, 0), (255, 128))
     generator = torch.Generator().manual_seed(0)
-    values = torch.randint(-127, 128, (96, 384), generator=generator, dtype=torch.int32)
-    values[:, ::2] = torch.where(values[:, ::2] >= 0, 127, -127)  # neighbours of one sign saturate int16 pairs
-    values[:, 1::2] = values[:, ::2]
+    values = torch.where(torch.rand(96, 192, generator=generator) < 0.5, 127, -127).repeat_interleave(2, dim=1)
     weight = Int8Weight(values.to(torch.int8), torch.rand(96, generator=generator) / 100 + 1e-3)
     bias = torch.randn(96, generator=generator)
     linear = Int8Linear(weight, bias)
-    x = torch.rand(40, 384, generator=generator) * 6 - 1  # every row's range holds 0 and reaches its top level
-    out = linear(x).double()
-    # The same quantisation, then the product in float64.
-    low = x.amin(1, keepdim=True).clamp(max=0).double()
-    high = x.amax(1, keepdim=True).clamp(min=0).double()
-    step = ((high - low) / levels).float().double()
-    zero_point = torch.round(-low / step)
-    q = torch.floor(x.double() / step + zero_point + 0.5).clamp(0, levels)
-    reference = step * ((q - zero_point) @ weight.dequantized().double().T) + bias.double()
-    assert q.max() == levels
-    np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-4, atol=1e-3)
+    x = torch.rand(40, 384, generator=generator) * 6 - 1
+    q, step, shift = linear.quantize(x)
+    integers = q.double() - shift.double()  # q - zero point
+    assert float(((integers * step.double() - x.double()).abs() / step.double()).max()) <= 0.5 + 1e-3
+    assert int(q.max()) == levels - offset and int(q.min()) >= -offset
+    reference = step.double() * (integers @ weight.dequantized().double().T) + bias.double()
+    np.testing.assert_allclose(linear(x).double().numpy(), reference.numpy(), rtol=1e-5, atol=1e-4)
 
 
 def test_a_hub_model_is_quantised_per_output_channel_at_load(tmp_path):
@@ -137,7 +132,7 @@ def test_a_hub_model_is_quantised_per_output_channel_at_load(tmp_path):
     folder = build_cross_encoder("bert", tmp_path / "tiny-bert")
     model = load_model(str(folder), "cross", allow_local_path=True)
     int8 = CrossEncoder(model, "int8")
-    assert int8.precision == "int8" and int8.info.engine == "packed int8 (oneDNN)"
+    assert int8.precision == "int8" and int8.info.engine == "packed int8 (oneDNN), weights quantised at load"
     modules = dict(model.module.named_modules())
     for name, weight in int8.engine.packed.int8_weights.items():
         fp32 = modules[name].weight.detach()

@@ -20,8 +20,9 @@ around it is plain torch:
   the largest int8-vs-fp32 logit gap from 0.61 (onnxruntime) to 0.28.
 * **levels**: uint8 has 256 levels, but where the CPU lacks VNNI, oneDNN multiplies with
   AVX2's vpmaddubsw, which adds two uint8 x int8 products in int16 and saturates once
-  activations pass 127 (checked by `activation_levels`, which probes the kernel itself). There
-  activations use 128 levels (7 bits), as PyTorch's x86 backend does with `reduce_range`.
+  activations pass 127 (checked by `activation_format`, which probes the kernel itself). There
+  activations use 128 levels (7 bits), as PyTorch's x86 backend does with `reduce_range`; where the
+  sums are exact they use 256, handed over as signed int8 (q - 128).
 """
 
 from __future__ import annotations
@@ -64,34 +65,52 @@ def quantize_per_channel(weight: torch.Tensor) -> Int8Weight:
 
 
 def available() -> bool:
-    """Whether this torch build has oneDNN's int8 linear (x86 CPU builds since PyTorch 2.2)."""
+    """Whether this torch build has oneDNN's int8 linear (x86 CPU builds since PyTorch 2.2) and it multiplies
+    exactly on this CPU (`activation_format`)."""
     ops = torch.ops.onednn
-    return torch.backends.mkldnn.is_available() and hasattr(ops, "qlinear_pointwise") and hasattr(ops, "qlinear_prepack")
+    if not (torch.backends.mkldnn.is_available() and hasattr(ops, "qlinear_pointwise") and hasattr(ops, "qlinear_prepack")):
+        return False
+    try:
+        activation_format()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _int8_matmul(packed: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """(rows, out) float32 = (q as integers) @ values^T * scale, by oneDNN: input scale 1, zero point 0, no bias."""
+    """(rows, out) float32 = (q as integers) @ values^T * scale, by oneDNN: input scale 1, zero point 0, no bias.
+    `q` is int8 (signed input) or uint8."""
     zero_points = torch.zeros(scale.shape[0], dtype=torch.long)
     return torch.ops.onednn.qlinear_pointwise(q, 1.0, 0, packed, scale, zero_points, None, 1.0, 0, torch.float32,
                                               "none", [], "none")
 
 
-@lru_cache(maxsize=1)
-def activation_levels() -> int:
-    """The largest uint8 activation value this CPU's oneDNN int8 kernel multiplies exactly: 255, or 127
-    where it saturates (AVX2 without VNNI adds pairs of products in int16).
+def _exact(q: torch.Tensor) -> bool:
+    """Whether oneDNN multiplies `q` (4 rows of worst-case activations) exactly against worst-case weights
+    (runs of +127 and -127 that would overflow an int16 pair sum)."""
+    weights = torch.full((16, q.shape[1]), 127, dtype=torch.int8)
+    weights[::2] = -127
+    got = _int8_matmul(torch.ops.onednn.qlinear_prepack(weights, None), q, torch.ones(16)).double()
+    return torch.equal(got, q.double() @ weights.double().T)
 
-    Probed, not read off the CPU flags: one small product of worst-case values (255 against
-    alternating runs of -128 and 127) compared with the exact integer result.
+
+@lru_cache(maxsize=1)
+def activation_format() -> tuple[int, int]:
+    """(levels, offset): activations are quantised to 0..levels and handed to oneDNN as q - offset.
+
+    (255, 128), signed int8 at full range, where this CPU's kernel sums exactly (VNNI, AMX: int32
+    accumulation); else (127, 0), uint8 below 128, where AVX2's vpmaddubsw would saturate its int16
+    pair sums at full range (checked here too). Probed on the kernel itself, not read off the CPU flags.
+    Raises RuntimeError if neither is exact (int8 is then unavailable).
     """
     columns = 64
-    weights = torch.full((16, columns), 127, dtype=torch.int8)
-    weights[::2] = -128
-    packed = torch.ops.onednn.qlinear_prepack(weights, None)
-    q = torch.full((4, columns), 255, dtype=torch.uint8)
-    got = _int8_matmul(packed, q, torch.ones(16)).double()
-    exact = q.double() @ weights.double().T
-    return 255 if torch.equal(got, exact) else 127
+    signed = torch.full((4, columns), 127, dtype=torch.int8)
+    signed[::2] = -128
+    if _exact(signed):
+        return 255, 128
+    if _exact(torch.full((4, columns), 127, dtype=torch.uint8)):
+        return 127, 0
+    raise RuntimeError("oneDNN's int8 product is not exact on this CPU")
 
 
 class Int8Linear:
@@ -107,19 +126,27 @@ class Int8Linear:
         self.packed = torch.ops.onednn.qlinear_prepack(weight.values.contiguous(), None)
         # sum_k W[n, k] in fp32, for the zero-point correction; summed in float64 so it is exact to fp32.
         self.column_sums = (weight.values.double().sum(dim=1) * self.scale.double()).float()
-        self.levels = activation_levels()
+        self.levels, self.offset = activation_format()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        # Each row's range, widened to hold 0 so that zero (padding rows, GELU's floor) is exact.
+    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q, step, shift) for (rows, in) fp32 `x`: q the integers handed to oneDNN ((rows, in) int8, or uint8
+        when `offset` is 0), step and shift (rows, 1) fp32, such that x ~ (q - shift) * step, each value
+        within step / 2 (the row's range, widened to hold 0, split into `levels` steps)."""
         low = x.amin(dim=1, keepdim=True).clamp_(max=0)
         high = x.amax(dim=1, keepdim=True).clamp_(min=0)
         step = (high - low).clamp_(min=torch.finfo(torch.float32).tiny) / self.levels
-        zero_point = torch.round(-low / step)
-        # round(x / step) + z as round-half-up: + 0.5, then truncation (all values are >= 0 after the clamp).
-        q = torch.addcmul(zero_point + 0.5, x, 1 / step).clamp_(0, self.levels).to(torch.uint8)
-        # In place, elementwise broadcasts only: a fresh (rows, out) tensor per step costs page faults that
-        # took longer than the step itself, and a BLAS rank-1 update would round differently with the rows.
-        out = _int8_matmul(self.packed, q, self.scale).addcmul_(zero_point, self.column_sums, value=-1)
+        shift = torch.round(-low / step) - self.offset  # the zero point, as the integers handed over see it
+        # Into a tensor made first: letting a (rows, 1) operand's broadcast shape the new output made this
+        # pass several times slower. float -> int8 is vectorised (float -> uint8 is not), so 0..127 goes
+        # through int8 and is read as uint8.
+        q = torch.addcmul(shift, x, 1 / step, out=torch.empty_like(x))
+        q = q.round_().clamp_(-self.offset, self.levels - self.offset).to(torch.int8)
+        return (q.view(torch.uint8) if self.offset == 0 else q), step, shift
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        q, step, shift = self.quantize(x.float())
+        # (q - shift) W^T * step + b, in place: a fresh (rows, out) tensor per step cost more than the step.
+        out = _int8_matmul(self.packed, q, self.scale)
+        out.addcmul_(shift, self.column_sums, value=-1)
         out.mul_(step).add_(self.bias)
         return torch.ops.aten.gelu_(out) if self.gelu else out

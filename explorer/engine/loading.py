@@ -152,10 +152,13 @@ class BoundEngine:
 
     @property
     def name(self) -> str:
-        """How this engine runs a batch, in words for notes and timings: "packed bf16", "packed int8 (oneDNN)",
-        "sentence-transformers forward" or "padded batches"."""
+        """How this engine runs a batch, in words for notes and timings: "packed bf16", "packed int8 (oneDNN)"
+        (", weights quantised at load" where the model ships no int8 weights), "sentence-transformers forward"
+        or "padded batches"."""
+        if self.packed is not None and self.precision == "int8":
+            return "packed int8 (oneDNN)" + ("" if self.packed.shipped_int8 else ", weights quantised at load")
         if self.packed is not None:
-            return "packed int8 (oneDNN)" if self.precision == "int8" else "packed bf16"
+            return "packed bf16"
         return "sentence-transformers forward" if self.library is not None else "padded batches"
 
 

@@ -211,6 +211,7 @@ class PackedBert:
         attention = encoder.encoder.layer[0].attention.self
         self.heads, self.head_size = attention.num_attention_heads, attention.attention_head_size
         int8_weight = None
+        self.shipped_int8 = bool(int8_weights)  # int8 engine: True where every weight came as shipped int8
         if dtype == torch.int8:
             names = {id(m): name for name, m in module.named_modules()}
             given = int8_weights or {}
