@@ -212,17 +212,19 @@ class PackedBert:
         self.heads, self.head_size = attention.num_attention_heads, attention.attention_head_size
         int8_weight = None
         self.shipped_int8 = bool(int8_weights)  # int8 engine: True where every weight came as shipped int8
+        self.int8_weights: dict[str, Int8Weight] = {}  # the int8 weights it runs, by module name
         if dtype == torch.int8:
             names = {id(m): name for name, m in module.named_modules()}
             given = int8_weights or {}
-            # The weights the engine runs, by module name: shipped int8 ones, else quantised here.
-            self.int8_weights = {}
 
-            def int8_weight(linear: torch.nn.Linear) -> Int8Weight:
+            def weight_of(linear: torch.nn.Linear) -> Int8Weight:
+                """The shipped int8 weight of `linear`, else its weight quantised here; recorded by name."""
                 name = names[id(linear)]
                 weight = given[name] if name in given else quantize_per_channel(linear.weight)
                 self.int8_weights[name] = weight
                 return weight
+
+            int8_weight = weight_of
 
         self.layers = [_Layer(layer, dtype, int8_weight) for layer in encoder.encoder.layer]
 

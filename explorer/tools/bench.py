@@ -10,7 +10,6 @@ Vectors for index sizes beyond the corpus are synthetic (see `synthetic_vectors`
 from __future__ import annotations
 
 import os
-import platform
 import random
 import resource
 import statistics
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-MIN_WORDS, MAX_WORDS = 30, 200
+from explorer.tools.bench_common import (MAX_WORDS, MIN_WORDS, benchmark_queries, machine_info,  # noqa: F401
+                                         realistic_passages, spearman)
 
 
 def median_ms(run, repeats: int) -> float:
@@ -31,59 +31,6 @@ def median_ms(run, repeats: int) -> float:
         run()
         times.append((time.perf_counter() - started) * 1000.0)
     return statistics.median(times)
-
-
-def machine_info() -> dict:
-    """What a benchmark ran on: CPU model (from /proc/cpuinfo where readable), logical CPUs, torch threads,
-    native bf16 support, the precision "auto" resolves to, the Python and torch versions, and the 1-minute
-    load average at the start."""
-    import torch
-
-    from explorer.engine.precision import bf16_supported, resolve_precision
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "native_bf16": bf16_supported(),
-        "default_precision": resolve_precision("auto"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-    }
-
-
-def realistic_passages() -> list[str]:
-    """Passages of 30 to 200 words from the Python-documentation corpus, in corpus order."""
-    from explorer.data.python_docs import load_python_docs
-
-    texts = load_python_docs().texts
-    return [t for t in texts if MIN_WORDS <= len(t.split()) <= MAX_WORDS]
-
-
-def benchmark_queries() -> list[str]:
-    """The hand-written queries of the shipped python_docs set (plain questions, 4 to 10 words)."""
-    from explorer.data.builtin_corpora import get_set
-    from explorer.data.corpus import read_queries
-
-    return [q.text for q in read_queries(get_set("python_docs").queries_path)]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two equal-length score vectors, from scipy.stats.spearmanr (nan when
-    either is constant)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def agreement(fast: np.ndarray, exact: np.ndarray) -> dict:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from explorer.tools.bench import benchmark_queries, realistic_passages, spearman
+from explorer.tools.bench_common import benchmark_queries, realistic_passages, spearman
 
 
 def bench_pairs(passages: list[str], queries: list[str], count: int = 100, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -159,7 +159,7 @@ def run_engines_benchmark(quick: bool = False) -> dict:
     """`bench --engines`: the machine and `bench_engines` on the python_docs passages."""
     from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
     from explorer.engine.loading import load_model
-    from explorer.tools.bench import machine_info
+    from explorer.tools.bench_common import machine_info
 
     result = bench_engines(load_model(DEFAULT_CROSS_ENCODER, "cross"), realistic_passages(), benchmark_queries(),
                            repeats=2 if quick else 5)
