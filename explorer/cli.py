@@ -28,7 +28,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="auto",
         help="auto: this CPU kind's fastest precision that ranks as fp32 does (int8 on AVX2, bf16 where native; "
-             "see README 'Precision'); fp32 is exact; int8 is the packed oneDNN engine",
+             "see docs/models.md); fp32 is exact; int8 is the packed oneDNN engine",
     )
 
 

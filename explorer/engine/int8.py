@@ -1,8 +1,8 @@
 """Int8 linear layers for the packed engine: int8 weights, activations quantised per token at run time.
 
 The matrix product is oneDNN's int8 GEMM (`torch.ops.onednn.qlinear_pointwise`, the op
-PyTorch's own x86 int8 lowering emits; not the deprecated quantized-tensor API): uint8
-activations times int8 weights, accumulated exactly in int32, written out in fp32. Everything
+PyTorch's own x86 int8 lowering emits; not the deprecated quantized-tensor API): 8-bit
+activations times int8 weights, summed exactly in int32, written out in fp32. Everything
 around it is plain torch:
 
 * **weights**: int8 with one fp32 scale per output channel, W = values * scale. The offline

@@ -118,7 +118,7 @@ class _Linear:
 class _Layer:
     """One BertLayer: its linear weights in the compute dtype (or int8), its own fp32 LayerNorms.
 
-    `int8` maps a Linear to its int8 weight; given, every linear layer runs `int8.Int8Linear`."""
+    `int8_weight` gives a Linear's int8 weight; given, every linear layer runs `int8.Int8Linear`."""
 
     def __init__(self, layer: torch.nn.Module, dtype: torch.dtype,
                  int8_weight: Callable[[torch.nn.Linear], Int8Weight] | None = None):

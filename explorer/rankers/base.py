@@ -39,7 +39,7 @@ class RankerInfo:
     name: str  # shown wherever the ranker appears; says when a model is a converted copy
     kind: RankerKind
     score_name: str  # "cosine", "logit", "logit of 'entailment'", "BM25 score", ...
-    precision: str  # "bf16", "fp32", or "n/a" where no model runs
+    precision: str  # "bf16", "fp32", "int8", or "n/a" where no model runs
     device: str = "cpu"
     engine: str = ""  # how it runs: "packed bf16", "sentence-transformers forward", "bm25s sparse index"
     probability_name: str = ""  # what PairScores.probabilities hold: "sigmoid(logit)", "raw score", ...; "" for none
