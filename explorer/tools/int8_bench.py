@@ -15,29 +15,12 @@ onnxruntime's int8 on both counts; `auto_rule` reports whether that held in this
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
 
 import numpy as np
 
-from explorer.tools.bench_common import benchmark_queries, realistic_passages, spearman
-
-
-def bench_pairs(passages: list[str], queries: list[str], count: int = 100, seed: int = 0) -> tuple[list[str], list[str]]:
-    """`count` passages drawn with `seed`, each paired with the queries in turn: (queries, passages)."""
-    docs = random.Random(seed).sample(passages, min(count, len(passages)))
-    return [queries[i % len(queries)] for i in range(len(docs))], docs
-
-
-def agreement_with(exact: np.ndarray, scores: np.ndarray) -> dict:
-    """How `scores` rank the pairs against `exact` (fp32): Spearman (scipy), overlap of the top 10 (a fraction),
-    and the largest absolute difference in logits."""
-    top = min(10, len(exact))
-    top_exact = set(np.argsort(-exact, kind="stable")[:top].tolist())
-    top_scores = set(np.argsort(-scores, kind="stable")[:top].tolist())
-    return {"spearman": round(spearman(scores, exact), 5), "top10_overlap": len(top_exact & top_scores) / top,
-            "max_abs_logit_diff": round(float(np.abs(scores - exact).max()), 4)}
+from explorer.tools.bench_common import agreement_with, bench_pairs, benchmark_queries, realistic_passages
 
 
 class OpenVinoPeer:
