@@ -115,6 +115,7 @@ def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
     bias = torch.randn(96, generator=generator)
     linear = Int8Linear(weight, bias)
     x = torch.rand(40, 384, generator=generator) * 6 - 1
+    x[0] = 0  # a padding row: it must come out as the bias, not NaN from a zero range
     q, step, shift = linear.quantize(x)
     integers = q.double() - shift.double()  # q - zero point
     assert float(((integers * step.double() - x.double()).abs() / step.double()).max()) <= 0.5 + 1e-3
@@ -123,6 +124,7 @@ def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
     # fp32 rounding of the dequantised sums (outputs up to about 40 here): 1e-5 relative, 1e-3 absolute. One
     # saturated int16 pair would be off by 127 x 127 products of a step, far beyond.
     np.testing.assert_allclose(linear(x).double().numpy(), reference.numpy(), rtol=1e-5, atol=1e-3)
+    assert torch.equal(linear(x)[0], bias)
 
 
 def test_a_hub_model_is_quantised_per_output_channel_at_load(tmp_path):

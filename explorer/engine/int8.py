@@ -130,20 +130,30 @@ class Int8Linear:
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(q, step, shift) for (rows, in) fp32 `x`: q the integers handed to oneDNN ((rows, in) int8, or uint8
         when `offset` is 0), step and shift (rows, 1) fp32, such that x ~ (q - shift) * step, each value
-        within step / 2 (the row's range, widened to hold 0, split into `levels` steps)."""
+        within step / 2 (the row's range, widened to hold 0, split into `levels` steps).
+
+        The zero point is left real-valued (x = 0 need not land on a level: no layer here needs it exact, and
+        the correction after the product takes any shift), so x / step + zero lies in [0, levels] up to fp32
+        rounding and no value needs clamping. Adding 0.5 and truncating then rounds to the nearest level:
+        float -> int8 truncates toward zero, which is the floor for the non-negative unsigned values; signed
+        ones are floored first.
+        """
         low = x.amin(dim=1, keepdim=True).clamp_(max=0)
         high = x.amax(dim=1, keepdim=True).clamp_(min=0)
-        step = (high - low).clamp_(min=torch.finfo(torch.float32).tiny) / self.levels
-        shift = torch.round(-low / step) - self.offset  # the zero point, as the integers handed over see it
-        # A multiply then an in-place add: 2.5x faster than one addcmul here. float -> int8 is vectorised
-        # (float -> uint8 is not, 30x slower), so 0..127 goes through int8 and is read as uint8.
-        q = (x * (1 / step)).add_(shift).round_().clamp_(-self.offset, self.levels - self.offset).to(torch.int8)
-        return (q.view(torch.uint8) if self.offset == 0 else q), step, shift
+        step = (high - low).clamp_(min=1e-30) / self.levels  # an all-zero row (chunk padding) quantises to 0
+        zero = -low / step
+        # float -> int8 is vectorised (float -> uint8 is not, 30x slower), so 0..127 goes through int8 and is
+        # read as uint8. A multiply then an in-place add: 2.5x faster than one addcmul here.
+        levels = (x * (1 / step)).add_(zero + (0.5 - self.offset))
+        if self.offset:
+            levels.floor_()
+        q = levels.to(torch.int8)
+        return (q.view(torch.uint8) if self.offset == 0 else q), step, zero - self.offset
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         q, step, shift = self.quantize(x.float())
         # (q - shift) W^T * step + b, in place: a fresh (rows, out) tensor per step cost more than the step.
         out = _int8_matmul(self.packed, q, self.scale)
         out.addcmul_(shift, self.column_sums, value=-1)
-        out.mul_(step).add_(self.bias)
+        torch.addcmul(self.bias, out, step, out=out)  # one pass for the scale and the bias
         return torch.ops.aten.gelu_(out) if self.gelu else out

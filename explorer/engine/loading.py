@@ -29,6 +29,7 @@ from typing import Any, Literal
 import torch
 
 from explorer.engine import int8, onnx_rebuild, packed_bert
+from explorer.engine.allocator import retain_freed_memory
 from explorer.engine.catalog import (
     BGE_SMALL,
     COLBERT_BACKBONE,
@@ -495,6 +496,7 @@ def load_model(
     that cannot do this job.
     """
     source = resolve_source(model_id, kind, allow_local_path)
+    retain_freed_memory()  # every forward pass after this reuses freed activations (see allocator.py)
     with _load_lock:
         return _load_cached(model_id.strip(), kind, source, eager_attention)
 

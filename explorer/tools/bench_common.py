@@ -18,6 +18,7 @@ def machine_info() -> dict:
     load average at the start."""
     import torch
 
+    from explorer.engine.allocator import retain_freed_memory
     from explorer.engine.precision import bf16_supported, cpu_kind, resolve_precision
 
     model = platform.processor() or platform.machine()
@@ -38,6 +39,7 @@ def machine_info() -> dict:
         "default_precision": resolve_precision("auto"),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "glibc_keeps_freed_memory": retain_freed_memory(),
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
     }
 
