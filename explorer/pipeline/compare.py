@@ -298,6 +298,7 @@ def _stage(output: StageOutput, top_k: int, documents, ms: float) -> Stage:
     return Stage(
         name=info.name, kind=info.kind, model=info.model_id, score_name=info.score_name, runs_on=info.runs_on,
         ms=round(ms, 3), engine=info.engine, prompts=info.prompts, probability_name=info.probability_name,
+        precision=info.precision, precision_note=info.precision_note,
         ranking=[
             StageHit(documents[p].id, score, rank, *marks[rank - 1])
             for rank, (p, score) in enumerate(zip(output.positions[0][:top_k], output.scores[0][:top_k]), start=1)

@@ -73,6 +73,8 @@ class Stage:
     probability_name: str = ""  # a cross-encoder's probability column: "sigmoid(logit)", "raw score", ...
     note: str | None = None  # what this stage's ranking means here, e.g. "BM25 matched no query term"
     analyzer: str | None = None  # how a lexical stage splits text into terms (BM25's `SETTINGS`)
+    precision: str = ""  # "fp32", "bf16", "int8", "as stored" or "n/a" (BM25): what `runs_on` begins with
+    precision_note: str = ""  # why "auto" chose `precision` here (`precision.auto_note`); "" when it was named
 
     def to_dict(self) -> dict:
         """The stage as JSON: every field, the ranking as a list of {"id", "score", "rank", ...}."""
@@ -246,7 +248,7 @@ class Comparison:
         for stage in self.stages[1:]:
             key = RERANKER_KEYS[stage.kind]
             if key in models:  # the same kind again at another precision: "cross_encoder_int8", "..._int8_packed"
-                key = f"{key}_{precision_key(stage.runs_on.split(' ')[0], stage.engine)}"
+                key = f"{key}_{precision_key(stage.precision, stage.engine)}"
             models[key] = stage.name
             precision[key] = stage.runs_on
         data = {

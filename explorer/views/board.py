@@ -136,9 +136,9 @@ def _stage_meta(stage: Stage, count: int, reranks: bool) -> str:
     "int8 on cpu, auto · packed int8 (oneDNN) · 134.9 ms · 37 pairs/s · ms-marco-..."; auto's reason is in
     the stage's runs_on, which the column's hover text shows whole."""
     rate = f" · {count / (stage.ms / 1000):,.0f} {'pairs' if reranks else 'docs'}/s" if stage.ms > 0 else ""
-    where, _, why = stage.runs_on.partition(" (")
+    where = stage.runs_on.partition(" (")[0]
     engine = f" · {stage.engine}" if stage.engine and len(stage.engine) <= 60 else ""
-    return f"{where}{', auto' if why.startswith('auto') else ''}{engine} · {stage.ms:,.1f} ms{rate} · {stage.name}"
+    return f"{where}{', auto' if stage.precision_note else ''}{engine} · {stage.ms:,.1f} ms{rate} · {stage.name}"
 
 
 def _stage_columns(result: Comparison, texts, titles, grades) -> list[dict]:
