@@ -7,7 +7,7 @@ land on pages the kernel has to fault in and zero again: on the 2-core AVX2 mach
 a quarter of an int8 re-ranking. Raising the mmap and trim thresholds makes glibc reuse the freed
 blocks; this is the in-process form of what PyTorch's CPU performance guide gets by preloading
 jemalloc or tcmalloc. Measured with the bench's 100 pairs on that machine (int8 engine, 2 threads):
-27-30 pairs/s before, 38-40 after.
+27-30 pairs/s before, 36-40 after.
 
 The cost is resident memory: freed blocks stay with the process up to the trim threshold instead of
 going back to the system, bounded by the largest working set a request has needed.

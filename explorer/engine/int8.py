@@ -144,10 +144,10 @@ class Int8Linear:
         zero = -low / step
         # float -> int8 is vectorised (float -> uint8 is not, 30x slower), so 0..127 goes through int8 and is
         # read as uint8. A multiply then an in-place add: 2.5x faster than one addcmul here.
-        levels = (x * (1 / step)).add_(zero + (0.5 - self.offset))
+        scaled = (x * (1 / step)).add_(zero + (0.5 - self.offset))
         if self.offset:
-            levels.floor_()
-        q = levels.to(torch.int8)
+            scaled.floor_()
+        q = scaled.to(torch.int8)
         return (q.view(torch.uint8) if self.offset == 0 else q), step, zero - self.offset
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
