@@ -105,10 +105,10 @@ def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
     chose, and oneDNN's product plus our zero-point correction equals the same sums done in float64 on
     those integers, for worst-case inputs (runs of +-127 weights): an AVX2 kernel that saturated its int16
     pair sums would be off by thousands of steps."""
-    from explorer.engine.int8 import Int8Linear, Int8Weight, activation_format
+    from explorer.engine.int8 import Int8Linear, Int8Weight, activation_levels
 
-    levels, offset = activation_format()
-    assert (levels, offset) in ((127, 0), (255, 128))
+    levels = activation_levels()
+    assert levels in (127, 255)
     generator = torch.Generator().manual_seed(0)
     values = torch.where(torch.rand(96, 192, generator=generator) < 0.5, 127, -127).repeat_interleave(2, dim=1)
     weight = Int8Weight(values.to(torch.int8), torch.rand(96, generator=generator) / 100 + 1e-3)
@@ -116,10 +116,17 @@ def test_the_int8_product_is_exact_integer_arithmetic_on_this_cpu():
     linear = Int8Linear(weight, bias)
     x = torch.rand(40, 384, generator=generator) * 6 - 1
     x[0] = 0  # a padding row: it must come out as the bias, not NaN from a zero range
-    q, step, shift = linear.quantize(x)
-    integers = q.double() - shift.double()  # q - zero point
+    # Rows at the edges of the range, where a level computed past 255 would wrap to 0 in uint8: constant
+    # positive and negative rows (all at one end of the range), a row spanning one step, tiny values.
+    x[1], x[2] = 3.0, -2.5
+    x[3] = torch.linspace(-1, 1, 384) * 1e-20
+    x[4] = torch.linspace(-0.5, 253.5, 384)
+    q, step, zero = linear.quantize(x)
+    assert q.dtype == torch.uint8
+    integers = q.double() - zero.double()  # q - zero point
     assert float(((integers * step.double() - x.double()).abs() / step.double()).max()) <= 0.5 + 1e-3
-    assert int(q.max()) == levels - offset and int(q.min()) >= -offset
+    assert torch.equal(zero, zero.round())  # integer zero points
+    assert int(q.max()) in (levels - 1, levels) and int(q.min()) >= 0  # the top of the range is used
     reference = step.double() * (integers @ weight.dequantized().double().T) + bias.double()
     # fp32 rounding of the dequantised sums (outputs up to about 40 here): 1e-5 relative, 1e-3 absolute. One
     # saturated int16 pair would be off by 127 x 127 products of a step, far beyond.
