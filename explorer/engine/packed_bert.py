@@ -41,9 +41,10 @@ import torch.nn.functional as F
 
 from explorer.engine.int8 import Int8Linear, Int8Weight, quantize_per_channel
 
-# Tokens per packed chunk. Re-ranking speed measured flat from 1,024 to 4,096 on the 2-core
-# machine; 2,048 keeps a chunk's feed-forward activations (2,048 x 1,536 bf16) near 6 MB.
-TOKENS_PER_CHUNK = 2048
+# Tokens per packed chunk. On the 2-core AVX-512 EPYC, int8 re-ranking ran 3-4% faster at 4,096 than at
+# 2,048 (1,024: 6% slower, 512: 17%, 16,384: 30%), bf16 the same at both; a chunk's int8 feed-forward
+# activations (4,096 x 1,536 fp32) are 25 MB.
+TOKENS_PER_CHUNK = 4096
 # oneDNN compiles and keeps a kernel for every distinct row count a linear layer sees, and
 # each costs memory: a server fed varied texts grew by megabytes per request. Chunks are
 # padded with zero rows to a multiple of this (small ones to a power of two), which bounds
@@ -106,7 +107,9 @@ class _Linear:
         # The row count given to the reorder is only a hint for oneDNN's layout; any count works.
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, TOKENS_PER_CHUNK) if self.fused else weight
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, scratch: bool = False) -> torch.Tensor:
+        """(rows, out) in the compute dtype; `scratch` (the caller will not read `x` again) is for the
+        int8 layer's sake and changes nothing here."""
         x = x.to(self.dtype)
         if self.fused:
             activation = "gelu" if self.gelu else "none"
@@ -155,40 +158,20 @@ class _Layer:
         inner = self.intermediate(hidden)
         if self.other_activation is not None:
             inner = self.other_activation(inner)
-        return self.output_norm(self.output(inner).float() + hidden)
+        # `inner` and the output are this pass's own scratch: the int8 layer may quantise `inner` in place,
+        # and the residual is added in place (int8: the layer's fresh fp32 output; bf16: .float()'s copy).
+        return self.output_norm(self.output(inner, scratch=True).float().add_(hidden))
 
 
 class _Chunk:
-    """Where each sequence of a packed chunk lives, and the index maps attention needs.
+    """Where each sequence of a packed chunk lives: its first row and its length."""
 
-    Attention wants each sequence's (heads, length, head_size) block contiguous, while the
-    linear layers want token-major rows (padded to ROW_BUCKET). `to_heads` gathers the
-    projections of the whole chunk into per-sequence blocks in one copy; `to_tokens` brings
-    the context back in one, sending the padding rows to a zero block kept after the last.
-    """
-
-    def __init__(self, lengths: list[int], heads: int):
+    def __init__(self, lengths: list[int]):
         self.lengths = lengths
         self.starts = [0]
         for length in lengths[:-1]:
             self.starts.append(self.starts[-1] + length)
         self.tokens = sum(lengths)
-        # Block layout row (sequence, head, position) <- token-major row (start + position, head).
-        rows = torch.cat(
-            [
-                ((start + torch.arange(length))[None, :] * heads + torch.arange(heads)[:, None]).reshape(-1)
-                for start, length in zip(self.starts, lengths)
-            ]
-        )
-        # Projections arrive as (rows, 3, heads, head_size): query, key, value rows of token t
-        # and head h are 3 * heads * t + part * heads + h.
-        token, head = rows // heads, rows % heads
-        self.to_heads = torch.cat([3 * heads * token + part * heads + head for part in range(3)])
-        padding = _padded_row_count(self.tokens) - self.tokens
-        self.to_tokens = torch.empty(rows.numel() + padding * heads, dtype=torch.long)
-        self.to_tokens[rows] = torch.arange(rows.numel())
-        self.to_tokens[rows.numel() :] = (rows.numel() + torch.arange(heads)).repeat(padding)
-        self.block_offsets = [heads * start for start in self.starts]  # in rows of head_size
 
 
 class PackedBert:
@@ -241,17 +224,23 @@ class PackedBert:
         return embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
 
     def _attend(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
-        """softmax(q k^T) v per sequence (q already scaled), for packed (tokens, 3 * hidden) projections."""
-        width = self.heads * self.head_size
-        blocks = qkv.view(-1, self.head_size).index_select(0, chunk.to_heads).float().view(3, -1, self.head_size)
-        context = torch.empty((chunk.tokens + 1) * self.heads, self.head_size)
-        context[chunk.tokens * self.heads :] = 0  # the block padding rows read
-        for offset, length in zip(chunk.block_offsets, chunk.lengths):
-            rows = slice(offset, offset + self.heads * length)
-            queries, keys, values = (blocks[part, rows].view(self.heads, length, self.head_size) for part in range(3))
-            probabilities = torch.softmax(torch.matmul(queries, keys.transpose(1, 2)), dim=-1)
-            torch.matmul(probabilities, values, out=context[rows].view(self.heads, length, self.head_size))
-        return context.index_select(0, chunk.to_tokens).view(-1, width)
+        """softmax(q k^T) v per sequence (q already scaled), for packed (rows, 3 * hidden) projections; returns
+        (rows, hidden) fp32 in the same token-major rows (padding rows zero).
+
+        Each sequence's query, key and value heads are strided views of its rows, which the batched matrix
+        products read in place; gathering them into contiguous per-sequence blocks first (and the context
+        back after) cost 2% more on the AVX-512 EPYC. Sequence by sequence, with no mask: a padded batch with
+        a key mask was slower even for chunk-mates of near-equal length (docs/benchmarks.md)."""
+        projections = qkv.float().view(-1, 3, self.heads, self.head_size)
+        context = torch.empty(projections.shape[0], self.heads, self.head_size)
+        context[chunk.tokens :] = 0
+        for start, length in zip(chunk.starts, chunk.lengths):
+            sequence = projections[start : start + length]  # (length, 3, heads, head_size)
+            queries, values = sequence[:, 0].transpose(0, 1), sequence[:, 2].transpose(0, 1)
+            keys_transposed = sequence[:, 1].permute(1, 2, 0)  # (heads, head_size, length)
+            probabilities = torch.bmm(queries, keys_transposed).softmax(dim=-1)
+            context[start : start + length].transpose(0, 1).copy_(torch.bmm(probabilities, values))
+        return context.view(-1, self.heads * self.head_size)
 
     def _attend_first_tokens(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
         """Attention output for the first token of each sequence only: (sequences, hidden)."""
@@ -273,7 +262,7 @@ class PackedBert:
     ) -> torch.Tensor:
         """fp32 last-layer states: (total tokens, hidden) packed in input order, or
         (sequences, hidden) for the first token of each sequence when `cls_only`."""
-        chunk = _Chunk([len(row) for row in input_ids], self.heads)
+        chunk = _Chunk([len(row) for row in input_ids])
         hidden = _pad_rows(self._embed(input_ids, token_type_ids))
         for number, layer in enumerate(self.layers):
             qkv = layer.qkv(hidden)
@@ -283,7 +272,7 @@ class PackedBert:
             else:
                 context = self._attend(qkv, chunk)
             # BertSelfOutput (dropout is off in eval), then the feed-forward block.
-            hidden = layer.attention_norm(layer.attention_output(context).float() + hidden)
+            hidden = layer.attention_norm(layer.attention_output(context, scratch=True).float().add_(hidden))
             hidden = layer.feed_forward(hidden)
         return hidden[: len(input_ids) if cls_only else chunk.tokens]
 
