@@ -25,7 +25,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32", "int8")
 # least onnxruntime int8's. Kinds without such a measurement keep bf16 (native) or fp32.
 AUTO: dict[str, tuple[Resolved, str]] = {
     "AMX": ("bf16", "AMX bf16"),
-    "AVX-512 BF16": ("bf16", "native bf16"),
+    "AVX-512 BF16": ("int8", "fastest on AVX-512 BF16/VNNI CPUs, closer to fp32 than onnxruntime int8"),
     "AVX-512 VNNI": ("fp32", "no native bf16; int8 not measured on this CPU kind"),
     "AVX2": ("int8", "fastest on AVX2 CPUs, closer to fp32 than onnxruntime int8"),
     "other": ("fp32", "no native bf16 or int8 measured"),
