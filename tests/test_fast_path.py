@@ -58,8 +58,9 @@ def test_rerank_agreement_holds_across_mixed_queries(cross_model, passages):
     fast = CrossEncoder(cross_model, "bf16").score(qs, passages).logits
     assert np.abs(fast - exact).max() <= BF16_LOGIT_ERROR
     # Unrelated pairs crowd together near -10 (gaps of 0.002 inside fp32's top 10 here): those may
-    # swap; every pair further apart than twice the bound (2,200 of 4,950 here) may not.
-    assert_same_order_beyond(exact, fast, BF16_LOGIT_ERROR, at_least=2000)
+    # swap; every pair further apart than twice the bound may not. How many there are depends on the
+    # passages drawn (2,200 of 4,950 where this was written, 1,659 on the AVX-512 EPYC of 2026-12-01).
+    assert_same_order_beyond(exact, fast, BF16_LOGIT_ERROR, at_least=1500)
 
 
 @pytest.mark.parametrize("precision", FAST_PRECISIONS)
