@@ -144,7 +144,7 @@ class Int8Linear:
         """
         low = x.amin(dim=1, keepdim=True).clamp_(max=0)
         high = x.amax(dim=1, keepdim=True).clamp_(min=0)
-        # An all-zero row (chunk padding) gets a tiny step: it quantises to its zero point, i.e. to 0.
+        # An all-zero row (chunk padding) gets a tiny step: every value lands on its zero point (q - zero = 0).
         step = (high - low).clamp_(min=1e-30) / (self.levels - 1)
         zero = (-low / step).floor_().add_(1)
         # A multiply then an in-place add: 2.5x faster than one addcmul here. In place where allowed: writing
