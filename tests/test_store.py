@@ -39,6 +39,18 @@ def new_case(store, **changes):
     return store.create_case(**arguments)
 
 
+def test_no_link_token_starts_with_a_dash(store, monkeypatch):
+    """A token "-x..." reads as an option on a command line (`eval --case -x...`): such draws are drawn again,
+    and the tokens handed out still open the case."""
+    import explorer.store.cases as cases
+
+    draws = iter(["-leading-dash-edit", "--two", "edit-token-x", "-leading-dash-read", "read-token-y"])
+    monkeypatch.setattr(cases.secrets, "token_urlsafe", lambda n: next(draws))
+    links = new_case(store)
+    assert (links.edit_token, links.read_token) == ("edit-token-x", "read-token-y")
+    assert store.open(links.edit_token).can_edit and not store.open(links.read_token).can_edit
+
+
 def file_bytes(path: Path) -> bytes:
     """The database and its write-ahead log, as they are on disk."""
     return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
