@@ -155,7 +155,7 @@ class Int8Linear:
     def __call__(self, x: torch.Tensor, scratch: bool = False) -> torch.Tensor:
         """(rows, out) fp32 for (rows, in) `x`; with `scratch` (the caller will not read `x` again) `x`'s
         memory is reused for the quantisation."""
-        q, step, zero = self.quantize(x.float(), scratch=scratch and x.dtype == torch.float32)
+        q, step, zero = self.quantize(x.float(), scratch)  # a non-fp32 x: .float() is a copy, scratch anyway
         # (q - zero) W^T * step + b, in place: a fresh (rows, out) tensor per step cost more than the step.
         out = _int8_matmul(self.packed, q, self.scale)
         out.addcmul_(zero, self.column_sums, value=-1)

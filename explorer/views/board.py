@@ -107,7 +107,7 @@ def _column(name: str, role: str, kind: str, title: str, stage: Stage | None, ro
     measured = judged_measures(ranking, dict(grades)) if grades else None
     notes = [] if stage is None else [stage.note, stage.prompts]
     details = "" if stage is None else " · ".join(
-        part for part in ("(" in stage.runs_on and stage.runs_on, len(stage.engine) > 60 and stage.engine,
+        part for part in (stage.precision_note and stage.runs_on, len(stage.engine) > 60 and stage.engine,
                           stage.analyzer and f"analyzer: {stage.analyzer}") if part)
     explained = KIND_TITLES.get(kind, kind)
     return {"name": name, "role": role, "kind": kind, "title": title, "explained": explained, "meta": meta,
