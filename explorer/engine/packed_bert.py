@@ -223,36 +223,28 @@ class PackedBert:
         hidden = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(types)
         return embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
 
-    def _attend(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
+    def _attend(self, qkv: torch.Tensor, chunk: _Chunk, first_tokens: bool = False) -> torch.Tensor:
         """softmax(q k^T) v per sequence (q already scaled), for packed (rows, 3 * hidden) projections; returns
-        (rows, hidden) fp32 in the same token-major rows (padding rows zero).
+        (rows, hidden) fp32 in the same token-major rows (padding rows zero), or with `first_tokens` the
+        output for each sequence's first token only, (sequences, hidden) (a cross-encoder's last layer).
 
         Each sequence's query, key and value heads are strided views of its rows, which the batched matrix
         products read in place; gathering them into contiguous per-sequence blocks first (and the context
         back after) cost 2% more on the AVX-512 EPYC. Sequence by sequence, with no mask: a padded batch with
         a key mask was slower even for chunk-mates of near-equal length (docs/benchmarks.md)."""
         projections = qkv.float().view(-1, 3, self.heads, self.head_size)
-        context = torch.empty(projections.shape[0], self.heads, self.head_size)
-        context[chunk.tokens :] = 0
-        for start, length in zip(chunk.starts, chunk.lengths):
-            sequence = projections[start : start + length]  # (length, 3, heads, head_size)
-            queries, values = sequence[:, 0].transpose(0, 1), sequence[:, 2].transpose(0, 1)
-            keys_transposed = sequence[:, 1].permute(1, 2, 0)  # (heads, head_size, length)
-            probabilities = torch.bmm(queries, keys_transposed).softmax(dim=-1)
-            context[start : start + length].transpose(0, 1).copy_(torch.bmm(probabilities, values))
-        return context.view(-1, self.heads * self.head_size)
-
-    def _attend_first_tokens(self, qkv: torch.Tensor, chunk: _Chunk) -> torch.Tensor:
-        """Attention output for the first token of each sequence only: (sequences, hidden)."""
-        projections = qkv.float().view(-1, 3, self.heads, self.head_size)
-        context = torch.empty(len(chunk.lengths), self.heads, self.head_size)
+        context = torch.empty(len(chunk.lengths) if first_tokens else projections.shape[0], self.heads, self.head_size)
+        if not first_tokens:
+            context[chunk.tokens :] = 0
         for number, (start, length) in enumerate(zip(chunk.starts, chunk.lengths)):
-            query = projections[start, 0][:, None, :]  # (heads, 1, head_size)
-            keys = projections[start : start + length, 1].transpose(0, 1)
-            values = projections[start : start + length, 2].transpose(0, 1)
-            probabilities = torch.softmax(torch.matmul(query, keys.transpose(1, 2)), dim=-1)
-            context[number] = torch.matmul(probabilities, values)[:, 0]
-        return context.view(len(chunk.lengths), -1)
+            sequence = projections[start : start + length]  # (length, 3, heads, head_size)
+            queries = sequence[: 1 if first_tokens else length, 0].transpose(0, 1)  # (heads, queries, head_size)
+            keys_transposed = sequence[:, 1].permute(1, 2, 0)  # (heads, head_size, length)
+            values = sequence[:, 2].transpose(0, 1)
+            probabilities = torch.bmm(queries, keys_transposed).softmax(dim=-1)
+            rows = context[number : number + 1] if first_tokens else context[start : start + length]
+            rows.transpose(0, 1).copy_(torch.bmm(probabilities, values))
+        return context.view(context.shape[0], -1)
 
     def hidden_states(
         self,
@@ -267,7 +259,7 @@ class PackedBert:
         for number, layer in enumerate(self.layers):
             qkv = layer.qkv(hidden)
             if cls_only and number == len(self.layers) - 1:
-                context = _pad_rows(self._attend_first_tokens(qkv, chunk))
+                context = _pad_rows(self._attend(qkv, chunk, first_tokens=True))
                 hidden = _pad_rows(hidden[chunk.starts])
             else:
                 context = self._attend(qkv, chunk)
