@@ -5,11 +5,11 @@ The same 100 (query, passage) pairs through: our fp32 (sentence-transformers' fo
 int8 ONNX file: onnxruntime, and OpenVINO where it is installed (requirements-dev.txt). Each peer
 scores one unpadded pair per run, because dynamic int8 scores move with padding (a batch would
 change what they mean). Timings are interleaved (each round runs every engine once) so a noisy
-machine slows all of them alike; each figure is the median round. onnxruntime's own speed is not steady
-on every machine (on the AVX-512 EPYC it ran either about 95 or about 140 pairs/s, switching between
-processes and sometimes within one), so each ratio is also given fastest round against fastest round: the
-peer at its best. Agreement is each engine's
-scores against fp32's on the same pairs: Spearman, the top-10 overlap, the largest logit gap.
+machine slows all of them alike; each figure is the median round. onnxruntime's own speed is not
+steady on every machine (on the AVX-512 EPYC it ran at about 95 or about 140 pairs/s, switching
+between processes and sometimes within one), so each ratio is also given fastest round against
+fastest round: the peer at its best. Agreement is each engine's scores against fp32's on the same
+pairs: Spearman, the top-10 overlap, the largest logit gap.
 
 `precision.AUTO` may pick int8 on a CPU kind only where this measures it faster than the other
 precisions auto chooses among there (our fp32 and bf16) and at least as close to fp32 as
