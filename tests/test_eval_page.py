@@ -45,6 +45,8 @@ def test_tables_and_chart_equal_the_report(report):
     for row, name in zip(rows, ["bm25", "prod"]):
         assert row[1:4] == [round(report.metrics[name][m], 4) for m in ("nDCG@10", "RR@10", "R@5")]
     assert rows[1][4] == "n/a"
+    # Two significant digits, not one decimal: BM25 on five documents takes well under 0.1 ms.
+    assert 0 < rows[0][4] == pytest.approx(report.ms_per_query["bm25"], rel=0.05)
 
     header, rows = eval_plots.significance_rows(report)
     assert len(rows) == len(report.significance) == 3

@@ -65,6 +65,10 @@ EXAMPLES = [
     ("how many legs does a spider have?", LEXICAL_TRAP, 3),
 ]
 
+# The pair the Inspect tab opens with: the trap's real answer, which shares no content word with the query
+# ("legs" / "limbs"), so the heatmap shows the cross-encoder matching meaning rather than spelling.
+INSPECT_EXAMPLE = (EXAMPLES[2][0], LEXICAL_TRAP.splitlines()[0])
+
 # What each example shows, as the button a teacher clicks.
 EXAMPLE_LABELS = [
     "Ambiguous query: “python snake”",

@@ -58,11 +58,11 @@ def run_depth(label_source: str = "Built-in set", builtin_corpus: str | None = N
     return (
         depth_plots.depth_markdown(study),
         depth_plots.depth_figure(study),
-        gr.update(value=depth_table, headers=depth_header),
+        gr.update(value=depth_table, headers=depth_header, visible=True),
         depth_plots.threshold_markdown(study),
         depth_plots.threshold_figure(study),
         depth_plots.reliability_figure(study),
-        gr.update(value=context_table, headers=context_header),
+        gr.update(value=context_table, headers=context_header, visible=True),
         study.to_dict(),
     )
 
@@ -105,14 +105,16 @@ def build_depth_panel() -> object:
             run = gr.Button("Sweep depths", variant="primary", elem_id="run-depth")
     summary = gr.Markdown(elem_id="depth-summary")
     chart = gr.Plot(label="Quality and cost against re-rank depth", elem_id="depth-chart")
-    table = gr.Dataframe(label="Per pipeline and depth", interactive=False, elem_id="depth-table")
+    # Tables appear with their first results: an empty one showed Gradio's placeholder headers "1 2 3".
+    table = gr.Dataframe(label="Per pipeline and depth", interactive=False, elem_id="depth-table",
+                         visible=False)
     gr.Markdown("**Where to cut**: a score threshold on the re-ranked list, and is the probability honest?")
     threshold_words = gr.Markdown(elem_id="threshold-summary")
     threshold_chart = gr.Plot(label="Score distributions and a threshold's precision / recall / F1",
                               elem_id="threshold-chart")
     reliability = gr.Plot(label="Reliability diagram", elem_id="reliability-chart")
     context = gr.Dataframe(label="Context budget: top documents that fit (means over queries)", interactive=False,
-                           elem_id="context-table")
+                           elem_id="context-table", visible=False)
     with gr.Accordion("Sweep JSON", open=False):
         report_json = gr.JSON(label="sweep")
     source.change(_toggle, source, [builtin_group, upload_group, case_group], queue=False, api_visibility="private")

@@ -18,6 +18,7 @@ from explorer.views import attention_plots as plots
 from explorer.interpret.attribution import gradient_attribution, occlusion_attribution, occlusion_spans
 from explorer.views.bertviz_views import bertviz_iframe
 from explorer.errors import ExplorerError
+from explorer.data.teaching_examples import INSPECT_EXAMPLE
 from explorer.interpret.attention import ATTENTION_NOTE, PairInspection, cross_attention_matrix, inspected_pair
 from explorer.interpret.pair import encode_pair
 from explorer.rankers.bi_encoder import load_bi_encoder
@@ -233,8 +234,9 @@ def build_inspect_tab() -> InspectTab:
         f"tokens interact inside the model, and which words moved its score.\n\n**{ATTENTION_NOTE}**"
     )
     with gr.Row():
-        query = gr.Textbox(label="Query", lines=1, scale=2, elem_id="inspect-query")
-        document = gr.Textbox(label="Document", lines=4, scale=4, elem_id="inspect-document")
+        # Filled with a teaching pair, so the tab's first click shows something; "Inspect this pair" replaces it.
+        query = gr.Textbox(INSPECT_EXAMPLE[0], label="Query", lines=1, scale=2, elem_id="inspect-query")
+        document = gr.Textbox(INSPECT_EXAMPLE[1], label="Document", lines=4, scale=4, elem_id="inspect-document")
     with gr.Row():
         cross_encoder = gr.Dropdown(cross_choices, value=DEFAULT_CROSS_ENCODER, label="Cross-encoder",
                                     allow_custom_value=True, scale=2)

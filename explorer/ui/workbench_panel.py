@@ -141,9 +141,10 @@ def on_compare_snapshots(names: list[str], bench: dict | None, state: dict | Non
 def on_export(bench: dict | None):
     """"Export case": the case as a zip to download."""
     try:
-        return str(case_page.export_zip(default_store(), bench, request_folder("cases")))
+        path = case_page.export_zip(default_store(), bench, request_folder("cases"))
     except ExplorerError as error:
         raise shown_error(error) from None
+    return gr.update(value=str(path), visible=True)
 
 
 def on_import(path: str | None, request: gr.Request = None):
@@ -189,12 +190,16 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
             pick = gr.Dropdown([], multiselect=True, label="Snapshots to compare with", elem_id="snapshot-pick", scale=3)
             compare = gr.Button("Compare with snapshots", elem_id="compare-snapshots", size="sm", scale=1)
         snapshots = gr.HTML(elem_id="snapshot-view")
-        with gr.Row():
-            export = gr.Button("Export case (zip)", elem_id="export-case", size="sm")
-            exported = gr.File(label="Case zip", interactive=False, elem_id="case-zip", height=60)
+        with gr.Row(equal_height=False):
+            # The download box appears once there is a zip; an empty one only took room from the upload box,
+            # whose drop-zone text was clipped at a smaller height.
+            with gr.Column(scale=1, min_width=200):
+                export = gr.Button("Export case (zip)", elem_id="export-case", size="sm")
+                exported = gr.File(label="Case zip", interactive=False, elem_id="case-zip", visible=False)
             upload = gr.File(label="Import case (zip)", file_types=[".zip"], type="filepath", elem_id="import-case",
-                             height=60)
-            evaluate = gr.Button("Evaluate this case →", elem_id="evaluate-case", size="sm")
+                             height=130, scale=2)
+            with gr.Column(scale=1, min_width=200):
+                evaluate = gr.Button("Evaluate this case →", elem_id="evaluate-case", size="sm")
     judge_box.change(on_grade, [judge_box, c["state"], bench], [bench, c["board"], bar, reason], **PRIVATE)
     save.click(on_save, [name, c["state"], bench], [bench, links, bar], **PRIVATE)
     add.click(lambda q, b: on_queries("add", q, b), [c["query"], bench], [bench, bar], **PRIVATE)

@@ -106,6 +106,11 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _milliseconds(ms: float) -> float:
+    """One decimal, or two significant digits below 1 ms (BM25 on a small corpus: 0.03, not 0)."""
+    return float(f"{ms:.2g}") if ms < 1 else round(ms, 1)
+
+
 def experiment_metrics_rows(report: ExperimentReport) -> tuple[list[str], list[list]]:
     """Header and one row per pipeline (then each external run): the mean of each measure, and ms per query."""
     header = ["pipeline"] + [mean_label(name) for name in report.measures] + ["ms/query"]
@@ -116,7 +121,7 @@ def experiment_metrics_rows(report: ExperimentReport) -> tuple[list[str], list[l
         if name == report.baseline:
             label += " (baseline)"
         rows.append([label] + [round(report.metrics[name][m], 4) for m in report.measures]
-                    + ["n/a" if ms is None else round(ms, 1)])
+                    + ["n/a" if ms is None else _milliseconds(ms)])
     return header, rows
 
 
