@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from explorer.data.corpus import Corpus, Document
-from explorer.engine.loading import BoundEngine, load_model
+from explorer.engine.loading import load_model
+from explorer.engine.model import BoundEngine
 from explorer.engine.packed_bert import PackedBert
 from explorer.errors import ExplorerError
 from explorer.interpret.attention import inspect_pair

@@ -20,7 +20,8 @@ from explorer.budgets import (
     is_blank,
 )
 from explorer.engine.catalog import DEFAULT_CROSS_ENCODER
-from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.loading import load_model
+from explorer.engine.model import LoadedModel
 from explorer.errors import ExplorerError
 from explorer.rankers.cross_encoder import CrossEncoder
 

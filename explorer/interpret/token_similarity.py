@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.engine.loading import LoadedModel
+from explorer.engine.model import LoadedModel
 from explorer.rankers.bi_encoder import BiEncoder
 
 

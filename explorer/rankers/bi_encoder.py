@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from explorer import caches
-from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.loading import load_model
+from explorer.engine.model import LoadedModel
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
 from explorer.paths import MAX_EMBEDDING_DISK_BYTES, cache_dir, mark_used, read_checked, trim_to_size, write_checked

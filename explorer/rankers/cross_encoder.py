@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.loading import load_model
+from explorer.engine.model import LoadedModel
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
 from explorer.errors import ExplorerError

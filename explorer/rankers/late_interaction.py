@@ -34,7 +34,8 @@ import torch
 from explorer import caches
 from explorer.engine.batching import padded_batches
 from explorer.engine.catalog import COLBERT_BACKBONE
-from explorer.engine.loading import LoadedModel, load_model
+from explorer.engine.loading import load_model
+from explorer.engine.model import LoadedModel
 from explorer.engine.packed_bert import packed_inputs
 from explorer.engine.precision import Precision
 from explorer.rankers.base import PairScorer, PairScores, ProgressCallback, RankerInfo
