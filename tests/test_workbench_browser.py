@@ -273,6 +273,26 @@ def test_hostile_ids_queries_reasons_and_names_render_as_text(app):
     assert dialogs == []
 
 
+# Text inside `root` that its nearest clipping ancestor (overflow other than visible) cuts off, as strings.
+CLIPPED_TEXT_JS = """root => {
+  const cut = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim()) continue;
+    const range = document.createRange(); range.selectNodeContents(node);
+    const text = range.getBoundingClientRect();
+    if (!text.width) continue;
+    for (let el = node.parentElement; el && el !== document.body; el = el.parentElement) {
+      if (getComputedStyle(el).overflow === 'visible') continue;
+      const box = el.getBoundingClientRect();
+      if (text.top < box.top - 1 || text.bottom > box.bottom + 1) cut.push(node.textContent.trim());
+      break;
+    }
+  }
+  return cut;
+}"""
+
+
 def test_the_landing_page_opens_compared_on_the_python_snake_example(app):
     url, _ = app
     with browser_page(offline=True, viewport=(1440, 900)) as page:
@@ -280,7 +300,17 @@ def test_the_landing_page_opens_compared_on_the_python_snake_example(app):
         query = page.locator("#query").get_by_role("textbox").input_value()
         shown = {role: page.locator(f"#board .board-column[data-role={role}] li.hit").evaluate_all(
             "rows => rows.map(r => r.dataset.docId)") for role in ("first", "rerank")}
+        # The import box's text lies inside the box's own clipping area (it was cut off once, squeezed by an
+        # empty download box), and that download box waits for a zip.
+        clipped = page.locator("#import-case").evaluate(CLIPPED_TEXT_JS)
+        download_box_shown = page.locator("#case-zip").is_visible()
+        # Evaluate's tables wait for a run too (empty, they showed Gradio's placeholder headers 1 2 3).
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#run-pipelines").wait_for(state="visible")
+        empty_tables = [t for t in ("pipe-metrics", "pipe-significance", "pipe-disagreements")
+                        if page.locator(f"#{t}").is_visible()]
     reference = compare(QUERY, corpus_from_text(CORPUS), top_k=TOP_K)
+    assert clipped == [] and not download_box_shown and empty_tables == []
     assert query == QUERY
     assert shown == {"first": [h.id for h in reference.first_stage], "rerank": [h.id for h in reference.reranked]}
 
