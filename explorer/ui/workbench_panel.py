@@ -176,7 +176,7 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
                             placeholder="e.g. about the snake, not the language")
     with gr.Accordion("Case: save, share, queries", open=True, elem_id="case"):
         bar = gr.HTML(case_bar(None, ""), elem_id="case-bar")
-        with gr.Row():
+        with gr.Row(elem_classes="case-controls"):
             name = gr.Textbox(label="Case name", max_lines=1, elem_id="case-name", scale=3)
             save = gr.Button("Save as case", elem_id="save-case", scale=1)
             add = gr.Button("Add this query", elem_id="add-query", size="sm", scale=1)
@@ -184,7 +184,7 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
             previous = gr.Button("← Previous query", elem_id="previous-query", size="sm", scale=1)
             following = gr.Button("Next query →", elem_id="next-query", size="sm", scale=1)
         links = gr.HTML(elem_id="case-links")
-        with gr.Row():
+        with gr.Row(elem_classes="case-controls"):
             snapshot_name = gr.Textbox(label="Snapshot name", max_lines=1, elem_id="snapshot-name", scale=2)
             snapshot = gr.Button("Save snapshot", elem_id="save-snapshot", size="sm", scale=1)
             pick = gr.Dropdown([], multiselect=True, label="Snapshots to compare with", elem_id="snapshot-pick", scale=3)
