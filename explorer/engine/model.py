@@ -63,7 +63,6 @@ class LoadedModel:
     max_length: int
     library: Any = None
     eager_attention: bool = False
-    rebuilt_from: onnx_rebuild.RebuildSpec | None = None  # the int8 ONNX file an offline model was rebuilt from
     _bf16_library: Any = field(default=None, repr=False)
     _bf16_module: torch.nn.Module | None = field(default=None, repr=False)
     _bf16_packed: packed_bert.PackedBert | None = field(default=None, repr=False)
@@ -228,10 +227,11 @@ class LoadedModel:
     def int8_weights(self) -> dict[str, int8.Int8Weight]:
         """The int8 weights an offline model's ONNX file ships, by module name (`onnx_rebuild.int8_linear_weights`);
         empty for any other model (its engine quantises per output channel at load)."""
-        if self.rebuilt_from is None:
+        spec = onnx_rebuild.REBUILT.get(self.id)
+        if spec is None:
             return {}
         return {name: int8.Int8Weight(torch.from_numpy(values.copy()), torch.full((values.shape[0],), float(scale)))
-                for name, (values, scale) in onnx_rebuild.int8_linear_weights(self.rebuilt_from).items()}
+                for name, (values, scale) in onnx_rebuild.int8_linear_weights(spec).items()}
 
 
 def _to_float32_inputs(module: torch.nn.Module, args: tuple) -> tuple:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.engine import catalog
 from explorer.errors import ExplorerError
 from explorer.paths import package_dir
 
@@ -108,6 +109,14 @@ COLBERT_BACKBONE = RebuildSpec(
     prefixes=("embeddings.", "encoder.", "pooler."),
     tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"),
 )
+
+# Hub ids whose weights are rebuilt from these files (what `loading` resolves them to, and where a loaded
+# model finds the int8 weights its file ships).
+REBUILT = {
+    catalog.DEFAULT_CROSS_ENCODER: CROSS_ENCODER,
+    catalog.BGE_SMALL: BGE_SMALL,
+    catalog.COLBERT_BACKBONE: COLBERT_BACKBONE,
+}
 
 # Kept for callers of the first version of this module.
 RERANKER_ONNX_SHA256 = CROSS_ENCODER.onnx_sha256

@@ -19,6 +19,7 @@ from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.store.cases import default_store
 from explorer.store.labelled import labels_from_link
 from explorer.ui.messages import shown_error
+from explorer.ui.tables import filled, results_table
 from explorer.views import depth_plots
 
 DEPTH_PIPELINES = ["bi", "bm25", "hybrid", "bi+cross", "bm25+cross", "hybrid+cross", "bi+late", "hybrid+late+cross"]
@@ -58,11 +59,11 @@ def run_depth(label_source: str = "Built-in set", builtin_corpus: str | None = N
     return (
         depth_plots.depth_markdown(study),
         depth_plots.depth_figure(study),
-        gr.update(value=depth_table, headers=depth_header, visible=True),
+        filled(depth_header, depth_table),
         depth_plots.threshold_markdown(study),
         depth_plots.threshold_figure(study),
         depth_plots.reliability_figure(study),
-        gr.update(value=context_table, headers=context_header, visible=True),
+        filled(context_header, context_table),
         study.to_dict(),
     )
 
@@ -105,16 +106,13 @@ def build_depth_panel() -> object:
             run = gr.Button("Sweep depths", variant="primary", elem_id="run-depth")
     summary = gr.Markdown(elem_id="depth-summary")
     chart = gr.Plot(label="Quality and cost against re-rank depth", elem_id="depth-chart")
-    # Tables appear with their first results: an empty one showed Gradio's placeholder headers "1 2 3".
-    table = gr.Dataframe(label="Per pipeline and depth", interactive=False, elem_id="depth-table",
-                         visible=False)
+    table = results_table("Per pipeline and depth", "depth-table")
     gr.Markdown("**Where to cut**: a score threshold on the re-ranked list, and is the probability honest?")
     threshold_words = gr.Markdown(elem_id="threshold-summary")
     threshold_chart = gr.Plot(label="Score distributions and a threshold's precision / recall / F1",
                               elem_id="threshold-chart")
     reliability = gr.Plot(label="Reliability diagram", elem_id="reliability-chart")
-    context = gr.Dataframe(label="Context budget: top documents that fit (means over queries)", interactive=False,
-                           elem_id="context-table", visible=False)
+    context = results_table("Context budget: top documents that fit (means over queries)", "context-table")
     with gr.Accordion("Sweep JSON", open=False):
         report_json = gr.JSON(label="sweep")
     source.change(_toggle, source, [builtin_group, upload_group, case_group], queue=False, api_visibility="private")

@@ -28,6 +28,7 @@ from explorer.pipeline.experiment import ExperimentReport, check_page_pairs, dis
 from explorer.pipeline.work import labelled_work
 from explorer.ui.lanes import by_work, event_lane, gradio_progress
 from explorer.ui.messages import shown_error
+from explorer.ui.tables import filled, results_table
 from explorer.ui.served_files import request_folder
 
 
@@ -85,9 +86,9 @@ def run_evaluation(corpus_name: str, top_k: float = 5, score_all: bool = True, p
     query_header, query_rows = eval_plots.per_query_rows(report)
     return (
         eval_plots.summary_markdown(report),
-        gr.update(value=metrics_rows, headers=metrics_header, visible=True),
+        filled(metrics_header, metrics_rows),
         eval_plots.change_figure(report),
-        gr.update(value=query_rows, headers=query_header, visible=True),
+        filled(query_header, query_rows),
         three_stage_dict(report),
     )
 
@@ -156,11 +157,9 @@ def _build_three_stages() -> EvalTab:
                                     label="(c) also score the whole corpus with the cross-encoder (slow on large corpora)")
             run = gr.Button("Evaluate", variant="primary", elem_id="run-eval")
     summary = gr.Markdown(elem_id="eval-summary")
-    metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1)", interactive=False,
-                           elem_id="eval-metrics", visible=False)
+    metrics = results_table("Mean over queries (trec_eval measures, 0 to 1)", "eval-metrics")
     chart = gr.Plot(label="Per-query change", elem_id="eval-chart")
-    per_query = gr.Dataframe(label="Per query (click a row to pick it)", interactive=False, wrap=True,
-                             elem_id="eval-per-query", visible=False)
+    per_query = results_table("Per query (click a row to pick it)", "eval-per-query", wrap=True)
     chosen = gr.Markdown("Click a query in the table to open it in the other tabs.", elem_id="eval-chosen")
     with gr.Row():
         open_compare = gr.Button("Compare this query →", elem_id="eval-open-compare")
@@ -279,15 +278,15 @@ def run_pipelines(
     choices = list(report.pipelines)
     return (
         eval_plots.experiment_summary_markdown(report),
-        gr.update(value=metrics_rows, headers=metrics_header, visible=True),
+        filled(metrics_header, metrics_rows),
         eval_plots.significance_markdown(report),
-        gr.update(value=sig_rows, headers=sig_header, visible=True),
+        filled(sig_header, sig_rows),
         eval_plots.cost_quality_figure(report),
         write_runs_zip({name: report.rankings[name] for name in report.pipelines if name not in report.external_runs},
                        request_folder("runs") / "runs.zip"),
         gr.update(choices=choices, value=a),
         gr.update(choices=choices, value=b),
-        gr.update(value=dis_rows, headers=dis_header, visible=True),
+        filled(dis_header, dis_rows),
         report.to_dict(),
         report,
         labelled,
@@ -303,7 +302,7 @@ def update_disagreements(report: ExperimentReport | None, labelled: dict | None,
     except ExplorerError as error:
         raise shown_error(error) from None
     header, rows = moves_views.disagreement_rows_with_moves(report, rows, labelled["queries"], labelled["qrels"])
-    return gr.update(value=rows, headers=header, visible=True)
+    return filled(header, rows)
 
 
 def _pipeline_for_compare(a: str, b: str) -> tuple[str, list[str]]:
@@ -391,23 +390,20 @@ def build_pipelines_panel() -> PipelinesPanel:
     summary = gr.Markdown(elem_id="pipe-summary")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            metrics = gr.Dataframe(label="Mean over queries (trec_eval measures, 0 to 1) and ms per query", interactive=False,
-                                   elem_id="pipe-metrics", visible=False)
+            metrics = results_table("Mean over queries (trec_eval measures, 0 to 1) and ms per query",
+                                    "pipe-metrics")
             runs_zip = gr.File(label="Every pipeline's TREC run (a zip of PIPELINE.run files)", interactive=False,
                                elem_id="pipe-runs-zip", height=80)
         with gr.Column(scale=1):
             chart = gr.Plot(label="Cost against quality", elem_id="pipe-cost-quality")
     significance_note = gr.Markdown(elem_id="pipe-significance-note")
-    # Tables appear with their first results: an empty one showed Gradio's placeholder headers "1 2 3".
-    significance = gr.Dataframe(label="Against the baseline", interactive=False, elem_id="pipe-significance",
-                                visible=False)
+    significance = results_table("Against the baseline", "pipe-significance")
     gr.Markdown("**Where two pipelines disagree**: queries with the largest difference in nDCG@10 first "
                 "(then the lowest Kendall's τ). Click a query to open it in Compare, with each document's grade.")
     with gr.Row():
         disagree_a = gr.Dropdown([], label="Pipeline A", elem_id="pipe-disagree-a")
         disagree_b = gr.Dropdown([], label="Pipeline B", elem_id="pipe-disagree-b")
-    disagreement = gr.Dataframe(label="Queries, most disagreeing first (click one)", interactive=False, wrap=True,
-                                elem_id="pipe-disagreements", visible=False)
+    disagreement = results_table("Queries, most disagreeing first (click one)", "pipe-disagreements", wrap=True)
     moves_words = gr.Markdown(elem_id="pipe-moves-summary")
     moves_panel = gr.HTML(elem_id="pipe-moves")
     with gr.Accordion("Report JSON", open=False):

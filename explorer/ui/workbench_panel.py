@@ -198,8 +198,7 @@ def build_workbench_panel(c: dict) -> WorkbenchPanel:
                 exported = gr.File(label="Case zip", interactive=False, elem_id="case-zip", visible=False)
             upload = gr.File(label="Import case (zip)", file_types=[".zip"], type="filepath", elem_id="import-case",
                              height=130, scale=2)
-            with gr.Column(scale=1, min_width=200):
-                evaluate = gr.Button("Evaluate this case →", elem_id="evaluate-case", size="sm")
+            evaluate = gr.Button("Evaluate this case →", elem_id="evaluate-case", size="sm", scale=1, min_width=200)
     judge_box.change(on_grade, [judge_box, c["state"], bench], [bench, c["board"], bar, reason], **PRIVATE)
     save.click(on_save, [name, c["state"], bench], [bench, links, bar], **PRIVATE)
     add.click(lambda q, b: on_queries("add", q, b), [c["query"], bench], [bench, bar], **PRIVATE)
